@@ -1,0 +1,55 @@
+"""Key naming: ``{prefix}{entity}:{id}:{attribute}`` on every key the module writes.
+
+With the seed's prefix ``berthcare:`` a session key reads ``berthcare:session:user-42-session-…``.
+Key parts may hold any text (spaces, colons, unicode — Redis keys are binary-safe) but not be
+empty: an empty part would make two different keys collide.
+"""
+
+from __future__ import annotations
+
+from berthcache._exceptions import InvalidKeyError
+
+__all__ = ["MAX_KEY_BYTES", "KeyBuilder"]
+
+# Redis allows 512 MB keys; anything near this is a bug in the caller, not a key.
+MAX_KEY_BYTES = 16 * 1024
+
+
+class KeyBuilder:
+    """Builds and checks the full (prefixed) keys of one cache client."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __call__(self, *parts: str | int) -> str:
+        """Join ``parts`` with ``:`` under the prefix; each part must be non-empty."""
+        if not parts:
+            raise InvalidKeyError("a key needs at least one part")
+        texts = []
+        for index, part in enumerate(parts):
+            if isinstance(part, bool) or not isinstance(part, str | int):
+                raise InvalidKeyError(
+                    f"key part {index} must be a string or integer, got {type(part).__name__}"
+                )
+            text = str(part)
+            if text == "":
+                raise InvalidKeyError(f"key part {index} is empty")
+            texts.append(text)
+        key = self.prefix + ":".join(texts)
+        if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            raise InvalidKeyError(f"key is longer than {MAX_KEY_BYTES} bytes")
+        return key
+
+    def strip(self, full_key: str) -> str:
+        """The key without this client's prefix (for listing keys back to callers)."""
+        return full_key[len(self.prefix) :] if full_key.startswith(self.prefix) else full_key
+
+    def pattern(self, *parts: str) -> str:
+        """A SCAN MATCH pattern under the prefix, glob characters in the prefix escaped."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
+        return escaped + ":".join(parts)
+
+    def __repr__(self) -> str:
+        return f"KeyBuilder(prefix={self.prefix!r})"
