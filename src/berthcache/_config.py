@@ -44,6 +44,7 @@ ENV_VARS: dict[str, str] = {
     "connect_timeout": "REDIS_CONNECT_TIMEOUT",
     "socket_timeout": "REDIS_SOCKET_TIMEOUT",
     "max_connections": "REDIS_MAX_CONNECTIONS",
+    "pool_timeout": "REDIS_POOL_TIMEOUT",
 }
 _INT_FIELDS = {
     "port": (1, 65535),
@@ -53,7 +54,11 @@ _INT_FIELDS = {
     "retry_max_delay_ms": (1, 600_000),
     "max_connections": (1, 100_000),
 }
-_FLOAT_FIELDS = {"connect_timeout": (0.01, 600.0), "socket_timeout": (0.01, 600.0)}
+_FLOAT_FIELDS = {
+    "connect_timeout": (0.01, 600.0),
+    "socket_timeout": (0.01, 600.0),
+    "pool_timeout": (0.01, 600.0),
+}
 _BOOL_FIELDS = ("tls", "tls_verify")
 
 
@@ -84,6 +89,9 @@ class CacheConfig:
     connect_timeout: float = 5.0
     socket_timeout: float = 5.0
     max_connections: int = 50
+    #: How long a command waits for a free pooled connection when all ``max_connections`` are
+    #: busy, before failing with CacheUnavailableError (the pool blocks instead of erroring).
+    pool_timeout: float = 5.0
     client_name: str = "berthcache"
 
     def __post_init__(self) -> None:

@@ -136,6 +136,11 @@ def translate(exc: BaseException) -> CacheError | None:
     message = str(exc)
     if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError | rex.NoPermissionError):
         return AuthenticationError(f"authentication failed: {_first_line(message)}; {_AUTH_HINT}")
+    if isinstance(exc, rex.ReadOnlyError):
+        return ReadOnlyError(
+            "the node is read-only (a replica, or a primary demoted by a failover) and stayed "
+            "so through the retries; reconnect to the primary endpoint"
+        )
     if isinstance(exc, rex.ResponseError):
         upper = message.upper()
         if upper.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
@@ -143,11 +148,6 @@ def translate(exc: BaseException) -> CacheError | None:
         if upper.startswith("OOM"):
             return OutOfMemoryError(f"{_first_line(message)}; {_OOM_HINT}")
         return None
-    if isinstance(exc, rex.ReadOnlyError):
-        return ReadOnlyError(
-            "the node is read-only (a replica, or a primary demoted by a failover); "
-            "reconnect to the primary endpoint"
-        )
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         if _is_tls_failure(exc):
             return TLSError(

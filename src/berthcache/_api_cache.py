@@ -1,0 +1,411 @@
+"""API response cache: ``{prefix}api:{endpoint}:{user_id}`` holding JSON, 5-minute TTL.
+
+``get_or_compute`` protects the backend from a stampede of concurrent misses on a cold key, in
+two layers:
+
+1. in process — async: one task computes and every other caller awaits the same task;
+   sync: a per-key lock, so one thread computes while the others wait and then read the value;
+2. across processes — a short Redis lock ``{prefix}lock:api:{endpoint}:{user_id}``
+   (``SET NX PX`` with a random token, released by the compare-and-delete script
+   ``resources/release_lock.lua``). Processes that lose the race poll for the value with a
+   bounded backoff; if it does not appear within ``wait_timeout`` (the holder died or is too
+   slow) they compute it themselves, so a crashed holder delays callers but never blocks them.
+
+``invalidate(endpoint)`` without a user walks ``SCAN MATCH`` (glob characters escaped) and
+UNLINKs in batches — bounded work per round trip, never ``KEYS``. The pattern is
+``api:{endpoint}:*``, so endpoints nested under it (``clients:list:archived``) are invalidated
+too — name endpoints accordingly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar, overload
+
+from berthcache._exceptions import ConfigurationError
+from berthcache._ratelimit import load_script
+from berthcache._serialization import decode_json, encode_json
+from berthcache._sessions import CacheHost, check_part
+from berthcache._ttl import TTL, TTLLike, to_seconds
+
+__all__ = ["AsyncResponseCache", "CacheStats", "ResponseCache"]
+
+logger = logging.getLogger("berthcache.api_cache")
+
+T = TypeVar("T")
+_SCAN_BATCH = 500
+_FIRST_DELAY = 0.01
+_MAX_DELAY = 0.2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheStats:
+    """Hits and misses of one ResponseCache since it was created (this process only)."""
+
+    hits: int
+    misses: int
+    hit_rate: float  # hits / (hits + misses); 0.0 before the first lookup
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(name, f"must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+class _ResponseCacheBase:
+    """Keys, validation, encoding and the counters — no I/O."""
+
+    def __init__(
+        self,
+        cache: CacheHost,
+        *,
+        ttl: TTLLike = TTL.API_RESPONSE,
+        lock_timeout: float = 10.0,
+        wait_timeout: float = 5.0,
+    ) -> None:
+        self._cache = cache
+        self.ttl = to_seconds(ttl, name="ttl")
+        self.lock_timeout = _positive(lock_timeout, "lock_timeout")
+        self.wait_timeout = _positive(wait_timeout, "wait_timeout")
+        self._release: Any = cache.redis.register_script(load_script("release_lock.lua"))
+        self._counter_lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+
+    @property
+    def stats(self) -> CacheStats:
+        """Hits and misses so far (a hit = served without computing)."""
+        with self._counter_lock:
+            hits, misses = self._hits, self._misses
+        total = hits + misses
+        return CacheStats(hits=hits, misses=misses, hit_rate=hits / total if total else 0.0)
+
+    def _count(self, hit: bool) -> None:
+        with self._counter_lock:
+            if hit:
+                self._hits += 1
+            else:
+                self._misses += 1
+
+    def _key(self, endpoint: str, user_id: str | int) -> str:
+        return self._cache.keys(
+            "api", check_part(endpoint, "endpoint"), check_part(user_id, "user_id")
+        )
+
+    def _lock_key(self, key: str) -> str:
+        return self._cache.keys("lock", self._cache.keys.strip(key))
+
+    def _pattern(self, endpoint: str) -> str:
+        return self._cache.keys.pattern("api", _glob_escape(check_part(endpoint, "endpoint")), "*")
+
+    def _ttl(self, ttl: TTLLike | None) -> int:
+        return self.ttl if ttl is None else to_seconds(ttl, name="ttl")
+
+    def _lock_ms(self) -> int:
+        return max(1, int(self.lock_timeout * 1000))
+
+    @staticmethod
+    def _delays() -> Iterator[float]:
+        delay = _FIRST_DELAY
+        while True:
+            yield delay
+            delay = min(delay * 2, _MAX_DELAY)
+
+    def _gave_up(self, key: str) -> None:
+        logger.warning(
+            "value for %r did not appear within %.1fs while another process held the lock; "
+            "computing it here",
+            self._cache.keys.strip(key),
+            self.wait_timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(ttl={self.ttl})"
+
+
+class ResponseCache(_ResponseCacheBase):
+    """API response cache on the sync client."""
+
+    def __init__(
+        self,
+        cache: CacheHost,
+        *,
+        ttl: TTLLike = TTL.API_RESPONSE,
+        lock_timeout: float = 10.0,
+        wait_timeout: float = 5.0,
+    ) -> None:
+        super().__init__(cache, ttl=ttl, lock_timeout=lock_timeout, wait_timeout=wait_timeout)
+        self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._key_locks_guard = threading.Lock()
+
+    def get(self, endpoint: str, user_id: str | int) -> Any | None:
+        """The cached response, or None on a miss."""
+        key = self._key(endpoint, user_id)
+        value = self._read(key)
+        self._count(value is not None)
+        return value
+
+    def set(self, endpoint: str, user_id: str | int, data: Any, ttl: TTLLike | None = None) -> None:
+        """Cache ``data`` (stored as JSON) for ``ttl`` seconds (default: the store's TTL)."""
+        key = self._key(endpoint, user_id)
+        self._write(key, data, self._ttl(ttl))
+
+    def invalidate(self, endpoint: str, user_id: str | int | None = None) -> int:
+        """Drop one user's cached response, or every user's when ``user_id`` is None."""
+        if user_id is not None:
+            key = self._key(endpoint, user_id)
+            with self._cache._operation():
+                return int(self._cache.redis.delete(key))
+        pattern, removed, batch = self._pattern(endpoint), 0, []
+        with self._cache._operation():
+            for found in self._cache.redis.scan_iter(match=pattern, count=_SCAN_BATCH):
+                batch.append(found)
+                if len(batch) >= _SCAN_BATCH:
+                    removed += int(self._cache.redis.unlink(*batch))
+                    batch.clear()
+            if batch:
+                removed += int(self._cache.redis.unlink(*batch))
+        return removed
+
+    def get_or_compute(
+        self,
+        endpoint: str,
+        user_id: str | int,
+        compute: Callable[[], T],
+        ttl: TTLLike | None = None,
+    ) -> T:
+        """The cached response, or ``compute()``'s result cached — computed once per key even
+        when many threads and processes miss at the same time."""
+        key, seconds = self._key(endpoint, user_id), self._ttl(ttl)
+        value = self._read(key)
+        if value is not None:
+            self._count(True)
+            return value  # type: ignore[no-any-return]
+        with self._key_lock(key):
+            value = self._read(key)  # filled while we waited for the lock?
+            if value is not None:
+                self._count(True)
+                return value  # type: ignore[no-any-return]
+            return self._fill(key, compute, seconds)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _read(self, key: str) -> Any | None:
+        with self._cache._operation():
+            raw = self._cache.redis.get(key)
+        return None if raw is None else decode_json(raw, key=key)
+
+    def _write(self, key: str, data: Any, seconds: int) -> None:
+        payload = encode_json(data, key=key)
+        with self._cache._operation():
+            self._cache.redis.set(key, payload, ex=seconds)
+
+    def _fill(self, key: str, compute: Callable[[], T], seconds: int) -> T:
+        lock_key, token = self._lock_key(key), uuid.uuid4().hex
+        deadline = time.monotonic() + self.wait_timeout
+        for delay in self._delays():
+            with self._cache._operation():
+                acquired = self._cache.redis.set(lock_key, token, nx=True, px=self._lock_ms())
+            if acquired:
+                try:
+                    return self._compute_and_store(key, compute, seconds)
+                finally:
+                    with self._cache._operation():
+                        self._release(keys=[lock_key], args=[token])
+            if time.monotonic() + delay > deadline:
+                self._gave_up(key)
+                return self._compute_and_store(key, compute, seconds)
+            time.sleep(delay)  # another process is computing: poll for its result
+            value = self._read(key)
+            if value is not None:
+                self._count(True)
+                return value  # type: ignore[no-any-return]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _compute_and_store(self, key: str, compute: Callable[[], T], seconds: int) -> T:
+        value = compute()
+        self._count(False)
+        self._write(key, value, seconds)
+        return value
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        with self._key_locks_guard:
+            lock, users = self._key_locks.get(key, (threading.Lock(), 0))
+            self._key_locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._key_locks_guard:
+                lock, users = self._key_locks[key]
+                if users == 1:
+                    del self._key_locks[key]
+                else:
+                    self._key_locks[key] = (lock, users - 1)
+
+
+class AsyncResponseCache(_ResponseCacheBase):
+    """API response cache on the asyncio client."""
+
+    def __init__(
+        self,
+        cache: CacheHost,
+        *,
+        ttl: TTLLike = TTL.API_RESPONSE,
+        lock_timeout: float = 10.0,
+        wait_timeout: float = 5.0,
+    ) -> None:
+        super().__init__(cache, ttl=ttl, lock_timeout=lock_timeout, wait_timeout=wait_timeout)
+        self._inflight: dict[str, asyncio.Task[Any]] = {}
+
+    async def get(self, endpoint: str, user_id: str | int) -> Any | None:
+        """The cached response, or None on a miss."""
+        key = self._key(endpoint, user_id)
+        value = await self._read(key)
+        self._count(value is not None)
+        return value
+
+    async def set(
+        self, endpoint: str, user_id: str | int, data: Any, ttl: TTLLike | None = None
+    ) -> None:
+        """Cache ``data`` (stored as JSON) for ``ttl`` seconds (default: the store's TTL)."""
+        key = self._key(endpoint, user_id)
+        await self._write(key, data, self._ttl(ttl))
+
+    async def invalidate(self, endpoint: str, user_id: str | int | None = None) -> int:
+        """Drop one user's cached response, or every user's when ``user_id`` is None."""
+        if user_id is not None:
+            key = self._key(endpoint, user_id)
+            with self._cache._operation():
+                return int(await self._cache.redis.delete(key))
+        pattern, removed, batch = self._pattern(endpoint), 0, []
+        with self._cache._operation():
+            async for found in self._cache.redis.scan_iter(match=pattern, count=_SCAN_BATCH):
+                batch.append(found)
+                if len(batch) >= _SCAN_BATCH:
+                    removed += int(await self._cache.redis.unlink(*batch))
+                    batch.clear()
+            if batch:
+                removed += int(await self._cache.redis.unlink(*batch))
+        return removed
+
+    @overload
+    async def get_or_compute(
+        self,
+        endpoint: str,
+        user_id: str | int,
+        compute: Callable[[], Awaitable[T]],
+        ttl: TTLLike | None = None,
+    ) -> T: ...
+
+    @overload
+    async def get_or_compute(
+        self,
+        endpoint: str,
+        user_id: str | int,
+        compute: Callable[[], T],
+        ttl: TTLLike | None = None,
+    ) -> T: ...
+
+    async def get_or_compute(
+        self,
+        endpoint: str,
+        user_id: str | int,
+        compute: Callable[[], Any],
+        ttl: TTLLike | None = None,
+    ) -> Any:
+        """The cached response, or ``compute()``'s result (sync or async) cached — computed
+        once per key even when many tasks and processes miss at the same time."""
+        key, seconds = self._key(endpoint, user_id), self._ttl(ttl)
+        # Single flight over the whole lookup: concurrent callers share one GET (and at most
+        # one compute), so a burst on a hot key costs one connection, not one per caller.
+        task = self._inflight.get(key)
+        if task is not None and task.get_loop() is not asyncio.get_running_loop():
+            task = None  # left over from another event loop: not awaitable here
+        leader = task is None
+        if task is None:
+            task = asyncio.ensure_future(self._load(key, compute, seconds))
+            self._inflight[key] = task
+            task.add_done_callback(self._forget(key))
+        # shield: a caller that is cancelled must not cancel the others' computation.
+        result = await asyncio.shield(task)
+        if not leader:
+            self._count(True)
+        return result
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _forget(self, key: str) -> Callable[[asyncio.Task[Any]], None]:
+        def done(task: asyncio.Task[Any]) -> None:
+            if self._inflight.get(key) is task:
+                del self._inflight[key]
+            if not task.cancelled():
+                task.exception()  # retrieved: the callers got it; no "never retrieved" noise
+
+        return done
+
+    async def _load(
+        self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
+    ) -> T:
+        value = await self._read(key)
+        if value is not None:
+            self._count(True)
+            return value  # type: ignore[no-any-return]
+        return await self._fill(key, compute, seconds)
+
+    async def _read(self, key: str) -> Any | None:
+        with self._cache._operation():
+            raw = await self._cache.redis.get(key)
+        return None if raw is None else decode_json(raw, key=key)
+
+    async def _write(self, key: str, data: Any, seconds: int) -> None:
+        payload = encode_json(data, key=key)
+        with self._cache._operation():
+            await self._cache.redis.set(key, payload, ex=seconds)
+
+    async def _fill(
+        self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
+    ) -> T:
+        lock_key, token = self._lock_key(key), uuid.uuid4().hex
+        deadline = time.monotonic() + self.wait_timeout
+        for delay in self._delays():
+            with self._cache._operation():
+                acquired = await self._cache.redis.set(lock_key, token, nx=True, px=self._lock_ms())
+            if acquired:
+                try:
+                    return await self._compute_and_store(key, compute, seconds)
+                finally:
+                    with self._cache._operation():
+                        await self._release(keys=[lock_key], args=[token])
+            if time.monotonic() + delay > deadline:
+                self._gave_up(key)
+                return await self._compute_and_store(key, compute, seconds)
+            await asyncio.sleep(delay)  # another process is computing: poll for its result
+            value = await self._read(key)
+            if value is not None:
+                self._count(True)
+                return value  # type: ignore[no-any-return]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _compute_and_store(
+        self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
+    ) -> T:
+        result = compute()
+        value: T = await result if inspect.isawaitable(result) else result
+        self._count(False)
+        await self._write(key, value, seconds)
+        return value

@@ -1,0 +1,265 @@
+"""``AsyncCache``: the asyncio client (``redis.asyncio.Redis``) — it only sends commands.
+
+The twin of :class:`~berthcache.Cache`; all shared logic lives in :mod:`berthcache._base`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aredis
+
+from berthcache._base import CacheBase, PipelineBase
+from berthcache._config import CacheConfig
+from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
+from berthcache._exceptions import CacheError
+from berthcache._health import HealthStatus
+from berthcache._retry import build_async_retry
+from berthcache._ttl import TTLLike, to_seconds
+
+if TYPE_CHECKING:
+    from berthcache._api_cache import AsyncResponseCache
+    from berthcache._presence import AsyncPresence
+    from berthcache._pubsub import AsyncSubscription
+    from berthcache._ratelimit import AsyncRateLimiter
+    from berthcache._sessions import AsyncSessionStore
+
+__all__ = ["AsyncCache", "AsyncPipeline"]
+
+logger = logging.getLogger("berthcache")
+
+
+class AsyncPipeline(PipelineBase["AsyncCache"]):
+    """Commands queued with the key prefix and sent in one round trip by :meth:`execute`."""
+
+    async def execute(self) -> list[Any]:
+        """Send the queued commands; returns their parsed results in order."""
+        parsers = self._take_parsers()
+        with self._cache._operation():
+            results = await self._pipe.execute()
+        return self._parse(parsers, results)
+
+    async def __aenter__(self) -> AsyncPipeline:
+        self._cache._check_open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._parsers.clear()
+        await self._pipe.reset()
+
+
+class AsyncCache(CacheBase):
+    """The asyncio twin of :class:`Cache`: the same methods, awaited."""
+
+    def __init__(self, config: CacheConfig | None = None, **settings: Any) -> None:
+        super().__init__(config, **settings)
+        retry = build_async_retry(
+            self.config, on_reconnecting=self.events.reconnecting, on_error=self.events.error
+        )
+        self._pool = aredis.BlockingConnectionPool(
+            **self._pool_kwargs(AsyncEventConnection, AsyncEventSSLConnection, retry)
+        )
+        self.redis: aredis.Redis = aredis.Redis(connection_pool=self._pool)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AsyncCache:
+        """From the seed's ``REDIS_*`` variables (``REDIS_URL`` wins); overrides win over both."""
+        return cls(CacheConfig.from_env(environ, **overrides))
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> AsyncCache:
+        """From a ``redis://`` / ``rediss://`` URL."""
+        return cls(CacheConfig.from_url(url, **overrides))
+
+    # -- basic operations ---------------------------------------------------------------------
+
+    async def set(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
+        """Store ``value`` (dict/list/bool/None as JSON), expiring after ``ttl`` if given."""
+        full, encoded, seconds = self._prepare_set(key, value, ttl)
+        with self._operation():
+            await self.redis.set(full, encoded, ex=seconds)
+
+    async def get(self, key: str, parse_json: bool = False) -> Any | None:
+        """The stored text (or parsed JSON with ``parse_json``); ``None`` when missing."""
+        full = self._key(key)
+        with self._operation():
+            raw = await self.redis.get(full)
+        return self._parse_get(key, raw, parse_json)
+
+    async def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
+        """Store any JSON-serializable ``value`` as JSON (strings too)."""
+        full, encoded, seconds = self._prepare_set_json(key, value, ttl)
+        with self._operation():
+            await self.redis.set(full, encoded, ex=seconds)
+
+    async def get_json(self, key: str) -> Any | None:
+        """The stored JSON value, parsed; ``None`` when missing."""
+        return await self.get(key, parse_json=True)
+
+    async def delete(self, *keys: str) -> int:
+        """Delete ``keys``; returns how many existed."""
+        full = self._prepare_delete(keys)
+        if not full:
+            return 0
+        with self._operation():
+            return int(await self.redis.delete(*full))
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+        full = self._key(key)
+        with self._operation():
+            return bool(await self.redis.exists(full))
+
+    async def expire(self, key: str, ttl: TTLLike) -> bool:
+        """Set a TTL on ``key``; False when the key does not exist."""
+        full, seconds = self._key(key), to_seconds(ttl)
+        with self._operation():
+            return bool(await self.redis.expire(full, seconds))
+
+    async def ttl(self, key: str) -> int:
+        """Seconds left; -1 when the key has no expiry, -2 when it does not exist."""
+        full = self._key(key)
+        with self._operation():
+            return int(await self.redis.ttl(full))
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        """Add ``amount`` to the integer at ``key`` (0 when missing); returns the new value."""
+        full, amount = self._key(key), self._check_amount(amount)
+        with self._operation():
+            return int(await self.redis.incrby(full, amount))
+
+    def pipeline(self, transaction: bool = False) -> AsyncPipeline:
+        """A pipeline whose commands take the key prefix; ``transaction`` wraps it in MULTI."""
+        self._check_open()
+        return AsyncPipeline(self, self.redis.pipeline(transaction=transaction))
+
+    # -- health -------------------------------------------------------------------------------
+
+    async def ping(self) -> float:
+        """PING round trip in milliseconds."""
+        with self._operation():
+            start = time.perf_counter()
+            await self.redis.ping()
+            return (time.perf_counter() - start) * 1000.0
+
+    async def check_health(self) -> HealthStatus:
+        """``HealthStatus`` from a PING; never raises (unhealthy carries the reason)."""
+        try:
+            return HealthStatus(healthy=True, latency_ms=round(await self.ping(), 3))
+        except CacheError as exc:
+            return HealthStatus(healthy=False, error=str(exc))
+        except Exception as exc:
+            logger.exception("health check failed unexpectedly")
+            return HealthStatus(healthy=False, error=type(exc).__name__)
+
+    # -- pub/sub (engineer D's _pubsub module) ------------------------------------------------
+
+    async def publish(self, channel: str, message: Any) -> int:
+        """Publish ``message`` (dict/list as JSON) on the prefixed ``channel``; receivers count."""
+        from berthcache._pubsub import async_publish
+
+        return await async_publish(self, channel, message)
+
+    async def subscribe(
+        self,
+        channel: str,
+        callback: Callable[[Any], Any] | None = None,
+        *,
+        parse_json: bool = True,
+    ) -> AsyncSubscription:
+        """Listen on ``channel`` over a dedicated connection; see :class:`AsyncSubscription`."""
+        from berthcache._pubsub import async_subscribe
+
+        return await async_subscribe(self, channel, callback, parse_json=parse_json)
+
+    # -- features -----------------------------------------------------------------------------
+
+    @functools.cached_property
+    def sessions(self) -> AsyncSessionStore:
+        """:class:`AsyncSessionStore` on this cache."""
+        from berthcache._sessions import AsyncSessionStore
+
+        return AsyncSessionStore(self)
+
+    @functools.cached_property
+    def responses(self) -> AsyncResponseCache:
+        """:class:`AsyncResponseCache` on this cache."""
+        from berthcache._api_cache import AsyncResponseCache
+
+        return AsyncResponseCache(self)
+
+    @functools.cached_property
+    def rate_limiter(self) -> AsyncRateLimiter:
+        """:class:`AsyncRateLimiter` on this cache (100 requests / 60 s)."""
+        from berthcache._ratelimit import AsyncRateLimiter
+
+        return AsyncRateLimiter(self)
+
+    @functools.cached_property
+    def presence(self) -> AsyncPresence:
+        """:class:`AsyncPresence` on this cache."""
+        from berthcache._presence import AsyncPresence
+
+        return AsyncPresence(self)
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Finish in-flight calls (up to ``timeout`` s), stop subscriptions, close every
+        connection, then emit ``end``. Idempotent; later calls raise CacheClosedError."""
+        timeout = self._check_timeout(timeout)
+        callbacks = self._begin_close()
+        if callbacks is None:
+            return
+        if not await self._wait_idle(timeout):
+            self._log_close_timeout(timeout)
+        for callback in callbacks:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await asyncio.wait_for(result, timeout=max(timeout, 1.0))
+            except Exception:
+                logger.exception("close callback failed")
+        try:
+            await self.redis.aclose(close_connection_pool=True)
+        finally:
+            self.events.emit("end")
+
+    async def _wait_idle(self, limit: float) -> bool:
+        loop = asyncio.get_running_loop()
+        idle = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(idle.set)
+
+        with self._state_lock:
+            if self._inflight == 0:
+                return True
+            self._idle_waiters.append(wake)
+        try:
+            await asyncio.wait_for(idle.wait(), timeout=limit)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._state_lock:
+                self._idle_waiters.remove(wake)
+
+    async def __aenter__(self) -> AsyncCache:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,243 @@
+"""``Cache``: the synchronous client (``redis.Redis``) — it only sends commands.
+
+Validation, key prefixing, encoding and parsing live in :mod:`berthcache._base`, shared with
+:class:`~berthcache.AsyncCache`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from berthcache._base import CacheBase, PipelineBase
+from berthcache._config import CacheConfig
+from berthcache._events import EventConnection, EventSSLConnection
+from berthcache._exceptions import CacheError
+from berthcache._health import HealthStatus
+from berthcache._retry import build_retry
+from berthcache._ttl import TTLLike, to_seconds
+
+if TYPE_CHECKING:
+    from berthcache._api_cache import ResponseCache
+    from berthcache._presence import Presence
+    from berthcache._pubsub import Subscription
+    from berthcache._ratelimit import RateLimiter
+    from berthcache._sessions import SessionStore
+
+__all__ = ["Cache", "Pipeline"]
+
+logger = logging.getLogger("berthcache")
+
+
+class Pipeline(PipelineBase["Cache"]):
+    """Commands queued with the key prefix and sent in one round trip by :meth:`execute`."""
+
+    def execute(self) -> list[Any]:
+        """Send the queued commands; returns their parsed results in order."""
+        parsers = self._take_parsers()
+        with self._cache._operation():
+            results = self._pipe.execute()
+        return self._parse(parsers, results)
+
+    def __enter__(self) -> Pipeline:
+        self._cache._check_open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._parsers.clear()
+        self._pipe.reset()
+
+
+class Cache(CacheBase):
+    """The seed's cache module as a client object: prefixed keys, JSON, retries, events."""
+
+    def __init__(self, config: CacheConfig | None = None, **settings: Any) -> None:
+        super().__init__(config, **settings)
+        retry = build_retry(
+            self.config, on_reconnecting=self.events.reconnecting, on_error=self.events.error
+        )
+        self._pool = redis.BlockingConnectionPool(
+            **self._pool_kwargs(EventConnection, EventSSLConnection, retry)
+        )
+        self.redis: redis.Redis = redis.Redis(connection_pool=self._pool)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Cache:
+        """From the seed's ``REDIS_*`` variables (``REDIS_URL`` wins); overrides win over both."""
+        return cls(CacheConfig.from_env(environ, **overrides))
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> Cache:
+        """From a ``redis://`` / ``rediss://`` URL."""
+        return cls(CacheConfig.from_url(url, **overrides))
+
+    # -- basic operations ---------------------------------------------------------------------
+
+    def set(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
+        """Store ``value`` (dict/list/bool/None as JSON), expiring after ``ttl`` if given."""
+        full, encoded, seconds = self._prepare_set(key, value, ttl)
+        with self._operation():
+            self.redis.set(full, encoded, ex=seconds)
+
+    def get(self, key: str, parse_json: bool = False) -> Any | None:
+        """The stored text (or parsed JSON with ``parse_json``); ``None`` when missing."""
+        full = self._key(key)
+        with self._operation():
+            raw = self.redis.get(full)
+        return self._parse_get(key, raw, parse_json)
+
+    def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
+        """Store any JSON-serializable ``value`` as JSON (strings too)."""
+        full, encoded, seconds = self._prepare_set_json(key, value, ttl)
+        with self._operation():
+            self.redis.set(full, encoded, ex=seconds)
+
+    def get_json(self, key: str) -> Any | None:
+        """The stored JSON value, parsed; ``None`` when missing."""
+        return self.get(key, parse_json=True)
+
+    def delete(self, *keys: str) -> int:
+        """Delete ``keys``; returns how many existed."""
+        full = self._prepare_delete(keys)
+        if not full:
+            return 0
+        with self._operation():
+            return int(self.redis.delete(*full))
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+        full = self._key(key)
+        with self._operation():
+            return bool(self.redis.exists(full))
+
+    def expire(self, key: str, ttl: TTLLike) -> bool:
+        """Set a TTL on ``key``; False when the key does not exist."""
+        full, seconds = self._key(key), to_seconds(ttl)
+        with self._operation():
+            return bool(self.redis.expire(full, seconds))
+
+    def ttl(self, key: str) -> int:
+        """Seconds left; -1 when the key has no expiry, -2 when it does not exist."""
+        full = self._key(key)
+        with self._operation():
+            return int(self.redis.ttl(full))
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        """Add ``amount`` to the integer at ``key`` (0 when missing); returns the new value."""
+        full, amount = self._key(key), self._check_amount(amount)
+        with self._operation():
+            return int(self.redis.incrby(full, amount))
+
+    def pipeline(self, transaction: bool = False) -> Pipeline:
+        """A pipeline whose commands take the key prefix; ``transaction`` wraps it in MULTI."""
+        self._check_open()
+        return Pipeline(self, self.redis.pipeline(transaction=transaction))
+
+    # -- health -------------------------------------------------------------------------------
+
+    def ping(self) -> float:
+        """PING round trip in milliseconds."""
+        with self._operation():
+            start = time.perf_counter()
+            self.redis.ping()
+            return (time.perf_counter() - start) * 1000.0
+
+    def check_health(self) -> HealthStatus:
+        """``HealthStatus`` from a PING; never raises (unhealthy carries the reason)."""
+        try:
+            return HealthStatus(healthy=True, latency_ms=round(self.ping(), 3))
+        except CacheError as exc:
+            return HealthStatus(healthy=False, error=str(exc))
+        except Exception as exc:
+            logger.exception("health check failed unexpectedly")
+            return HealthStatus(healthy=False, error=type(exc).__name__)
+
+    # -- pub/sub (engineer D's _pubsub module) ------------------------------------------------
+
+    def publish(self, channel: str, message: Any) -> int:
+        """Publish ``message`` (dict/list as JSON) on the prefixed ``channel``; receivers count."""
+        from berthcache._pubsub import publish
+
+        return publish(self, channel, message)
+
+    def subscribe(
+        self,
+        channel: str,
+        callback: Callable[[Any], Any] | None = None,
+        *,
+        parse_json: bool = True,
+    ) -> Subscription:
+        """Listen on ``channel`` over a dedicated connection; see :class:`Subscription`."""
+        from berthcache._pubsub import subscribe
+
+        return subscribe(self, channel, callback, parse_json=parse_json)
+
+    # -- features -----------------------------------------------------------------------------
+
+    @functools.cached_property
+    def sessions(self) -> SessionStore:
+        """:class:`SessionStore` on this cache."""
+        from berthcache._sessions import SessionStore
+
+        return SessionStore(self)
+
+    @functools.cached_property
+    def responses(self) -> ResponseCache:
+        """:class:`ResponseCache` on this cache."""
+        from berthcache._api_cache import ResponseCache
+
+        return ResponseCache(self)
+
+    @functools.cached_property
+    def rate_limiter(self) -> RateLimiter:
+        """:class:`RateLimiter` on this cache (100 requests / 60 s)."""
+        from berthcache._ratelimit import RateLimiter
+
+        return RateLimiter(self)
+
+    @functools.cached_property
+    def presence(self) -> Presence:
+        """:class:`Presence` on this cache."""
+        from berthcache._presence import Presence
+
+        return Presence(self)
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish in-flight calls (up to ``timeout`` s), stop subscriptions, close every
+        connection, then emit ``end``. Idempotent; later calls raise CacheClosedError."""
+        timeout = self._check_timeout(timeout)
+        callbacks = self._begin_close()
+        if callbacks is None:
+            return
+        if not self._wait_idle_blocking(timeout):
+            self._log_close_timeout(timeout)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("close callback failed")
+        try:
+            self.redis.close()
+            self._pool.disconnect(inuse_connections=True)
+        finally:
+            self.events.emit("end")
+
+    def __enter__(self) -> Cache:
+        self._check_open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

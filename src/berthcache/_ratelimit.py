@@ -1,0 +1,180 @@
+"""Rate limiting per client IP and endpoint: ``{prefix}ratelimit:{ip}:{endpoint}``.
+
+A fixed window (default 100 requests per 60 s) counted by one Lua script
+(``resources/rate_limit.lua``) that INCRs and sets the expiry in the same atomic call — the
+seed's INCR-then-EXPIRE could leave a counter that never expires, locking a client out forever.
+
+IP addresses are normalised (``2001:DB8:0::1`` → ``2001:db8::1``, ``::ffff:10.0.0.1`` →
+``10.0.0.1``) so one client cannot dodge its limit by spelling its address differently. Other
+identifiers (e.g. ``"unknown"``) are used as given.
+
+When Redis is unreachable the limiter fails open (request allowed, warning logged) or, with
+``fail_open=False``, raises :class:`RateLimitUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import importlib.resources
+import ipaddress
+import logging
+from functools import cache
+from typing import Any
+
+from berthcache._exceptions import (
+    CacheUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+    RateLimitUnavailableError,
+)
+from berthcache._sessions import CacheHost, check_part
+from berthcache._ttl import to_seconds
+
+__all__ = ["AsyncRateLimiter", "RateLimitResult", "RateLimiter", "load_script"]
+
+logger = logging.getLogger("berthcache.ratelimit")
+
+
+@cache
+def load_script(name: str) -> str:
+    """The text of a Lua script shipped in ``berthcache/resources`` (read once)."""
+    return (
+        importlib.resources.files("berthcache")
+        .joinpath("resources")
+        .joinpath(name)
+        .read_text("utf-8")
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RateLimitResult:
+    """The verdict for one request."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float  # seconds until the window starts over
+
+    def headers(self) -> dict[str, str]:
+        """The conventional ``X-RateLimit-*`` (and ``Retry-After`` when refused) headers."""
+        reset = str(max(0, round(self.reset_after)))
+        out = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": reset,
+        }
+        if not self.allowed:
+            out["Retry-After"] = reset
+        return out
+
+
+def normalize_ip(ip: str) -> str:
+    """Canonical text of an IP address; other non-empty identifiers unchanged."""
+    text = check_part(ip, "ip").strip()
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        if not text:
+            raise InvalidKeyError("ip must not be blank") from None
+        return text
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+class _RateLimiterBase:
+    """Validation, keys and parsing of the script's reply — no I/O."""
+
+    def __init__(
+        self,
+        cache: CacheHost,
+        *,
+        limit: int = 100,
+        window: int | _dt.timedelta = 60,
+        fail_open: bool = True,
+    ) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError("limit", f"must be a positive integer, got {limit!r}")
+        if not isinstance(fail_open, bool):
+            raise ConfigurationError("fail_open", "must be true or false")
+        self._cache = cache
+        self.limit = limit
+        self.window = to_seconds(window, name="window")
+        self.fail_open = fail_open
+        # register_script does no I/O: it computes the SHA once; EVALSHA falls back to EVAL
+        # (and caches the script on the server) the first time a server has not seen it.
+        self._script: Any = cache.redis.register_script(load_script("rate_limit.lua"))
+
+    def _key(self, ip: str, endpoint: str) -> str:
+        return self._cache.keys("ratelimit", normalize_ip(ip), check_part(endpoint, "endpoint"))
+
+    def _result(self, reply: Any) -> RateLimitResult:
+        count, pttl = int(reply[0]), int(reply[1])
+        return RateLimitResult(
+            allowed=count <= self.limit,
+            limit=self.limit,
+            remaining=max(0, self.limit - count),
+            reset_after=max(pttl, 0) / 1000.0,
+        )
+
+    def _unavailable(self, endpoint: str, exc: CacheUnavailableError) -> RateLimitResult:
+        if not self.fail_open:
+            raise RateLimitUnavailableError(
+                f"rate limit for endpoint {endpoint!r} cannot be checked: {exc}; "
+                "refusing the request (fail_open=False)"
+            ) from exc
+        logger.warning(
+            "rate limit for endpoint %r not checked, allowing the request (fail_open): %s",
+            endpoint,
+            exc,
+        )
+        return RateLimitResult(
+            allowed=True, limit=self.limit, remaining=self.limit, reset_after=float(self.window)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(limit={self.limit}, window={self.window}, "
+            f"fail_open={self.fail_open})"
+        )
+
+
+class RateLimiter(_RateLimiterBase):
+    """Rate limiting on the sync client."""
+
+    def check(self, ip: str, endpoint: str) -> RateLimitResult:
+        """Count one request from ``ip`` to ``endpoint`` and say whether it is allowed."""
+        key = self._key(ip, endpoint)
+        try:
+            with self._cache._operation():
+                reply = self._script(keys=[key], args=[self.window * 1000])
+        except CacheUnavailableError as exc:
+            return self._unavailable(endpoint, exc)
+        return self._result(reply)
+
+    def reset(self, ip: str, endpoint: str) -> None:
+        """Forget the count (e.g. after a successful login)."""
+        key = self._key(ip, endpoint)
+        with self._cache._operation():
+            self._cache.redis.delete(key)
+
+
+class AsyncRateLimiter(_RateLimiterBase):
+    """Rate limiting on the asyncio client."""
+
+    async def check(self, ip: str, endpoint: str) -> RateLimitResult:
+        """Count one request from ``ip`` to ``endpoint`` and say whether it is allowed."""
+        key = self._key(ip, endpoint)
+        try:
+            with self._cache._operation():
+                reply = await self._script(keys=[key], args=[self.window * 1000])
+        except CacheUnavailableError as exc:
+            return self._unavailable(endpoint, exc)
+        return self._result(reply)
+
+    async def reset(self, ip: str, endpoint: str) -> None:
+        """Forget the count (e.g. after a successful login)."""
+        key = self._key(ip, endpoint)
+        with self._cache._operation():
+            await self._cache.redis.delete(key)

@@ -1,0 +1,281 @@
+"""Cache / AsyncCache against a real redis-server: seed semantics, JSON, prefix, pipelines,
+validation and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import redis
+
+from berthcache._async_client import AsyncCache
+from berthcache._client import Cache
+from berthcache._config import CacheConfig
+from berthcache._exceptions import (
+    CacheClosedError,
+    CacheUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+    InvalidTTLError,
+    SerializationError,
+)
+
+
+@pytest.fixture
+def cache(config: CacheConfig) -> Iterator[Cache]:
+    with Cache(config) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def acache(config: CacheConfig) -> AsyncIterator[AsyncCache]:
+    async with AsyncCache(config) as client:
+        yield client
+
+
+@pytest.fixture
+def raw(redis_server: Any) -> Iterator[redis.Redis]:
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True)
+    yield client
+    client.close()
+
+
+def test_set_get_with_ttl_and_prefix(cache: Cache, raw: redis.Redis) -> None:
+    cache.set("user:1:name", "Ada", ttl=60)
+    assert cache.get("user:1:name") == "Ada"
+    full = cache.config.key_prefix + "user:1:name"
+    assert raw.get(full) == "Ada"
+    assert 0 < raw.ttl(full) <= 60
+    assert raw.get("user:1:name") is None
+
+
+def test_objects_stored_as_json_and_parsed_on_request(cache: Cache, raw: redis.Redis) -> None:
+    cache.set("profile", {"name": "Ada", "tags": ["a", "b"]})
+    assert raw.get(cache.keys("profile")) == '{"name":"Ada","tags":["a","b"]}'
+    assert cache.get("profile", parse_json=True) == {"name": "Ada", "tags": ["a", "b"]}
+    assert cache.get("profile") == '{"name":"Ada","tags":["a","b"]}'
+    cache.set_json("s", "text")
+    assert cache.get_json("s") == "text"
+    assert cache.get_json("missing") is None
+
+
+def test_delete_exists_expire_ttl_semantics(cache: Cache) -> None:
+    assert cache.ttl("nothing") == -2
+    cache.set("a", "1")
+    assert cache.ttl("a") == -1
+    assert cache.exists("a") is True
+    assert cache.expire("a", dt.timedelta(minutes=5)) is True
+    assert 290 < cache.ttl("a") <= 300
+    assert cache.expire("nothing", 10) is False
+    cache.set("b", 2)
+    assert cache.delete("a", "b", "nothing") == 2
+    assert cache.exists("a") is False
+    assert cache.delete() == 0
+
+
+def test_incr_counts_from_zero(cache: Cache) -> None:
+    assert cache.incr("hits") == 1
+    assert cache.incr("hits", 5) == 6
+
+
+def test_large_value_round_trips(cache: Cache) -> None:
+    big = "x" * (1024 * 1024)
+    cache.set("big", big)
+    assert cache.get("big") == big
+
+
+@pytest.mark.parametrize("key", ["", None, 1.5, True])
+def test_bad_keys_rejected_before_io(cache: Cache, key: object) -> None:
+    with pytest.raises(InvalidKeyError, match="key"):
+        cache.set(key, "v")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ttl", [0, -1, 1.5, dt.timedelta(0)])
+def test_bad_ttls_rejected(cache: Cache, ttl: object) -> None:
+    with pytest.raises(InvalidTTLError):
+        cache.set("k", "v", ttl=ttl)  # type: ignore[arg-type]
+    assert cache.exists("k") is False
+
+
+def test_unserializable_value_names_the_key(cache: Cache) -> None:
+    with pytest.raises(SerializationError, match="'weird'"):
+        cache.set("weird", {"when": object()})
+    with pytest.raises(SerializationError, match="'weird'"):
+        cache.set("weird", object())
+
+
+def test_corrupt_json_read_back_is_a_serialization_error(cache: Cache) -> None:
+    cache.set("notjson", "{oops")
+    with pytest.raises(SerializationError, match="'notjson'"):
+        cache.get("notjson", parse_json=True)
+
+
+def test_unknown_setting_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="prot"):
+        Cache(prot=1)
+
+
+def test_pipeline_prefixes_and_parses(cache: Cache, raw: redis.Redis) -> None:
+    with cache.pipeline() as p:
+        p.set("p1", {"a": 1}, ttl=30).set("p2", "two")
+        p.get("p1", parse_json=True)
+        p.get("p2").exists("p2").incr("n", 3).ttl("p1").delete("p2")
+        assert len(p) == 8
+        results = p.execute()
+    assert results[:5] == [True, True, {"a": 1}, "two", True]
+    assert results[5] == 3
+    assert 0 < results[6] <= 30
+    assert results[7] == 1
+    assert raw.exists(cache.keys("p1")) == 1
+
+
+def test_transaction_pipeline(cache: Cache) -> None:
+    with cache.pipeline(transaction=True) as p:
+        p.incr("t").incr("t")
+        assert p.execute() == [1, 2]
+
+
+def test_close_waits_for_in_flight_work_then_refuses(config: CacheConfig) -> None:
+    cache = Cache(config)
+    ended = threading.Event()
+    cache.events.on("end", lambda e: ended.set())
+    entered, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def slow_call() -> None:
+        with cache._operation():
+            entered.set()
+            assert release.wait(5)
+            cache.redis.set(cache.keys("inflight"), "done")
+            finished.append("done")
+
+    worker = threading.Thread(target=slow_call)
+    worker.start()
+    assert entered.wait(5)
+    closer = threading.Thread(target=cache.close, kwargs={"timeout": 5})
+    closer.start()
+    closer.join(0.2)
+    assert closer.is_alive(), "close() must wait for the in-flight call"
+    assert not ended.is_set()
+    release.set()
+    worker.join(5)
+    closer.join(5)
+    assert finished == ["done"]
+    assert ended.is_set()
+    with pytest.raises(CacheClosedError, match="closed"):
+        cache.get("inflight")
+    cache.close()  # idempotent
+
+
+def test_close_runs_on_close_callbacks_and_closes_connections(
+    config: CacheConfig, raw: redis.Redis
+) -> None:
+    cache = Cache(config.replace(client_name="bc-close-test"))
+    cache.set("x", "1")
+    calls: list[str] = []
+    cache._on_close(lambda: calls.append("stopped"))
+
+    def ours() -> int:
+        return sum(1 for c in raw.client_list() if c.get("name") == "bc-close-test")
+
+    assert ours() >= 1
+    cache.close()
+    assert calls == ["stopped"]
+    assert ours() == 0
+    with pytest.raises(CacheClosedError):
+        cache.pipeline()
+
+
+# -- asyncio twin ------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_async_basic_operations(acache: AsyncCache) -> None:
+    await acache.set("k", {"v": 1}, ttl=60)
+    assert await acache.get("k", parse_json=True) == {"v": 1}
+    assert await acache.exists("k") is True
+    assert 0 < await acache.ttl("k") <= 60
+    assert await acache.expire("k", 120) is True
+    assert await acache.incr("c", 2) == 2
+    assert await acache.delete("k", "c") == 2
+    assert await acache.ttl("k") == -2
+    assert await acache.get("k") is None
+
+
+@pytest.mark.asyncio
+async def test_async_pipeline(acache: AsyncCache) -> None:
+    async with acache.pipeline() as p:
+        p.set("a", [1, 2]).get_json("a").exists("zz")
+        assert await p.execute() == [True, [1, 2], False]
+
+
+@pytest.mark.asyncio
+async def test_async_close_waits_for_in_flight(config: CacheConfig) -> None:
+    cache = AsyncCache(config)
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def slow() -> str:
+        with cache._operation():
+            entered.set()
+            await release.wait()
+            await cache.redis.set(cache.keys("a"), "1")
+            return "done"
+
+    task = asyncio.create_task(slow())
+    await asyncio.wait_for(entered.wait(), 5)
+    closing = asyncio.create_task(cache.close(timeout=5))
+    await asyncio.sleep(0)  # let close() start and block on the in-flight call
+    assert not closing.done()
+    with pytest.raises(CacheClosedError):
+        await cache.get("a")
+    release.set()
+    assert await asyncio.wait_for(task, 5) == "done"
+    await asyncio.wait_for(closing, 5)
+    with pytest.raises(CacheClosedError):
+        await cache.ping()
+
+
+@pytest.mark.asyncio
+async def test_async_close_callbacks_may_be_coroutines(config: CacheConfig) -> None:
+    cache = AsyncCache(config)
+    stopped: list[bool] = []
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    cache._on_close(stop)
+    await cache.ping()
+    await cache.close()
+    assert stopped == [True]
+
+
+@pytest.mark.asyncio
+async def test_more_concurrent_callers_than_pooled_connections_wait_their_turn(
+    config: CacheConfig,
+) -> None:
+    """200 concurrent commands on a pool of 4: callers queue for a connection instead of
+    failing with "Too many connections"."""
+    async with AsyncCache(config.replace(max_connections=4)) as small:
+        await small.set("pool:k", "v")
+        results = await asyncio.gather(*(small.get("pool:k") for _ in range(200)))
+    assert results == ["v"] * 200
+
+
+def test_pool_timeout_bounds_the_wait_for_a_connection(config: CacheConfig) -> None:
+    with Cache(config.replace(max_connections=1, pool_timeout=0.2)) as small:
+        held = small._pool.get_connection()
+        try:
+            start = time.perf_counter()
+            with pytest.raises(CacheUnavailableError):
+                small.get("pool:k")
+            assert time.perf_counter() - start < 2.0
+        finally:
+            small._pool.release(held)
+        assert small.get("pool:k") is None

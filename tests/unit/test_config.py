@@ -1,0 +1,83 @@
+"""CacheConfig: errors name the variable, REDIS_URL wins, the password never shows."""
+
+from __future__ import annotations
+
+import pytest
+
+from berthcache._client import Cache
+from berthcache._config import CacheConfig
+from berthcache._exceptions import ConfigurationError
+
+PASSWORD = "pw-Zq81-never-printed"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"REDIS_PORT": "abc"}, "REDIS_PORT"),
+        ({"REDIS_PORT": "70000"}, "REDIS_PORT"),
+        ({"REDIS_DB": "-1"}, "REDIS_DB"),
+        ({"REDIS_RETRY_STRATEGY": "fibonacci"}, "REDIS_RETRY_STRATEGY"),
+        ({"REDIS_MAX_RETRIES_PER_REQUEST": "many"}, "REDIS_MAX_RETRIES_PER_REQUEST"),
+        ({"REDIS_URL": "http://host:6379"}, "REDIS_URL"),
+        ({"REDIS_TLS": "maybe"}, "REDIS_TLS"),
+    ],
+)
+def test_bad_environment_names_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        CacheConfig.from_env(env)
+    assert info.value.setting == variable
+    assert str(info.value).startswith(variable)
+
+
+def test_bad_arguments_name_the_argument() -> None:
+    with pytest.raises(ConfigurationError, match=r"^db"):
+        CacheConfig(db=-1)
+    with pytest.raises(ConfigurationError, match=r"retry_strategy.*linear, exponential, none"):
+        CacheConfig(retry_strategy="fibonacci")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"^url: scheme"):
+        CacheConfig.from_url("memcached://h:1")
+
+
+def test_defaults_are_the_seeds() -> None:
+    config = CacheConfig.from_env({})
+    assert (config.host, config.port, config.db) == ("localhost", 6379, 0)
+    assert config.key_prefix == "berthcare:"
+    assert config.max_retries_per_request == 3
+    assert config.retry_strategy == "linear"
+
+
+def test_redis_url_wins_over_host_variables() -> None:
+    config = CacheConfig.from_env(
+        {
+            "REDIS_HOST": "ignored",
+            "REDIS_PORT": "1234",
+            "REDIS_PASSWORD": "ignored-too",
+            "REDIS_URL": f"rediss://app:{PASSWORD}@cache.internal:6380/2",
+            "REDIS_KEY_PREFIX": "svc:",
+        }
+    )
+    assert (config.host, config.port, config.db) == ("cache.internal", 6380, 2)
+    assert (config.username, config.password, config.tls) == ("app", PASSWORD, True)
+    assert config.key_prefix == "svc:"
+
+
+def test_cache_from_env_and_url_use_the_config() -> None:
+    cache = Cache.from_env({"REDIS_PORT": "6390", "REDIS_KEY_PREFIX": "x:"}, db=3)
+    assert (cache.config.port, cache.config.db, cache.keys.prefix) == (6390, 3, "x:")
+    cache.close()
+    cache = Cache.from_url("redis://127.0.0.1:6391/1")
+    assert cache.config.port == 6391
+    cache.close()
+
+
+def test_password_never_in_repr_str_or_errors() -> None:
+    config = CacheConfig.from_url(f"redis://user:{PASSWORD}@h:1/0")
+    cache = Cache(config)
+    shown = [repr(config), str(config), config.url, repr(cache), repr(cache.redis.connection_pool)]
+    assert all(PASSWORD not in s for s in shown)
+    assert "***" in config.url
+    with pytest.raises(ConfigurationError) as info:
+        CacheConfig.from_env({"REDIS_URL": f"redis://u:{PASSWORD}@h:notaport/0"})
+    assert PASSWORD not in str(info.value)
+    cache.close()

@@ -1,0 +1,110 @@
+"""check_health() and the /health ASGI app under a real uvicorn server with real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from berthcache._async_client import AsyncCache
+from berthcache._client import Cache
+from berthcache._health import HealthStatus, health_app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on a free port in this loop; always shut it down."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+def test_check_health_healthy_and_shape(config: Any) -> None:
+    with Cache(config) as cache:
+        status = cache.check_health()
+        assert status.healthy is True
+        assert status.latency_ms is not None
+        assert status.latency_ms > 0
+        assert status.as_dict() == {"healthy": True, "latency": status.latency_ms}
+        assert cache.ping() > 0
+
+
+def test_check_health_never_raises(server_factory: Callable[..., Any]) -> None:
+    server = server_factory()
+    cache = Cache(server.config(retry_strategy="none"))
+    server.stop()
+    status = cache.check_health()
+    assert status == HealthStatus(healthy=False, latency_ms=None, error=status.error)
+    assert status.error
+    assert "unreachable" in status.error
+    cache.close()
+    closed = cache.check_health()
+    assert closed.healthy is False
+    assert closed.error
+    assert "closed" in closed.error
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_health_endpoint_healthy_then_unhealthy(
+    server_factory: Callable[..., Any], kind: str
+) -> None:
+    server = server_factory()
+    config = server.config(retry_strategy="none")
+    cache: Cache | AsyncCache = Cache(config) if kind == "sync" else AsyncCache(config)
+    try:
+        async with serving(health_app(cache)) as base, httpx.AsyncClient(timeout=10) as http:
+            ok = await http.get(f"{base}/health")
+            assert ok.status_code == 200
+            body = ok.json()
+            assert body["status"] == "healthy"
+            assert body["checks"]["cache"]["healthy"] is True
+            assert body["checks"]["cache"]["latency"] > 0
+            assert (await http.get(f"{base}/other")).status_code == 404
+
+            server.stop()
+            down = await http.get(f"{base}/health")
+            assert down.status_code == 503
+            assert down.json() == {
+                "status": "unhealthy",
+                "checks": {"cache": {"healthy": False, "latency": None}},
+            }
+    finally:
+        if isinstance(cache, AsyncCache):
+            await cache.close()
+        else:
+            cache.close()
+
+
+@pytest.mark.asyncio
+async def test_health_app_custom_path(config: Any) -> None:
+    async with AsyncCache(config) as cache:
+        app = health_app(cache, path="/_status")
+        async with serving(app) as base, httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"{base}/_status")).status_code == 200
+            assert (await http.get(f"{base}/health")).status_code == 404

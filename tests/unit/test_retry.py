@@ -1,0 +1,116 @@
+"""The backoff schedules and the retry policy's choices (no server needed)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import redis.exceptions as rex
+
+from berthcache._config import CacheConfig
+from berthcache._retry import (
+    Backoff,
+    build_async_retry,
+    build_retry,
+    exponential_delay_ms,
+    is_retryable,
+    linear_delay_ms,
+    linear_schedule,
+)
+
+
+def test_linear_schedule_is_the_documented_one() -> None:
+    expected = [50 * n for n in range(1, 41)] + [2000, 2000]
+    assert linear_schedule(42) == expected
+    assert linear_schedule(42)[-3:] == [2000, 2000, 2000]
+    assert [linear_delay_ms(n) for n in (1, 2, 3, 39, 40, 41, 100)] == [
+        50,
+        100,
+        150,
+        1950,
+        2000,
+        2000,
+        2000,
+    ]
+
+
+def test_backoff_reports_each_wait_and_returns_seconds() -> None:
+    seen: list[tuple[int, float]] = []
+    backoff = Backoff("linear", 50, 2000, on_reconnecting=lambda a, d: seen.append((a, d)))
+    assert [backoff.compute(n) for n in (1, 2, 3)] == [0.05, 0.1, 0.15]
+    assert seen == [(1, 50.0), (2, 100.0), (3, 150.0)]
+
+
+def test_exponential_with_jitter_stays_in_its_band() -> None:
+    rng = random.Random(7)
+    for attempt in range(1, 12):
+        ceiling = min(50 * 2 ** (attempt - 1), 2000)
+        delays = {exponential_delay_ms(attempt, 50, 2000, rng) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1, "jitter must vary the delay"
+
+
+def test_none_strategy_means_no_retries_and_no_wait() -> None:
+    policy = build_retry(CacheConfig(retry_strategy="none"))
+    assert policy.get_retries() == 0
+    assert Backoff("none").compute(5) == 0.0
+
+
+def test_retries_per_request_come_from_config() -> None:
+    assert build_retry(CacheConfig(max_retries_per_request=5)).get_retries() == 5
+    assert build_async_retry(CacheConfig()).get_retries() == 3
+
+
+@pytest.mark.parametrize(
+    ("error", "retry"),
+    [
+        (rex.ConnectionError("Error 111 connecting"), True),
+        (rex.TimeoutError("Timeout reading"), True),
+        (rex.ReadOnlyError("You can't write against a read only replica."), True),
+        (rex.AuthenticationError("invalid username-password pair"), False),
+        (rex.AuthorizationError("NOPERM"), False),
+        (rex.ConnectionError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), False),
+        (rex.ResponseError("WRONGTYPE"), False),
+    ],
+)
+def test_what_is_retried(error: Exception, retry: bool) -> None:
+    assert is_retryable(error) is retry
+
+
+def test_sync_policy_stops_after_the_budget_and_never_retries_auth() -> None:
+    policy = build_retry(CacheConfig(retry_base_delay_ms=1, retry_max_delay_ms=1))
+    calls: list[int] = []
+
+    def refused() -> None:
+        calls.append(1)
+        raise rex.ConnectionError("refused")
+
+    with pytest.raises(rex.ConnectionError):
+        policy.call_with_retry(refused, lambda e: None)
+    assert len(calls) == 4  # first try + 3 retries
+
+    calls.clear()
+
+    def wrong_password() -> None:
+        calls.append(1)
+        raise rex.AuthenticationError("WRONGPASS")
+
+    with pytest.raises(rex.AuthenticationError):
+        policy.call_with_retry(wrong_password, lambda e: None)
+    assert len(calls) == 1
+
+
+def test_nested_retry_loops_do_not_multiply_attempts() -> None:
+    policy = build_retry(CacheConfig(retry_base_delay_ms=1, retry_max_delay_ms=1))
+    inner_calls: list[int] = []
+
+    def inner() -> None:
+        inner_calls.append(1)
+        raise rex.ConnectionError("refused")
+
+    def outer() -> None:
+        policy.call_with_retry(inner, lambda e: None)
+
+    with pytest.raises(rex.ConnectionError):
+        policy.call_with_retry(outer, lambda e: None)
+    assert len(inner_calls) == 4
