@@ -1,0 +1,130 @@
+"""Network: the VPC and private subnets the cache lives in, its subnet group and security group.
+
+The security group admits the cache port only from configured security groups or CIDRs; config
+validation has already refused 0.0.0.0/0, and the group has no other ingress.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import StackConfig
+
+__all__ = ["CACHE_PORT", "Network"]
+
+CACHE_PORT = 6379
+
+
+def _nth_az(i: int) -> Callable[[list[str]], str]:
+    """Subnet i goes to the i-th available AZ (wrapping if the region has fewer)."""
+
+    def pick(names: list[str]) -> str:
+        return names[i % len(names)]
+
+    return pick
+
+
+class Network(pulumi.ComponentResource):
+    """An existing VPC or a dedicated one, plus the cache's subnet group and security group."""
+
+    vpc_id: pulumi.Output[str]
+    subnet_group_name: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("berthcache:infra:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        subnet_ids: list[pulumi.Output[str]]
+        if cfg.vpc_id is not None:
+            vpc_id = pulumi.Output.from_input(cfg.vpc_id)
+            subnet_ids = [pulumi.Output.from_input(s) for s in cfg.subnet_ids]
+        else:
+            vpc = aws.ec2.Vpc(
+                f"{name}-vpc",
+                cidr_block=cfg.vpc_cidr,
+                enable_dns_support=True,
+                enable_dns_hostnames=True,
+                tags={**cfg.tags, "Name": f"{cfg.replication_group_id}-vpc"},
+                opts=child,
+            )
+            vpc_id = vpc.id
+            azs = aws.get_availability_zones_output(
+                state="available", opts=pulumi.InvokeOutputOptions(parent=self)
+            )
+            net = ipaddress.ip_network(cfg.vpc_cidr)
+            blocks = list(net.subnets(new_prefix=net.prefixlen + 4))
+            subnet_ids = []
+            for i in range(cfg.az_count):
+                subnet = aws.ec2.Subnet(
+                    f"{name}-private-{i + 1}",
+                    vpc_id=vpc.id,
+                    cidr_block=str(blocks[i]),
+                    availability_zone=azs.names.apply(_nth_az(i)),
+                    map_public_ip_on_launch=False,
+                    tags={
+                        **cfg.tags,
+                        "Name": f"{cfg.replication_group_id}-private-{i + 1}",
+                        "Tier": "private",
+                    },
+                    opts=child,
+                )
+                subnet_ids.append(subnet.id)
+
+        subnet_group = aws.elasticache.SubnetGroup(
+            f"{name}-subnet-group",
+            name=f"{cfg.replication_group_id}-subnets",
+            description=f"Private subnets of {cfg.replication_group_id}",
+            subnet_ids=subnet_ids,
+            tags=cfg.tags,
+            opts=child,
+        )
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            name=f"{cfg.replication_group_id}-cache",
+            description=f"Cache port {CACHE_PORT} of {cfg.replication_group_id}, from named "
+            "clients only",
+            vpc_id=vpc_id,
+            tags=cfg.tags,
+            opts=child,
+        )
+        for i, source_sg in enumerate(cfg.allowed_security_group_ids):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-from-sg-{i + 1}",
+                security_group_id=sg.id,
+                referenced_security_group_id=source_sg,
+                ip_protocol="tcp",
+                from_port=CACHE_PORT,
+                to_port=CACHE_PORT,
+                description=f"Redis from {source_sg}",
+                opts=child,
+            )
+        for i, cidr in enumerate(cfg.allowed_cidrs):
+            v6 = ipaddress.ip_network(cidr).version == 6
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-from-cidr-{i + 1}",
+                security_group_id=sg.id,
+                cidr_ipv6=cidr if v6 else None,
+                cidr_ipv4=None if v6 else cidr,
+                ip_protocol="tcp",
+                from_port=CACHE_PORT,
+                to_port=CACHE_PORT,
+                description=f"Redis from {cidr}",
+                opts=child,
+            )
+
+        self.vpc_id = vpc_id
+        self.subnet_group_name = subnet_group.name
+        self.security_group_id = sg.id
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "subnet_group_name": self.subnet_group_name,
+                "security_group_id": self.security_group_id,
+            }
+        )

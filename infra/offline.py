@@ -1,0 +1,213 @@
+"""Run the real program under ``pulumi.runtime.set_mocks``: no AWS, no Pulumi CLI.
+
+Used by the tests and by ``scripts/infra-plan``. Every call gets a fresh program run. The mocks
+answer like AWS would closely enough for the program to finish: ids, ARNs, endpoints and member
+clusters for the replication group, and the three data sources the program reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as _mocks
+from pulumi.runtime import settings as _settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import NAMESPACE
+
+__all__ = [
+    "ACCOUNT_ID",
+    "REPO_ROOT",
+    "OfflineRun",
+    "Registered",
+    "RunProgram",
+    "is_secret_value",
+    "load_stack_file",
+    "plain",
+    "run_offline",
+    "stack_file",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT_ID = "123456789012"
+_SECRET_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """One resource the program declared: its type token, name and inputs (camelCase keys)."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+
+
+@dataclasses.dataclass
+class OfflineRun:
+    """Everything one mocked run declared, and its resolved stack outputs."""
+
+    resources: list[Registered]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+
+    def of_type(self, type_token: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> Registered:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token}, found {len(found)}")
+        return found[0]
+
+
+RunProgram = Callable[..., OfflineRun]
+"""What the tests' ``run_program`` fixture is: overrides -> a fresh mocked run."""
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.registered: list[Registered] = []
+
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        state = dict(inputs)
+        rid = f"{args.name}-id"
+        short = args.typ.split(":")[1].split("/")[0]
+        state.setdefault("arn", f"arn:aws:{short}:{self.region}:{ACCOUNT_ID}:{args.name}")
+        if args.typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            rg = inputs["replicationGroupId"]
+            rid = rg
+            state["primaryEndpointAddress"] = (
+                f"master.{rg}.abc123.{self.region}.cache.amazonaws.com"
+            )
+            state["readerEndpointAddress"] = (
+                f"replica.{rg}.abc123.{self.region}.cache.amazonaws.com"
+            )
+            state["memberClusters"] = [
+                f"{rg}-{i:03d}" for i in range(1, int(inputs["numCacheClusters"]) + 1)
+            ]
+            state.setdefault("port", 6379)
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            length = int(inputs["length"])
+            state["result"] = ("Mock-0-" + "x" * length)[:length]
+        elif args.typ == "aws:kms/key:Key":
+            rid = f"{args.name}-key-id"
+            state["keyId"] = rid
+            state["arn"] = f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{rid}"
+        elif args.typ == "aws:ec2/vpc:Vpc":
+            rid = "vpc-0a1b2c3d4e5f67890"
+        elif args.typ in ("aws:elasticache/user:User", "aws:elasticache/userGroup:UserGroup"):
+            rid = inputs.get("userId") or inputs.get("userGroupId") or rid
+        elif args.typ == "aws:cloudwatch/dashboard:Dashboard":
+            rid = inputs["dashboardName"]
+        elif args.typ in (
+            "aws:elasticache/subnetGroup:SubnetGroup",
+            "aws:elasticache/parameterGroup:ParameterGroup",
+            "aws:cloudwatch/logGroup:LogGroup",
+        ):
+            rid = inputs.get("name", rid)
+        self.registered.append(Registered(args.typ, args.name, inputs, state))
+        return rid, state
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{s}" for s in "abc"]
+            return {
+                "names": names,
+                "zoneIds": [f"use1-az{i}" for i in (1, 2, 3)],
+                "id": self.region,
+            }, []
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}, []
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock",
+                "userId": "MOCK",
+                "id": ACCOUNT_ID,
+            }, []
+        raise NotImplementedError(f"the mocks do not answer {args.token}")
+
+
+def is_secret_value(value: Any) -> bool:
+    """True for a property value Pulumi marked secret (as the engine would store it)."""
+    return isinstance(value, dict) and value.get(_SECRET_KEY) == _SECRET_SIG
+
+
+def plain(value: Any) -> Any:
+    """A property value with secret markers removed, for assertions (never for printing)."""
+    if is_secret_value(value):
+        return plain(value.get("value"))
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def stack_file(stack: str) -> Path:
+    return REPO_ROOT / f"Pulumi.{stack}.yaml"
+
+
+def load_stack_file(path: Path) -> dict[str, Any]:
+    """The ``config:`` block of a ``Pulumi.<stack>.yaml``; encrypted (secure) values refused."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: 'config' must be a mapping")
+    for key, value in config.items():
+        if isinstance(value, dict) and "secure" in value:
+            raise ValueError(
+                f"{path}: {key} is an encrypted secret; the offline run cannot decrypt it"
+            )
+    return dict(config)
+
+
+def _as_config_text(value: Any) -> str:
+    """Pulumi hands config to programs as text: strings as-is, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def run_offline(
+    config: Mapping[str, Any], *, stack: str = "dev", project: str = NAMESPACE
+) -> OfflineRun:
+    """Run ``infra.program.run`` under mocks with ``config`` (namespaced keys, YAML values)."""
+    from infra import program
+
+    region = str(config.get("aws:region", "us-east-1"))
+    mocks = _Mocks(region)
+    _settings.ROOT.set(None)
+    set_all_config({k: _as_config_text(v) for k, v in config.items()}, [])
+    _mocks.set_mocks(mocks, project=project, stack=stack, preview=False)
+    root = _settings.get_root_resource()
+    assert isinstance(root, pulumi.runtime.stack.Stack)
+    try:
+        _sync_await(run_pulumi_func(lambda: program.run()))
+        outputs: dict[str, Any] = {}
+        secret: set[str] = set()
+        for key, value in root.outputs.items():
+            out = pulumi.Output.from_input(value)
+            outputs[key] = _sync_await(out.future())
+            if _sync_await(out.is_secret()):
+                secret.add(key)
+    finally:
+        _settings.ROOT.set(None)
+        set_all_config({}, [])
+    return OfflineRun(resources=list(mocks.registered), outputs=outputs, secret_outputs=secret)

@@ -1,0 +1,145 @@
+"""Offline plan: run the program under mocks with a stack file and print what it would create.
+
+``./scripts/infra-plan [STACK]``. For reviewers without AWS credentials: it shows every resource
+with its security-relevant properties. It is NOT a diff against a real account: it does not know
+what exists already, and ids, ARNs and endpoints are placeholders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from infra.config import InfraConfigError
+from infra.offline import OfflineRun, Registered, is_secret_value, load_stack_file, run_offline
+from infra.offline import stack_file as _stack_file
+
+__all__ = ["BANNER", "main", "render"]
+
+BANNER = (
+    "OFFLINE PLAN - the program ran under Pulumi mocks with {path}.\n"
+    "This is NOT a diff against a real AWS account: nothing was read from or sent to AWS;\n"
+    "ids, ARNs and endpoints below are placeholders. Use `pulumi preview` for the real diff."
+)
+
+# Per type: the properties a security reviewer wants to see.
+_SHOWN: dict[str, tuple[str, ...]] = {
+    "aws:elasticache/replicationGroup:ReplicationGroup": (
+        "engine",
+        "engineVersion",
+        "nodeType",
+        "numCacheClusters",
+        "automaticFailoverEnabled",
+        "multiAzEnabled",
+        "transitEncryptionEnabled",
+        "transitEncryptionMode",
+        "atRestEncryptionEnabled",
+        "kmsKeyId",
+        "authToken",
+        "authTokenUpdateStrategy",
+        "userGroupIds",
+        "snapshotRetentionLimit",
+        "snapshotWindow",
+        "maintenanceWindow",
+        "autoMinorVersionUpgrade",
+        "subnetGroupName",
+        "parameterGroupName",
+    ),
+    "aws:kms/key:Key": ("enableKeyRotation", "deletionWindowInDays"),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (
+        "ipProtocol",
+        "fromPort",
+        "toPort",
+        "cidrIpv4",
+        "cidrIpv6",
+        "referencedSecurityGroupId",
+    ),
+    "aws:ec2/securityGroup:SecurityGroup": ("vpcId", "ingress"),
+    "aws:elasticache/parameterGroup:ParameterGroup": ("family", "parameters"),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "retentionInDays", "kmsKeyId"),
+    "aws:secretsmanager/secret:Secret": ("name", "kmsKeyId"),
+    "aws:secretsmanager/secretVersion:SecretVersion": ("secretString",),
+    "aws:sns/topic:Topic": ("name", "kmsMasterKeyId"),
+    "aws:sns/topicSubscription:TopicSubscription": ("protocol", "endpoint"),
+    "random:index/randomPassword:RandomPassword": ("length", "special"),
+    "aws:elasticache/user:User": ("userName", "accessString"),
+    "aws:elasticache/userGroup:UserGroup": ("userGroupId", "userIds"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (
+        "metricName",
+        "comparisonOperator",
+        "threshold",
+        "treatMissingData",
+        "alarmActions",
+    ),
+    "aws:ec2/subnet:Subnet": ("cidrBlock", "mapPublicIpOnLaunch"),
+    "aws:ec2/vpc:Vpc": ("cidrBlock",),
+}
+
+
+def _fmt(value: Any) -> str:
+    if is_secret_value(value):
+        return "[secret]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _props(res: Registered) -> str:
+    keys = _SHOWN.get(res.type, ())
+    parts = [f"{k}={_fmt(res.inputs[k])}" for k in keys if res.inputs.get(k) is not None]
+    if res.type == "aws:cloudwatch/metricAlarm:MetricAlarm" and "metricQueries" in res.inputs:
+        parts.insert(0, "metricName=(math: hit rate)")
+    return " ".join(parts)
+
+
+def render(run: OfflineRun, path: str) -> str:
+    """The banner, a table of every custom resource, and the outputs (secrets masked)."""
+    rows = [r for r in run.resources if not r.type.startswith("berthcache:")]
+    rows.sort(key=lambda r: (r.type, r.name))
+    type_w = max(len(r.type) for r in rows)
+    name_w = max(len(r.name) for r in rows)
+    lines = [BANNER.format(path=path), ""]
+    lines.append(f"{'TYPE':<{type_w}}  {'NAME':<{name_w}}  SECURITY-RELEVANT PROPERTIES")
+    lines += [f"{r.type:<{type_w}}  {r.name:<{name_w}}  {_props(r)}" for r in rows]
+    lines.append("")
+    lines.append(f"{len(rows)} resources would be created.")
+    lines.append("Outputs:")
+    for key, value in run.outputs.items():
+        shown = "[secret]" if key in run.secret_outputs else _fmt(value)
+        lines.append(f"  {key}: {shown}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="infra-plan",
+        description="Run the Pulumi program under mocks with Pulumi.<STACK>.yaml and print "
+        "what it would create. Not a diff against a real AWS account.",
+    )
+    parser.add_argument("stack", nargs="?", default="dev", help="stack name (default: dev)")
+    args = parser.parse_args(argv)
+    path = _stack_file(args.stack)
+    if not path.is_file():
+        print(
+            f"infra-plan: no stack file {path.name} (create it with `pulumi stack init "
+            f"{args.stack}` and `pulumi config set ...`)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        run = run_offline(load_stack_file(path), stack=args.stack)
+    except (InfraConfigError, ValueError) as exc:
+        print(f"infra-plan: {exc}", file=sys.stderr)
+        return 1
+    print(render(run, path.name))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

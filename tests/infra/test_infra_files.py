@@ -1,0 +1,153 @@
+"""Pulumi.yaml, Pulumi.dev.yaml, the policy pack files, the runbooks and scripts/infra-plan."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.alarms_catalogue import CATALOGUE
+from infra.config import SETTINGS, InfraConfigError, load
+from infra.offline import REPO_ROOT
+
+SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "pulumi-project.schema.json"
+
+
+def _project() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
+    return data
+
+
+def test_pulumi_yaml_validates_against_the_official_schema() -> None:
+    if not SCHEMA.is_file():
+        pytest.skip(f"project schema not found at {SCHEMA}")
+    jsonschema = importlib.import_module("jsonschema")  # no type stubs installed
+    jsonschema.validate(_project(), json.loads(SCHEMA.read_text()))
+
+
+def test_pulumi_yaml_runs_infra_in_the_project_venv() -> None:
+    project = _project()
+    assert project["name"] == "berthcache"
+    assert project["main"] == "infra/"
+    assert project["runtime"] == {
+        "name": "python",
+        "options": {"toolchain": "pip", "virtualenv": ".venv"},
+    }
+    assert (REPO_ROOT / "infra" / "__main__.py").is_file()
+
+
+def test_pulumi_yaml_declares_every_setting_the_program_reads() -> None:
+    declared = _project()["config"]
+    assert list(declared) == [s.key for s in SETTINGS]
+    for s in SETTINGS:
+        assert declared[s.key]["type"] == s.type, s.key
+        assert declared[s.key]["default"] == s.default, s.key
+        assert declared[s.key]["description"], s.key
+
+
+def test_dev_stack_is_realistic_and_holds_no_secrets() -> None:
+    text = (REPO_ROOT / "Pulumi.dev.yaml").read_text()
+    config = yaml.safe_load(text)["config"]
+    assert "secure" not in text
+    assert not any(re.search(r"token|password", k, re.I) for k in config)
+    assert config["aws:region"]
+    assert re.match(r"cache\.[a-z]\d+g\.", config["berthcache:nodeType"]), "Graviton node type"
+    assert config["berthcache:numNodes"] == 2
+    assert config["berthcache:keyPrefix"] == "berthcare:"
+    assert config["berthcache:alarmEmails"]
+    known = {f"berthcache:{s.key}" for s in SETTINGS} | {"aws:region"}
+    assert set(config) <= known
+
+
+@pytest.mark.parametrize(
+    ("raw", "setting"),
+    [
+        ({"numNodes": "1"}, "numNodes"),
+        ({"numNodes": "1", "multiAz": "false"}, "numNodes"),
+        ({"engineVersion": "6.2"}, "engineVersion"),
+        ({"engineVersion": "8.0"}, "engineVersion"),
+        ({"engine": "memcached"}, "engine"),
+        ({"maintenanceWindow": "sun:05:00-sun:05:30"}, "maintenanceWindow"),
+        ({"maintenanceWindow": "funday:05:00-sun:06:00"}, "maintenanceWindow"),
+        ({"snapshotWindow": "3am"}, "snapshotWindow"),
+        ({"snapshotRetentionDays": "0"}, "snapshotRetentionDays"),
+        ({"engineCpuThresholdPercent": "101"}, "engineCpuThresholdPercent"),
+        ({"hitRateThresholdPercent": "0"}, "hitRateThresholdPercent"),
+        ({"allowedCidrs": '["0.0.0.0/0"]'}, "allowedCidrs"),
+        ({"allowedCidrs": '["::/0"]'}, "allowedCidrs"),
+        ({"allowedCidrs": '["10.0.0.300/8"]'}, "allowedCidrs"),
+        ({"nodeType": "cache.x9.huge"}, "nodeType"),
+        ({"numNodes": "two"}, "numNodes"),
+        ({"vpcId": "vpc-0123456789abcdef0"}, "subnetIds"),
+        ({"replicationGroupId": "Bad--Id"}, "replicationGroupId"),
+        ({"alarmEmails": '["not-an-email"]'}, "alarmEmails"),
+        ({"authMode": "none"}, "authMode"),
+        ({"logRetentionDays": "10"}, "logRetentionDays"),
+        ({"maxmemoryPolicy": "lru"}, "maxmemoryPolicy"),
+        ({"nodeTyp": "cache.t4g.small"}, "nodeTyp"),
+    ],
+)
+def test_config_errors_name_the_setting(raw: dict[str, str], setting: str) -> None:
+    with pytest.raises(InfraConfigError, match=rf"^berthcache:{setting}: "):
+        load(raw, stack="dev")
+
+
+def test_defaults_alone_are_valid_and_secure() -> None:
+    cfg = load({}, stack="dev")
+    assert cfg.num_nodes == 2
+    assert cfg.multi_az
+    assert cfg.maxmemory_policy == "allkeys-lru"
+    assert cfg.allowed_cidrs == ("10.40.0.0/16",)
+    assert cfg.member_cluster_ids == ("berthcache-dev-001", "berthcache-dev-002")
+
+
+def _slug(heading: str) -> str:
+    return re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_alarm_has_a_runbook_section() -> None:
+    text = (REPO_ROOT / "docs" / "runbooks.md").read_text()
+    anchors = {_slug(h) for h in re.findall(r"^#{2,3} (.+)$", text, re.M)}
+    keys = [spec.runbook_anchor for spec in CATALOGUE]
+    assert len(set(keys)) == len(keys)
+    for spec in CATALOGUE:
+        assert spec.runbook_anchor in anchors, spec.runbook_anchor
+        assert _slug(spec.title) == spec.runbook_anchor
+
+
+def test_policy_pack_project_file() -> None:
+    data = yaml.safe_load((REPO_ROOT / "infra" / "policy" / "PulumiPolicy.yaml").read_text())
+    assert data["runtime"]["name"] == "python"
+    assert (REPO_ROOT / "infra" / "policy" / "__main__.py").is_file()
+
+
+def test_infra_plan_prints_the_plan_and_says_it_is_offline() -> None:
+    python = Path(REPO_ROOT / ".venv" / "bin" / "python")
+    proc = subprocess.run(
+        [str(python), "-m", "infra.plan", "dev"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "NOT a diff against a real AWS account" in out
+    assert "aws:elasticache/replicationGroup:ReplicationGroup" in out
+    assert "transitEncryptionMode=required" in out
+    assert "authToken=[secret]" in out
+    assert "connectionUrl: [secret]" in out
+    assert "Mock-0-" not in out, "the (mock) token must not be printed"
+
+
+def test_infra_plan_unknown_stack_says_how_to_create_it() -> None:
+    from infra.plan import main
+
+    assert main(["nosuchstack"]) == 2

@@ -1,0 +1,283 @@
+"""The real program under mocks with Pulumi.dev.yaml: every security property, and variations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.alarms_catalogue import CATALOGUE
+from infra.offline import OfflineRun, RunProgram, is_secret_value, plain
+
+RG = "aws:elasticache/replicationGroup:ReplicationGroup"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+def _alarms_by_member(run: OfflineRun) -> dict[str, dict[str, dict[str, Any]]]:
+    """member -> metric (or 'hit-rate') -> alarm inputs."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for alarm in run.of_type(ALARM):
+        inputs = alarm.inputs
+        if "metricQueries" in inputs:
+            q = inputs["metricQueries"][0]["metric"]
+            member, metric = q["dimensions"]["CacheClusterId"], "hit-rate"
+        else:
+            member, metric = inputs["dimensions"]["CacheClusterId"], inputs["metricName"]
+        out.setdefault(member, {})[metric] = inputs
+    return out
+
+
+def test_dev_stack_declares_one_redis7_group_secure_by_construction(dev_run: OfflineRun) -> None:
+    rg = dev_run.one(RG).inputs
+    assert rg["engine"] == "redis"
+    assert rg["engineVersion"].startswith("7.")
+    assert rg["numCacheClusters"] == 2
+    assert rg["automaticFailoverEnabled"] is True
+    assert rg["multiAzEnabled"] is True
+    assert rg["transitEncryptionEnabled"] is True
+    assert rg["transitEncryptionMode"] == "required"
+    assert rg["atRestEncryptionEnabled"] is True
+    assert rg["kmsKeyId"] == dev_run.one("aws:kms/key:Key").state["arn"]
+    assert rg["snapshotRetentionLimit"] >= 1
+    assert rg["snapshotWindow"] == "03:00-04:00"
+    assert rg["maintenanceWindow"] == "sun:05:00-sun:06:00"
+    assert rg["autoMinorVersionUpgrade"] is True
+    assert rg["authTokenUpdateStrategy"] == "ROTATE"
+    assert is_secret_value(rg["authToken"]), "the AUTH token must travel as a secret"
+    assert (
+        rg["subnetGroupName"]
+        == dev_run.one("aws:elasticache/subnetGroup:SubnetGroup").inputs["name"]
+    )
+    assert (
+        rg["parameterGroupName"]
+        == dev_run.one("aws:elasticache/parameterGroup:ParameterGroup").inputs["name"]
+    )
+    assert rg["notificationTopicArn"] == dev_run.one("aws:sns/topic:Topic").state["arn"]
+    assert rg["tags"]["Project"] == "berthcache"
+
+
+def test_kms_key_rotates_and_encrypts_logs_topic_and_secret(dev_run: OfflineRun) -> None:
+    key = dev_run.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    arn = key.state["arn"]
+    assert dev_run.one("aws:sns/topic:Topic").inputs["kmsMasterKeyId"] == arn
+    assert dev_run.one("aws:secretsmanager/secret:Secret").inputs["kmsKeyId"] == arn
+    policy = json.loads(key.inputs["policy"])
+    assert any(s["Sid"] == "CloudWatchLogs" for s in policy["Statement"])
+
+
+def test_slow_and_engine_logs_go_to_encrypted_log_groups(dev_run: OfflineRun) -> None:
+    groups = {
+        g.inputs["name"]: g.inputs for g in dev_run.of_type("aws:cloudwatch/logGroup:LogGroup")
+    }
+    deliveries = dev_run.one(RG).inputs["logDeliveryConfigurations"]
+    assert {d["logType"] for d in deliveries} == {"slow-log", "engine-log"}
+    for d in deliveries:
+        assert d["destinationType"] == "cloudwatch-logs"
+        group = groups[d["destination"]]
+        assert group["retentionInDays"] == 30
+        assert group["kmsKeyId"].startswith("arn:aws:kms:")
+
+
+def test_parameter_group_matches_engine_and_keeps_seed_eviction_policy(dev_run: OfflineRun) -> None:
+    params = dev_run.one("aws:elasticache/parameterGroup:ParameterGroup").inputs
+    assert params["family"] == "redis7"
+    assert {"name": "maxmemory-policy", "value": "allkeys-lru"} in params["parameters"]
+
+
+def test_network_is_private_and_admits_6379_only_from_configured_cidrs(dev_run: OfflineRun) -> None:
+    subnets = dev_run.of_type("aws:ec2/subnet:Subnet")
+    assert len(subnets) >= 2
+    assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
+    assert len({plain(s.inputs["availabilityZone"]) for s in subnets}) == len(subnets)
+    assert not dev_run.of_type("aws:ec2/internetGateway:InternetGateway")
+    rules = dev_run.of_type(INGRESS)
+    assert [r.inputs.get("cidrIpv4") for r in rules] == ["10.40.0.0/16"]
+    for r in rules:
+        assert (r.inputs["fromPort"], r.inputs["toPort"], r.inputs["ipProtocol"]) == (
+            6379,
+            6379,
+            "tcp",
+        )
+    assert "ingress" not in dev_run.one("aws:ec2/securityGroup:SecurityGroup").inputs
+
+
+def test_auth_token_is_generated_in_elasticache_limits(dev_run: OfflineRun) -> None:
+    token = dev_run.one("random:index/randomPassword:RandomPassword").inputs
+    assert 16 <= token["length"] <= 128
+    assert set(token["overrideSpecial"]) <= set("!&#$^<>-")
+
+
+def test_every_node_has_every_catalogue_alarm_with_actions_and_runbook(dev_run: OfflineRun) -> None:
+    topic_arn = dev_run.one("aws:sns/topic:Topic").state["arn"]
+    by_member = _alarms_by_member(dev_run)
+    assert set(by_member) == {"berthcache-dev-001", "berthcache-dev-002"}
+    for member, alarms in by_member.items():
+        for spec in CATALOGUE:
+            alarm = alarms[spec.metric or "hit-rate"]
+            assert alarm["alarmActions"] == [topic_arn]
+            assert alarm["okActions"] == [topic_arn]
+            assert alarm["treatMissingData"] == spec.treat_missing_data
+            assert f"docs/runbooks.md#{spec.runbook_anchor}" in str(alarm["alarmDescription"])
+            if spec.metric:
+                assert alarm["dimensions"] == {"CacheClusterId": member, "CacheNodeId": "0001"}
+    required = {
+        "EngineCPUUtilization",
+        "CPUUtilization",
+        "DatabaseMemoryUsagePercentage",
+        "CurrConnections",
+        "ReplicationLag",
+        "Evictions",
+    }
+    assert all(required <= set(alarms) for alarms in by_member.values())
+
+
+def test_alarm_thresholds_follow_config_and_node_vcpus(dev_run: OfflineRun) -> None:
+    alarms = _alarms_by_member(dev_run)["berthcache-dev-001"]
+    assert alarms["CPUUtilization"]["threshold"] == 45  # 90% budget / 2 vCPUs (t4g.small)
+    assert alarms["CurrConnections"]["threshold"] == 2000
+    assert alarms["SwapUsage"]["threshold"] == 50 * 1024 * 1024
+    hit = alarms["hit-rate"]
+    assert hit["comparisonOperator"] == "LessThanThreshold"
+    assert hit["threshold"] == 80
+    metrics = {q["metric"]["metricName"] for q in hit["metricQueries"] if "metric" in q}
+    assert metrics == {"CacheHits", "CacheMisses"}
+
+
+def test_cpu_threshold_keeps_full_budget_on_large_nodes(run_program: RunProgram) -> None:
+    run = run_program(nodeType="cache.r7g.xlarge")
+    assert _alarms_by_member(run)["berthcache-dev-001"]["CPUUtilization"]["threshold"] == 90
+
+
+def test_dashboard_shows_every_alarmed_metric_for_every_node(dev_run: OfflineRun) -> None:
+    body = json.loads(dev_run.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    shown = {(m[1], m[3]) for w in body["widgets"] for m in w["properties"]["metrics"]}
+    for spec in CATALOGUE:
+        for metric in spec.dashboard_metrics:
+            for member in ("berthcache-dev-001", "berthcache-dev-002"):
+                assert (metric, member) in shown
+    assert body["widgets"][0]["properties"]["region"] == "eu-west-1"
+
+
+def test_alarm_topic_has_configured_email_subscription(dev_run: OfflineRun) -> None:
+    subs = dev_run.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert [(s.inputs["protocol"], s.inputs["endpoint"]) for s in subs] == [
+        ("email", "platform-alerts@example.com")
+    ]
+
+
+def test_outputs_and_secrets(dev_run: OfflineRun) -> None:
+    out = dev_run.outputs
+    for key in (
+        "primaryEndpoint",
+        "readerEndpoint",
+        "port",
+        "secretArn",
+        "alarmTopicArn",
+        "memberClusters",
+        "dashboardName",
+        "connectionUrl",
+    ):
+        assert key in out, key
+    assert out["memberClusters"] == ["berthcache-dev-001", "berthcache-dev-002"]
+    assert out["port"] == 6379
+    assert dev_run.secret_outputs == {"connectionUrl"}
+    assert out["connectionUrl"].startswith("rediss://")
+    token = dev_run.one("random:index/randomPassword:RandomPassword").state["result"]
+    for key, value in out.items():
+        if key not in dev_run.secret_outputs:
+            assert token not in json.dumps(value), f"output {key} leaks the AUTH token"
+
+
+def test_secret_holds_endpoints_and_token_as_secret(dev_run: OfflineRun) -> None:
+    version = dev_run.one("aws:secretsmanager/secretVersion:SecretVersion").inputs
+    assert is_secret_value(version["secretString"])
+    doc = json.loads(plain(version["secretString"]))
+    assert doc["host"] == dev_run.outputs["primaryEndpoint"]
+    assert doc["reader_host"] == dev_run.outputs["readerEndpoint"]
+    assert doc["port"] == 6379
+    assert doc["tls"] is True
+    assert doc["key_prefix"] == "berthcare:"
+    assert doc["url"].startswith("rediss://")
+
+
+def test_dev_is_not_protected_but_prod_keeps_a_final_snapshot(run_program: RunProgram) -> None:
+    dev = run_program().one(RG).inputs
+    assert dev.get("finalSnapshotIdentifier") is None
+    prod = run_program(stack="prod", environment="prod", replicationGroupId="berthcache-prod")
+    rg = prod.one(RG).inputs
+    assert rg["finalSnapshotIdentifier"] == "berthcache-prod-final"
+    assert rg["applyImmediately"] is False
+
+
+def test_existing_vpc_creates_no_network_and_admits_security_groups(
+    run_program: RunProgram,
+) -> None:
+    run = run_program(
+        vpcId="vpc-0123456789abcdef0",
+        subnetIds=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+        allowedCidrs=None,
+        allowedSecurityGroupIds=["sg-0123456789abcdef0"],
+    )
+    assert not run.of_type("aws:ec2/vpc:Vpc")
+    assert not run.of_type("aws:ec2/subnet:Subnet")
+    assert run.one("aws:elasticache/subnetGroup:SubnetGroup").inputs["subnetIds"] == [
+        "subnet-0123456789abcdef0",
+        "subnet-0123456789abcdef1",
+    ]
+    assert run.one("aws:ec2/securityGroup:SecurityGroup").inputs["vpcId"] == "vpc-0123456789abcdef0"
+    rules = run.of_type(INGRESS)
+    assert [r.inputs.get("referencedSecurityGroupId") for r in rules] == ["sg-0123456789abcdef0"]
+    assert all(r.inputs.get("cidrIpv4") is None for r in rules)
+
+
+def test_valkey_engine(run_program: RunProgram) -> None:
+    run = run_program(engine="valkey", engineVersion="7.2")
+    rg = run.one(RG).inputs
+    assert (rg["engine"], rg["engineVersion"]) == ("valkey", "7.2")
+    assert run.one("aws:elasticache/parameterGroup:ParameterGroup").inputs["family"] == "valkey7"
+
+
+def test_rbac_mode_limits_app_user_and_disables_default(run_program: RunProgram) -> None:
+    run = run_program(authMode="rbac")
+    users = {u.inputs["userName"]: u.inputs for u in run.of_type("aws:elasticache/user:User")}
+    assert users["default"]["accessString"].startswith("off")
+    app = users["app"]["accessString"]
+    assert "~berthcare:*" in app
+    assert "-@dangerous" in app
+    assert "~*" not in app.replace("~berthcare:*", "")
+    group = run.one("aws:elasticache/userGroup:UserGroup").inputs
+    rg = run.one(RG).inputs
+    assert rg["userGroupIds"] == [group["userGroupId"]]
+    assert rg.get("authToken") is None
+    assert run.outputs["username"] == "app"
+    assert run.secret_outputs == {"connectionUrl"}
+    assert run.outputs["connectionUrl"].startswith("rediss://app:")
+
+
+def test_three_nodes_get_alarms_on_three_nodes(run_program: RunProgram) -> None:
+    run = run_program(numNodes=3)
+    by_member = _alarms_by_member(run)
+    assert set(by_member) == {f"berthcache-dev-00{i}" for i in (1, 2, 3)}
+    assert len(run.of_type(ALARM)) == 3 * len(CATALOGUE)
+    assert run.outputs["memberClusters"][-1] == "berthcache-dev-003"
+
+
+@pytest.mark.parametrize(
+    ("override", "setting"),
+    [
+        ({"numNodes": 1}, "berthcache:numNodes"),
+        ({"engineVersion": "6.2"}, "berthcache:engineVersion"),
+        ({"maintenanceWindow": "sunday 5am"}, "berthcache:maintenanceWindow"),
+        ({"memoryThresholdPercent": 150}, "berthcache:memoryThresholdPercent"),
+        ({"allowedCidrs": ["0.0.0.0/0"]}, "berthcache:allowedCidrs"),
+    ],
+)
+def test_bad_config_stops_the_program_naming_the_setting(
+    run_program: RunProgram, override: dict[str, object], setting: str
+) -> None:
+    with pytest.raises(Exception, match=setting) as info:
+        run_program(**override)
+    assert type(info.value).__name__ == "InfraConfigError"
