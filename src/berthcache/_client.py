@@ -62,7 +62,7 @@ class Cache(CacheBase):
         retry = build_retry(
             self.config, on_reconnecting=self.events.reconnecting, on_error=self.events.error
         )
-        self._pool = redis.BlockingConnectionPool(
+        self._pool = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
             **self._pool_kwargs(EventConnection, EventSSLConnection, retry)
         )
         self.redis: redis.Redis = redis.Redis(connection_pool=self._pool)

@@ -141,6 +141,9 @@ def translate(exc: BaseException) -> CacheError | None:
             "the node is read-only (a replica, or a primary demoted by a failover) and stayed "
             "so through the retries; reconnect to the primary endpoint"
         )
+    if isinstance(exc, rex.OutOfMemoryError):
+        # redis-py strips the "OOM" prefix from the message; the class says it.
+        return OutOfMemoryError(f"OOM {_first_line(message)}; {_OOM_HINT}")
     if isinstance(exc, rex.ResponseError):
         upper = message.upper()
         if upper.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):

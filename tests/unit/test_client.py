@@ -270,12 +270,12 @@ async def test_more_concurrent_callers_than_pooled_connections_wait_their_turn(
 
 def test_pool_timeout_bounds_the_wait_for_a_connection(config: CacheConfig) -> None:
     with Cache(config.replace(max_connections=1, pool_timeout=0.2)) as small:
-        held = small._pool.get_connection()
+        held = small._pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             start = time.perf_counter()
             with pytest.raises(CacheUnavailableError):
                 small.get("pool:k")
             assert time.perf_counter() - start < 2.0
         finally:
-            small._pool.release(held)
+            small._pool.release(held)  # type: ignore[no-untyped-call]
         assert small.get("pool:k") is None
