@@ -7,6 +7,7 @@ clusters for the replication group, and the three data sources the program reads
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
@@ -185,12 +186,25 @@ def _as_config_text(value: Any) -> str:
     return json.dumps(value)
 
 
+def _ensure_event_loop() -> None:
+    """Pulumi's SDK asks ``asyncio.get_event_loop()``; give it one when an earlier asyncio user
+    (pytest-asyncio, ``asyncio.run``) closed or cleared the thread's loop."""
+    try:
+        loop = asyncio.get_event_loop()
+        if not loop.is_closed():
+            return
+    except RuntimeError:
+        pass
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_offline(
     config: Mapping[str, Any], *, stack: str = "dev", project: str = NAMESPACE
 ) -> OfflineRun:
     """Run ``infra.program.run`` under mocks with ``config`` (namespaced keys, YAML values)."""
     from infra import program
 
+    _ensure_event_loop()
     region = str(config.get("aws:region", "us-east-1"))
     mocks = _Mocks(region)
     _settings.ROOT.set(None)
