@@ -1,0 +1,279 @@
+"""berthcache's pytest plugin: a real Redis 7 for your tests, locally or wherever you point it.
+
+Installed with ``pip install berthcache[testing]`` it loads by itself (entry point ``pytest11``).
+By default the session starts a local replication group — ``redis-server`` >= 7 processes,
+TLS-only with a CA made for this run, AUTH + ACL users, primary + replica behind an endpoint
+that moves on failover — and stops it at the end. Usage in an app's tests::
+
+    import berthcache, pytest
+
+    def test_profile_is_cached(cache_config):          # key_prefix = this run's namespace
+        with berthcache.Cache(cache_config) as cache:
+            cache.set("profile:42", {"name": "Ada"}, ttl=60)
+            assert cache.get("profile:42", parse_json=True) == {"name": "Ada"}
+
+    @pytest.mark.requires("replica", "admin")           # skipped where the target lacks them
+    def test_survives_failover(redis_target, cache_config):
+        ...
+        redis_target.harness.failover()
+
+    def test_wrong_password(local_redis_factory):       # an extra, isolated server
+        group = local_redis_factory(tls=False)
+        ...
+
+Options (command line flag / ini key):
+
+``--target`` / ``berthcache_target``
+    ``local`` (default), ``docker`` (testcontainers ``redis:7``; skipped without a Docker
+    engine), ``url`` (an existing endpoint), ``stack`` (reserved, skipped for now).
+``--redis-url`` / ``berthcache_redis_url``
+    endpoint of the ``url`` target; without ``--target`` it (or ``$REDIS_URL``) selects ``url``.
+``--tls-ca`` / ``berthcache_tls_ca``
+    CA file to verify a ``rediss://`` endpoint of the ``url`` target.
+``--redis-server`` / ``berthcache_redis_server``
+    the ``redis-server`` binary for local servers (also ``$REDIS_SERVER``; default: ``PATH``).
+``--redis-maxmemory-policy`` / ``berthcache_redis_maxmemory_policy``
+    eviction policy of the local servers (default ``allkeys-lru``).
+
+Fixtures: ``redis_target`` (session, :class:`Target`), ``redis_namespace`` (session, e.g.
+``berthcare:bc-test-1a2b3c4d:``; every key under it is deleted at the end with SCAN + UNLINK —
+never KEYS or FLUSH*), ``cache_config`` (a ``CacheConfig`` for the target with that prefix) and
+``local_redis_factory`` (extra :class:`LocalRedis` / :class:`RedisServer`, stopped after the test).
+Markers: ``requires(*capabilities)`` with ``admin``, ``replica``, ``tls``, ``auth``, and
+``clause("C5")`` naming the contract clause a test proves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from berthcache._config import CacheConfig
+from berthcache.testing._harness import LocalRedis
+from berthcache.testing._server import RedisServer
+from berthcache.testing._targets import (
+    CAPABILITIES,
+    Target,
+    TargetChoice,
+    UsageError,
+    choose_target,
+    docker_target,
+    local_target,
+    stack_target,
+    stop_docker_target,
+    url_target,
+)
+
+__all__ = ["NAMESPACE_ROOT", "LocalRedisFactory", "delete_namespace"]
+
+#: Namespaces live under the app user's key pattern so the restricted ACL user can write them.
+NAMESPACE_ROOT = "berthcare:"
+
+_CHOICE = pytest.StashKey[TargetChoice]()
+
+_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--target", "target", "where to run: local (default), docker, url or stack"),
+    ("--redis-url", "redis_url", "redis:// or rediss:// endpoint for the url target"),
+    ("--tls-ca", "tls_ca", "CA file to verify the url target's TLS certificate"),
+    ("--redis-server", "redis_server", "redis-server (>= 7) binary for local servers"),
+    (
+        "--redis-maxmemory-policy",
+        "redis_maxmemory_policy",
+        "maxmemory-policy of local servers (default allkeys-lru)",
+    ),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("berthcache", "berthcache Redis targets")
+    for flag, name, help_text in _OPTIONS:
+        group.addoption(flag, dest=f"berthcache_{name}", default=None, help=help_text)
+        parser.addini(f"berthcache_{name}", help_text, default=None)
+
+
+def _option(config: pytest.Config, name: str) -> str | None:
+    """The flag's value, else the ini value, else ``None``."""
+    value = config.getoption(f"berthcache_{name}", default=None)
+    if value is None:
+        value = config.getini(f"berthcache_{name}") or None
+    return str(value) if value is not None else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "requires(*capabilities): skip unless the Redis target has every capability named "
+        "(admin, replica, tls, auth)",
+    )
+    config.addinivalue_line(
+        "markers", "clause(id): the cache contract clause (C1..C16) this test proves"
+    )
+    # Decide now so contradictory options fail the run at once, not in every test.
+    try:
+        config.stash[_CHOICE] = choose_target(
+            option_target=_option(config, "target"),
+            option_url=_option(config, "redis_url"),
+            env=os.environ,
+        )
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    choice = config.stash.get(_CHOICE, None)
+    if choice is None:
+        return "berthcache target: undecided"
+    where = f" {choice!r}" if choice.url else ""
+    return f"berthcache target: {choice.name} (from {choice.source}){where}"
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The Redis this session tests against; a local group is started once and stopped at the
+    end. Skips (with the reason) where the target cannot be had, e.g. no Docker engine."""
+    config = request.config
+    choice = config.stash[_CHOICE]
+    if choice.name == "local":
+        target = local_target(
+            binary=_option(config, "redis_server"),
+            maxmemory_policy=_option(config, "redis_maxmemory_policy") or "allkeys-lru",
+        )
+        assert target.harness is not None
+        try:
+            yield target
+        finally:
+            target.harness.close()
+    elif choice.name == "url":
+        assert choice.url is not None
+        yield url_target(choice.url, tls_ca_file=_option(config, "tls_ca"))
+    elif choice.name == "docker":
+        target = docker_target()
+        try:
+            yield target
+        finally:
+            stop_docker_target(target)
+    else:
+        yield stack_target()
+
+
+@pytest.fixture(scope="session")
+def redis_namespace(redis_target: Target) -> Iterator[str]:
+    """A per-run key prefix such as ``berthcare:bc-test-1a2b3c4d:``; everything under it is
+    deleted at the end of the session (SCAN MATCH + UNLINK), on every target."""
+    namespace = f"{NAMESPACE_ROOT}bc-test-{secrets.token_hex(4)}:"
+    yield namespace
+    try:
+        delete_namespace(redis_target, namespace)
+    except (redis.RedisError, OSError) as exc:
+        if not redis_target.started_by_us:  # ours is about to be removed whole anyway
+            warnings.warn(
+                f"could not delete test keys under {namespace!r} on the {redis_target.name} "
+                f"target: {type(exc).__name__}: {exc}",
+                pytest.PytestWarning,
+                stacklevel=1,
+            )
+
+
+@pytest.fixture
+def cache_config(redis_target: Target, redis_namespace: str) -> CacheConfig:
+    """A ``CacheConfig`` for the target whose ``key_prefix`` is this run's namespace."""
+    return redis_target.cache_config(key_prefix=redis_namespace)
+
+
+@pytest.fixture
+def local_redis_factory(request: pytest.FixtureRequest) -> Iterator[LocalRedisFactory]:
+    """Start extra, isolated servers for fault tests; all are stopped when the test ends."""
+    factory = LocalRedisFactory(binary=_option(request.config, "redis_server"))
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(autouse=True)
+def _berthcache_requires(request: pytest.FixtureRequest) -> None:
+    """Apply ``@pytest.mark.requires(...)``: skip, naming what the target lacks."""
+    wanted: list[str] = []
+    for mark in request.node.iter_markers("requires"):
+        wanted.extend(str(arg) for arg in mark.args)
+    if not wanted:
+        return
+    unknown = sorted(set(wanted) - CAPABILITIES)
+    if unknown:
+        pytest.fail(
+            f"@pytest.mark.requires: unknown capability {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(CAPABILITIES))}",
+            pytrace=False,
+        )
+    target: Target = request.getfixturevalue("redis_target")
+    missing = target.missing(*dict.fromkeys(wanted))
+    if missing:
+        has = ", ".join(sorted(target.capabilities)) or "none"
+        pytest.skip(
+            f"requires {', '.join(missing)}: the {target.name} target lacks it (it has: {has})"
+        )
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+class LocalRedisFactory:
+    """Starts :class:`LocalRedis` groups (``replica=False`` unless asked) and bare
+    :class:`RedisServer` processes; ``close()`` stops every one of them."""
+
+    def __init__(self, *, binary: str | None = None) -> None:
+        self._binary = binary
+        self._started: list[LocalRedis | RedisServer] = []
+
+    def __call__(self, **kwargs: Any) -> LocalRedis:
+        kwargs.setdefault("replica", False)
+        kwargs.setdefault("binary", self._binary)
+        group = LocalRedis(**kwargs)
+        self._started.append(group)
+        group.start()
+        return group
+
+    def server(self, **kwargs: Any) -> RedisServer:
+        """A single plain server (no TLS, no AUTH unless given ``tls=`` / ``password=``)."""
+        kwargs.setdefault("binary", self._binary)
+        server = RedisServer(**kwargs)
+        self._started.append(server)
+        server.start()
+        return server
+
+    def close(self) -> None:
+        while self._started:
+            with contextlib.suppress(Exception):
+                self._started.pop().close()
+
+
+def delete_namespace(target: Target, namespace: str, *, batch: int = 500) -> int:
+    """UNLINK every key under ``namespace`` (SCAN MATCH, glob characters escaped); returns how
+    many. Never KEYS, never FLUSH*: data outside the namespace is never touched."""
+    if not namespace.startswith(NAMESPACE_ROOT) or len(namespace) <= len(NAMESPACE_ROOT):
+        raise ValueError(f"refusing to delete outside a test namespace: {namespace!r}")
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in namespace) + "*"
+    deleted = 0
+    client = target.client()
+    try:
+        keys: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=1000):
+            keys.append(key)
+            if len(keys) >= batch:
+                deleted += int(client.unlink(*keys))
+                keys.clear()
+        if keys:
+            deleted += int(client.unlink(*keys))
+    finally:
+        client.close()
+    return deleted

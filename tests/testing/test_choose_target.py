@@ -1,0 +1,97 @@
+"""Which target a run uses, from --target, --redis-url and REDIS_URL (a pure decision)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from berthcache.testing._targets import TargetChoice, UsageError, choose_target
+
+URL = "rediss://app:s3cret@cache.example.com:6379/0"
+ENV_URL = "redis://:envpass@10.0.0.5:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("option_target", "option_url", "env", "expected"),
+    [
+        pytest.param(None, None, {}, ("local", None, "default"), id="nothing-means-local"),
+        pytest.param("local", None, {}, ("local", None, "--target"), id="explicit-local"),
+        pytest.param(" Docker ", None, {}, ("docker", None, "--target"), id="case-and-space"),
+        pytest.param("stack", None, {}, ("stack", None, "--target"), id="explicit-stack"),
+        pytest.param(None, URL, {}, ("url", URL, "--redis-url"), id="redis-url-means-url"),
+        pytest.param(
+            None, None, {"REDIS_URL": ENV_URL}, ("url", ENV_URL, "REDIS_URL"), id="env-means-url"
+        ),
+        pytest.param(
+            None, URL, {"REDIS_URL": ENV_URL}, ("url", URL, "--redis-url"), id="flag-beats-env"
+        ),
+        pytest.param("url", URL, {}, ("url", URL, "--target"), id="target-url-with-flag"),
+        pytest.param(
+            "url", None, {"REDIS_URL": ENV_URL}, ("url", ENV_URL, "--target"), id="target-url-env"
+        ),
+        pytest.param(
+            "local",
+            None,
+            {"REDIS_URL": ENV_URL},
+            ("local", None, "--target"),
+            id="target-beats-env",
+        ),
+        pytest.param(
+            "docker", None, {"REDIS_URL": ENV_URL}, ("docker", None, "--target"), id="docker-vs-env"
+        ),
+        pytest.param(None, None, {"REDIS_URL": "  "}, ("local", None, "default"), id="blank-env"),
+    ],
+)
+def test_choice(
+    option_target: str | None,
+    option_url: str | None,
+    env: dict[str, str],
+    expected: tuple[str, str | None, str],
+) -> None:
+    choice = choose_target(option_target=option_target, option_url=option_url, env=env)
+    assert (choice.name, choice.url, choice.source) == expected
+
+
+@pytest.mark.parametrize(
+    ("option_target", "option_url", "env", "message"),
+    [
+        pytest.param("local", URL, {}, "--redis-url only makes sense with --target url", id="l+u"),
+        pytest.param("docker", URL, {}, "not --target docker", id="docker+url"),
+        pytest.param("url", None, {}, "pass --redis-url URL or set REDIS_URL", id="url-no-url"),
+        pytest.param("cloud", None, {}, "'cloud' is not a known target", id="unknown"),
+        pytest.param("", None, {}, "--target is empty", id="empty-target"),
+        pytest.param(None, "", {}, "--redis-url is empty", id="empty-url"),
+        pytest.param(None, "http://h:1", {}, "must start with redis:// or rediss://", id="scheme"),
+        pytest.param(None, "redis://h:99999", {}, "not a valid URL", id="bad-port"),
+        pytest.param(None, "redis://", {}, "has no host", id="no-host"),
+        pytest.param(None, None, {"REDIS_URL": "memcached://x"}, "REDIS_URL must", id="env-bad"),
+    ],
+)
+def test_contradictions_and_bad_input_are_usage_errors(
+    option_target: str | None, option_url: str | None, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        choose_target(option_target=option_target, option_url=option_url, env=env)
+
+
+def test_unknown_target_lists_the_valid_ones() -> None:
+    with pytest.raises(UsageError) as info:
+        choose_target(option_target="prod", option_url=None, env={})
+    assert "local, docker, url, stack" in str(info.value)
+
+
+def test_errors_and_repr_never_show_the_password() -> None:
+    with pytest.raises(UsageError) as info:
+        choose_target(option_target="local", option_url=URL, env={})
+    assert "s3cret" not in str(info.value)
+    with pytest.raises(UsageError) as info:
+        choose_target(option_target=None, option_url="redis://u:s3cret@h:notaport", env={})
+    assert "s3cret" not in str(info.value)
+    choice = choose_target(option_target=None, option_url=URL, env={})
+    assert "s3cret" not in repr(choice)
+    assert "app:***@cache.example.com" in repr(choice)
+
+
+def test_choice_is_a_value() -> None:
+    assert choose_target(option_target=None, option_url=None, env={}) == TargetChoice("local")

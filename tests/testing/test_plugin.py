@@ -1,0 +1,154 @@
+"""The pytest plugin as an app team meets it: a separate pytest run on a small test file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from berthcache.testing.plugin import LocalRedisFactory
+
+INNER_TESTS = textwrap.dedent(
+    """
+    import pytest
+
+    @pytest.mark.clause("C5")
+    def test_writes_under_the_namespace(redis_target, redis_namespace, cache_config):
+        client = redis_target.client()
+        client.set(redis_namespace + "written-by-inner-run", "1")
+        client.close()
+        assert cache_config.key_prefix == redis_namespace
+        print("TARGET", redis_target.name, sorted(redis_target.capabilities))
+
+    @pytest.mark.requires("replica", "tls")
+    def test_needs_replica_and_tls(redis_target):
+        assert redis_target.harness is not None
+        assert redis_target.harness.replica is not None
+        group = redis_target.harness
+        print("PIDS", group.primary.pid, group.replica.pid, group.directory)
+
+    @pytest.mark.requires("teleport")
+    def test_unknown_capability():
+        pass
+    """
+)
+
+
+def _run_pytest(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    (tmp_path / "test_inner.py").write_text(INNER_TESTS)
+    environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PYTEST_ADDOPTS")}
+    environ.update(env or {})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-rsxX",
+            "-p",
+            "no:cacheprovider",
+            "--strict-markers",
+            "-s",
+            "-o",
+            "addopts=",
+            # Plugins these runs do not need, for a faster start.
+            "-p",
+            "no:hypothesispytest",
+            "-p",
+            "no:asyncio",
+            "-p",
+            "no:anyio",
+            *args,
+        ],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return f"exit={done.returncode}\n{done.stdout}\n{done.stderr}"
+
+
+def test_url_target_run_skips_with_reasons_and_cleans_its_namespace(
+    tmp_path: Path, local_redis_factory: LocalRedisFactory
+) -> None:
+    server = local_redis_factory.server(appendonly=False)
+    admin = server.client(user=None)
+    admin.set("unrelated:key", "kept")
+    url = f"redis://127.0.0.1:{server.port}/0"
+
+    out = _run_pytest(tmp_path, "--redis-url", url)
+
+    assert "berthcache target: url (from --redis-url)" in out
+    assert "TARGET url ['admin']" in out
+    assert "requires replica, tls: the url target lacks it (it has: admin)" in out
+    assert "unknown capability 'teleport'; known: admin, auth, replica, tls" in out
+    assert "1 passed, 1 skipped, 1 error" in out
+    # The namespace was cleaned with SCAN + UNLINK; nothing else was touched.
+    assert admin.keys("berthcare:bc-test-*") == []
+    assert admin.get("unrelated:key") == b"kept"
+    assert admin.dbsize() == 1
+    admin.close()
+
+
+def test_local_target_run_has_every_capability_and_leaves_nothing(tmp_path: Path) -> None:
+    out = _run_pytest(tmp_path, "-k", "not unknown")
+    assert "berthcache target: local (from default)" in out
+    assert "TARGET local ['admin', 'auth', 'replica', 'tls']" in out
+    assert "2 passed" in out, out
+    pids_line = next(line for line in out.splitlines() if "PIDS" in line)
+    primary, replica, directory = pids_line.split("PIDS ", 1)[1].split()
+    for pid in (primary, replica):
+        assert (
+            not Path(f"/proc/{pid}/cmdline").exists()
+            or b"redis" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        )
+    assert not Path(directory).exists()
+
+
+def test_contradictory_options_stop_the_run_with_a_usage_error(tmp_path: Path) -> None:
+    out = _run_pytest(tmp_path, "--target", "local", "--redis-url", "redis://u:pw0rd@h:1/0")
+    assert out.startswith("exit=4")
+    assert "--redis-url only makes sense with --target url" in out
+    assert "pw0rd" not in out
+
+
+def test_redis_url_environment_variable_selects_the_url_target(
+    tmp_path: Path, local_redis_factory: LocalRedisFactory
+) -> None:
+    server = local_redis_factory.server(appendonly=False)
+    out = _run_pytest(
+        tmp_path, "-k", "namespace", env={"REDIS_URL": f"redis://127.0.0.1:{server.port}/0"}
+    )
+    assert "berthcache target: url (from REDIS_URL)" in out
+    assert "1 passed" in out, out
+    client = server.client(user=None)
+    assert client.dbsize() == 0
+    client.close()
+
+
+@pytest.mark.parametrize("target", ["docker", "stack"])
+def test_unavailable_targets_skip_with_the_reason(tmp_path: Path, target: str) -> None:
+    out = _run_pytest(tmp_path, "--target", target, "-k", "namespace")
+    expected = {
+        "docker": "no Docker engine answered at",
+        "stack": "stack target: not implemented yet",
+    }[target]
+    assert expected in out
+    assert "1 skipped" in out, out
+
+
+def test_options_are_also_ini_settings(
+    tmp_path: Path, local_redis_factory: LocalRedisFactory
+) -> None:
+    server = local_redis_factory.server(appendonly=False)
+    (tmp_path / "pytest.ini").write_text(
+        f"[pytest]\nberthcache_redis_url = redis://127.0.0.1:{server.port}/0\n"
+    )
+    out = _run_pytest(tmp_path, "-k", "namespace")
+    assert "berthcache target: url (from --redis-url)" in out
+    assert "1 passed" in out, out

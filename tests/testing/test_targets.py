@@ -1,0 +1,126 @@
+"""Targets: what a URL endpoint proves it can do, the docker and stack skips, masking, and the
+namespace clean-up that is the only thing the suite does on endpoints it did not start."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from berthcache._config import CacheConfig
+from berthcache.testing._targets import (
+    Target,
+    UsageError,
+    docker_target,
+    mask_url,
+    stack_target,
+    url_target,
+)
+from berthcache.testing.plugin import LocalRedisFactory, delete_namespace
+
+
+def test_url_target_on_a_plain_open_server_is_admin_only(
+    local_redis_factory: LocalRedisFactory,
+) -> None:
+    server = local_redis_factory.server(appendonly=False)
+    target = url_target(f"redis://127.0.0.1:{server.port}/0")
+    assert target.capabilities == frozenset({"admin"})
+    assert target.started_by_us is False
+    assert target.harness is None
+
+
+def test_url_target_with_the_restricted_app_user_proves_auth_and_replica_but_not_admin(
+    local_redis_factory: LocalRedisFactory,
+) -> None:
+    group = local_redis_factory(tls=False, replica=True)
+    target = url_target(group.url("app"))
+    assert target.capabilities == frozenset({"auth", "replica"})
+    admin = url_target(group.url("admin"))
+    assert admin.capabilities == frozenset({"auth", "replica", "admin"})
+
+
+def test_url_target_over_tls_with_a_ca_file(local_redis_factory: LocalRedisFactory) -> None:
+    group = local_redis_factory()  # TLS + AUTH, no replica
+    target = url_target(group.url("app"), tls_ca_file=group.ca_file)
+    assert target.capabilities == frozenset({"tls", "auth"})
+    config = target.cache_config(key_prefix="berthcare:x:")
+    assert isinstance(config, CacheConfig)
+    assert (config.tls, config.tls_ca_file, config.username) == (True, group.ca_file, "app")
+    assert config.key_prefix == "berthcare:x:"
+
+
+def test_unreachable_url_is_a_clear_error_without_the_password(
+    local_redis_factory: LocalRedisFactory,
+) -> None:
+    server = local_redis_factory.server(appendonly=False)
+    port = server.port
+    server.stop()
+    with pytest.raises(UsageError, match=r"does not answer PING") as info:
+        url_target(f"redis://app:pa55word@127.0.0.1:{port}/0")
+    assert "pa55word" not in str(info.value)
+    assert "app:***@127.0.0.1" in str(info.value)
+
+
+def test_target_repr_masks_the_url() -> None:
+    target = Target(name="url", url="rediss://app:t0ken@h.example:6379/0")
+    assert "t0ken" not in repr(target)
+    assert "t0ken" not in str(target)
+    assert "rediss://app:***@h.example:6379/0" in repr(target)
+    assert mask_url("redis://h:1/0") == "redis://h:1/0"
+    assert mask_url("redis://:pw@h:1") == "redis://:***@h:1"
+
+
+def test_docker_target_skips_with_the_reason_when_no_engine_answers() -> None:
+    with pytest.raises(pytest.skip.Exception) as info:
+        docker_target(env={})
+    reason = str(info.value)
+    assert reason.startswith(
+        "docker target: no Docker engine answered at unix:///var/run/docker.sock: "
+    )
+
+
+def test_stack_target_is_reserved_and_skips() -> None:
+    with pytest.raises(pytest.skip.Exception, match="stack target: not implemented yet"):
+        stack_target()
+
+
+def test_namespace_cleanup_deletes_only_the_namespace(
+    local_redis_factory: LocalRedisFactory,
+) -> None:
+    group = local_redis_factory(tls=False)
+    target = Target(name="url", url=group.url("app"))
+    app = target.client()
+    admin = group.admin_client()
+    try:
+        namespace = "berthcare:bc-test-0badcafe:"
+        app.mset({f"{namespace}k{i}": i for i in range(1200)})
+        app.set("berthcare:bc-test-0badcafe-other:k", "not ours")  # same prefix, other run
+        admin.set("someone-else:k", "not ours")
+        assert delete_namespace(target, namespace) == 1200
+        assert app.get("berthcare:bc-test-0badcafe-other:k") == b"not ours"
+        assert admin.get("someone-else:k") == b"not ours"
+        assert admin.dbsize() == 2
+    finally:
+        app.close()
+        admin.close()
+
+
+def test_namespace_cleanup_refuses_anything_but_a_test_namespace() -> None:
+    target = Target(name="url", url="redis://127.0.0.1:1/0")
+    for bad in ("", "berthcare:", "other:bc-test-1:"):
+        with pytest.raises(ValueError, match="refusing to delete"):
+            delete_namespace(target, bad)
+
+
+@pytest.mark.requires("tls", "auth")
+def test_session_target_fixtures_work_together(
+    redis_target: Target, redis_namespace: str, cache_config: CacheConfig
+) -> None:
+    assert redis_namespace.startswith("berthcare:bc-test-")
+    assert redis_namespace.endswith(":")
+    assert cache_config.key_prefix == redis_namespace
+    client = redis.Redis(**cache_config.connection_kwargs())
+    try:
+        client.set(redis_namespace + "fixture-check", "1", ex=60)
+        assert client.get(redis_namespace + "fixture-check") == b"1"
+    finally:
+        client.close()
