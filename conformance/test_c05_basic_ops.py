@@ -1,0 +1,96 @@
+"""C5 Basic operations: set with TTL, get, del, exists, expire, ttl (Redis semantics)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from berthcache import InvalidKeyError, InvalidTTLError
+from conformance.support import AnyCache, aw
+
+pytestmark = [pytest.mark.clause("C5"), pytest.mark.asyncio]
+
+
+async def test_set_get_roundtrip(cache: AnyCache) -> None:
+    await aw(cache.set("user:1:name", "Ada"))
+    assert await aw(cache.get("user:1:name")) == "Ada"
+    assert await aw(cache.ttl("user:1:name")) == -1  # no TTL given: no expiry
+
+
+async def test_get_missing_is_none(cache: AnyCache) -> None:
+    assert await aw(cache.get("nope")) is None
+
+
+async def test_set_with_ttl_seconds_and_timedelta(cache: AnyCache) -> None:
+    await aw(cache.set("a", "1", ttl=120))
+    await aw(cache.set("b", "2", ttl=dt.timedelta(minutes=5)))
+    assert 115 <= await aw(cache.ttl("a")) <= 120
+    assert 295 <= await aw(cache.ttl("b")) <= 300
+
+
+async def test_overwrite_replaces_value_and_ttl(cache: AnyCache) -> None:
+    await aw(cache.set("k", "old", ttl=60))
+    await aw(cache.set("k", "new"))
+    assert await aw(cache.get("k")) == "new"
+    assert await aw(cache.ttl("k")) == -1
+
+
+async def test_numbers_come_back_as_text(cache: AnyCache) -> None:
+    await aw(cache.set("n", 42))
+    assert await aw(cache.get("n")) == "42"
+
+
+async def test_delete_counts_removed_keys(cache: AnyCache) -> None:
+    await aw(cache.set("x", "1"))
+    await aw(cache.set("y", "2"))
+    assert await aw(cache.delete("x", "y", "never-there")) == 2
+    assert await aw(cache.get("x")) is None
+    assert await aw(cache.delete("x")) == 0
+
+
+async def test_exists(cache: AnyCache) -> None:
+    assert await aw(cache.exists("e")) is False
+    await aw(cache.set("e", ""))
+    assert await aw(cache.exists("e")) is True
+
+
+async def test_expire_and_ttl(cache: AnyCache) -> None:
+    assert await aw(cache.ttl("missing")) == -2
+    assert await aw(cache.expire("missing", 10)) is False
+    await aw(cache.set("t", "v"))
+    assert await aw(cache.expire("t", 30)) is True
+    assert 25 <= await aw(cache.ttl("t")) <= 30
+
+
+async def test_expired_key_is_gone(cache: AnyCache) -> None:
+    await aw(cache.set("short", "v", ttl=60))
+    # Expire it from the server's point of view without waiting: PEXPIRE in the past deletes.
+    await aw(cache.redis.pexpireat(cache.keys("short"), 1))
+    assert await aw(cache.get("short")) is None
+    assert await aw(cache.exists("short")) is False
+    assert await aw(cache.ttl("short")) == -2
+
+
+async def test_incr(cache: AnyCache) -> None:
+    assert await aw(cache.incr("counter")) == 1
+    assert await aw(cache.incr("counter", 5)) == 6
+    assert await aw(cache.get("counter")) == "6"
+
+
+@pytest.mark.parametrize("ttl", [0, -5, 1.5, "60", dt.timedelta(milliseconds=500)])
+async def test_bad_ttl_is_refused_and_named(cache: AnyCache, ttl: object) -> None:
+    with pytest.raises(InvalidTTLError, match="ttl"):
+        await aw(cache.set("k", "v", ttl=ttl))  # type: ignore[arg-type]
+    assert await aw(cache.exists("k")) is False
+
+
+async def test_empty_key_is_refused(cache: AnyCache) -> None:
+    with pytest.raises(InvalidKeyError, match="key"):
+        await aw(cache.set("", "v"))
+
+
+async def test_keys_are_binary_safe_text(cache: AnyCache) -> None:
+    key = "weird key:ü:\u2603:with spaces"
+    await aw(cache.set(key, "snow \u2603"))
+    assert await aw(cache.get(key)) == "snow \u2603"

@@ -1,0 +1,129 @@
+"""C9 API response cache: ``api:{endpoint}:{userId}``, 5-minute TTL, invalidation on change,
+hit rate above 80% on repeated reads, and one computation per key when many miss at once."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from berthcache import TTL, AsyncCache, Cache
+from conformance.support import AnyCache, CacheFactory, aw
+
+pytestmark = [pytest.mark.clause("C9"), pytest.mark.asyncio]
+
+CLIENTS = [{"id": 1, "name": "Harbour Clinic"}, {"id": 2, "name": "Dock Care"}]
+
+
+async def test_key_format_and_five_minute_ttl(cache: AnyCache) -> None:
+    assert TTL.API_RESPONSE == 300
+    await aw(cache.responses.set("clients:list", 42, CLIENTS))
+    full = f"{cache.config.key_prefix}api:clients:list:42"
+    assert 295 <= await aw(cache.redis.ttl(full)) <= 300
+    assert await aw(cache.responses.get("clients:list", 42)) == CLIENTS
+    assert await aw(cache.responses.get("clients:list", 43)) is None
+
+
+async def test_invalidate_one_user(cache: AnyCache) -> None:
+    await aw(cache.responses.set("clients:list", 1, CLIENTS))
+    await aw(cache.responses.set("clients:list", 2, CLIENTS))
+    assert await aw(cache.responses.invalidate("clients:list", 1)) == 1
+    assert await aw(cache.responses.get("clients:list", 1)) is None
+    assert await aw(cache.responses.get("clients:list", 2)) == CLIENTS
+
+
+async def test_invalidate_every_user_of_an_endpoint(cache: AnyCache) -> None:
+    for user in range(5):
+        await aw(cache.responses.set("clients:list", user, CLIENTS))
+    await aw(cache.responses.set("clients:detail", 1, CLIENTS[0]))
+    assert await aw(cache.responses.invalidate("clients:list")) == 5
+    for user in range(5):
+        assert await aw(cache.responses.get("clients:list", user)) is None
+    # Another endpoint that shares the prefix "clients:" is left alone.
+    assert await aw(cache.responses.get("clients:detail", 1)) == CLIENTS[0]
+
+
+async def test_hit_rate_above_80_percent_on_repeated_reads(cache: AnyCache) -> None:
+    calls: list[int] = []
+
+    def load(user: int) -> Any:
+        calls.append(user)
+        return [{"user": user, **c} for c in CLIENTS]
+
+    for _ in range(20):
+        for user in range(5):
+            value = await aw(
+                cache.responses.get_or_compute("clients:list", user, functools.partial(load, user))
+            )
+            assert value[0]["user"] == user
+    assert sorted(calls) == [0, 1, 2, 3, 4]  # computed once per user
+    stats = cache.responses.stats
+    assert (stats.hits, stats.misses) == (95, 5)
+    assert stats.hit_rate > 0.8
+
+
+async def test_invalidate_then_recompute(cache: AnyCache) -> None:
+    version = [1]
+
+    def load() -> Any:
+        return {"version": version[0]}
+
+    assert await aw(cache.responses.get_or_compute("clients:list", 1, load)) == {"version": 1}
+    version[0] = 2
+    assert await aw(cache.responses.get_or_compute("clients:list", 1, load)) == {"version": 1}
+    await aw(cache.responses.invalidate("clients:list", 1))  # "invalidate on change"
+    assert await aw(cache.responses.get_or_compute("clients:list", 1, load)) == {"version": 2}
+
+
+async def test_stampede_computes_once(cache_factory: CacheFactory) -> None:
+    """Many callers on two clients (as two app processes would be) miss the same key at once."""
+    first, second = cache_factory(), cache_factory()
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def slow_load() -> Any:
+        with lock:
+            calls.append(1)
+        time.sleep(0.3)  # a slow backend query: the window in which the others miss
+        return CLIENTS
+
+    if isinstance(first, AsyncCache):
+        assert isinstance(second, AsyncCache)
+
+        async def aload() -> Any:
+            calls.append(1)
+            await asyncio.sleep(0.3)
+            return CLIENTS
+
+        async with asyncio.timeout(10):
+            results = await asyncio.gather(
+                *(c.responses.get_or_compute("clients:list", 9, aload) for c in [first, second] * 8)
+            )
+    else:
+        assert isinstance(first, Cache)
+        assert isinstance(second, Cache)
+        results = []
+        errors: list[BaseException] = []
+
+        def worker(c: Cache) -> None:
+            try:
+                value = c.responses.get_or_compute("clients:list", 9, slow_load)
+                with lock:
+                    results.append(value)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(c,)) for c in [first, second] * 8]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
+        assert not any(t.is_alive() for t in threads)
+        assert errors == []
+    assert len(results) == 16
+    assert all(r == CLIENTS for r in results)
+    assert len(calls) == 1

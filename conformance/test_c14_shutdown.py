@@ -1,0 +1,123 @@
+"""C14 Graceful shutdown: in-flight calls finish, subscriptions stop, every connection closes,
+``end`` is emitted once, and the closed client refuses further work with CacheClosedError."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from berthcache import AsyncCache, CacheClosedError
+from conformance.support import WAIT, AnyCache, CacheFactory, Inbox, aw
+
+pytestmark = [pytest.mark.clause("C14"), pytest.mark.asyncio]
+
+
+async def test_calls_after_close_raise(cache: AnyCache) -> None:
+    await aw(cache.set("k", "v"))
+    await aw(cache.close())
+    with pytest.raises(CacheClosedError):
+        await aw(cache.get("k"))
+    with pytest.raises(CacheClosedError):
+        await aw(cache.set("k", "v"))
+    await aw(cache.close())  # idempotent
+
+
+async def test_in_flight_call_finishes_before_close(cache: AnyCache) -> None:
+    """A slow command that started before close() completes with its real result."""
+    key = cache.keys("slow:list")
+    await aw(cache.redis.rpush(key, "late-item"))
+    await aw(cache.ping())
+    if isinstance(cache, AsyncCache):
+
+        async def slow() -> Any:
+            with cache._operation():
+                # BLPOP on a key that exists returns at once; on one that does not it waits.
+                await cache.redis.blpop([cache.keys("slow:empty")], timeout=0.5)
+                return await cache.redis.lpop(key)
+
+        task = asyncio.create_task(slow())
+        await asyncio.sleep(0.05)  # let it send BLPOP
+        async with asyncio.timeout(WAIT):
+            await cache.close()
+        assert task.done()  # close() waited for it
+        assert await task == "late-item"
+    else:
+        started = threading.Event()
+        result: list[Any] = []
+
+        def slow_sync() -> None:
+            with cache._operation():
+                started.set()
+                cache.redis.blpop([cache.keys("slow:empty")], timeout=0.5)
+                result.append(cache.redis.lpop(key))
+
+        worker = threading.Thread(target=slow_sync)
+        worker.start()
+        assert started.wait(WAIT)
+        cache.close()  # waits for the worker's command to finish
+        assert result == ["late-item"]
+        worker.join(WAIT)
+        assert not worker.is_alive()
+        assert result == ["late-item"]
+
+
+async def test_subscriptions_stop(cache_factory: CacheFactory) -> None:
+    listener, sender = cache_factory(), cache_factory()
+    sub = await aw(listener.subscribe("alerts", Inbox().put))
+    assert await aw(sender.publish("alerts", {"x": 1})) == 1
+    await aw(listener.close())
+    assert await aw(sender.publish("alerts", {"x": 2})) == 0  # nobody listens any more
+    del sub
+
+
+async def test_end_event_once(cache: AnyCache) -> None:
+    ends: list[Any] = []
+    cache.events.on("end", ends.append)
+    await aw(cache.ping())
+    await aw(cache.close())
+    await aw(cache.close())
+    assert len(ends) == 1
+
+
+@pytest.mark.requires("admin")
+async def test_every_connection_closes(
+    redis_target: Any, cache_factory: CacheFactory, test_prefix: str
+) -> None:
+    name = "bc-c14-" + test_prefix.rstrip(":").rsplit(":", 1)[-1]
+    cache = cache_factory(client_name=name)
+    sub = await aw(cache.subscribe("alerts", Inbox().put))
+    for n in range(5):
+        await aw(cache.set(f"k{n}", n))
+    admin = redis_target.harness.admin_client()
+    try:
+
+        def ours() -> list[dict[str, Any]]:
+            return [c for c in admin.client_list() if c.get("name") == name]
+
+        assert ours(), "the cache's connections should carry its client name"
+        await aw(cache.close())
+        # The server processes our QUIT / socket close asynchronously; ask until it agrees.
+        async with asyncio.timeout(WAIT):
+            while ours():  # noqa: ASYNC110 -- server-side state: nothing to await
+                await asyncio.sleep(0.02)
+    finally:
+        admin.close()
+    del sub
+
+
+async def test_context_manager_closes(conf: Any, client_kind: str) -> None:
+    from berthcache import Cache
+
+    if client_kind == "sync":
+        with Cache(conf) as sync_cache:
+            sync_cache.set("k", "v")
+        with pytest.raises(CacheClosedError):
+            sync_cache.get("k")
+    else:
+        async with AsyncCache(conf) as async_cache:
+            await async_cache.set("k", "v")
+        with pytest.raises(CacheClosedError):
+            await async_cache.get("k")

@@ -1,0 +1,84 @@
+"""C16 Memory pressure and TTL guidelines: the TTL per use case; ``OOM command not allowed``
+explained; the eviction policy is visible."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from berthcache import TTL, CacheConfig, OutOfMemoryError
+from conformance.support import AnyCache, CacheFactory, aw, server_config, start_server
+
+pytestmark = [pytest.mark.clause("C16"), pytest.mark.asyncio]
+
+POLICIES = {
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+}
+
+
+async def test_ttl_guidelines() -> None:
+    assert dt.timedelta(days=7).total_seconds() == TTL.SESSION
+    assert TTL.API_RESPONSE == 5 * 60
+    assert TTL.RATE_LIMIT_WINDOW == 60
+    assert TTL.PRESENCE == 5 * 60
+    assert TTL.TEMPORARY == 3600
+    assert TTL.as_dict() == {
+        "session": 604800,
+        "api_response": 300,
+        "rate_limit_window": 60,
+        "presence": 300,
+        "temporary": 3600,
+    }
+
+
+async def test_features_use_the_guidelines(cache: AnyCache) -> None:
+    assert cache.sessions.ttl == TTL.SESSION
+    assert cache.rate_limiter.window == TTL.RATE_LIMIT_WINDOW
+    await aw(cache.set("tmp:upload", "x", ttl=TTL.TEMPORARY))
+    assert 3595 <= await aw(cache.ttl("tmp:upload")) <= 3600
+
+
+async def test_eviction_policy_is_visible(cache: AnyCache) -> None:
+    try:
+        memory = await aw(cache.redis.info("memory"))
+    except Exception as exc:
+        pytest.skip(f"INFO memory not readable on this target: {exc}")
+    assert memory["maxmemory_policy"] in POLICIES
+
+
+@pytest.mark.requires("admin")
+async def test_oom_is_explained(
+    local_redis_factory: Any, client_kind: str, conf: CacheConfig, cache_factory: CacheFactory
+) -> None:
+    """On a server of its own (never the shared target): tiny maxmemory and noeviction."""
+    server = start_server(local_redis_factory)
+    admin = server.client()
+    try:
+        admin.config_set("maxmemory-policy", "noeviction")
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory", str(used + 256 * 1024))
+    finally:
+        admin.close()
+    cache = cache_factory(server_config(server, conf))
+    blob = "x" * 32 * 1024
+
+    async def fill() -> None:
+        for n in range(64):
+            await aw(cache.set(f"fill:{n}", blob))
+
+    with pytest.raises(OutOfMemoryError) as info:
+        await fill()
+    text = str(info.value)
+    assert "maxmemory" in text  # what happened ...
+    assert "eviction" in text  # ... and what to do about it
+    # Reads still work under memory pressure.
+    assert await aw(cache.get("fill:0")) == blob
