@@ -1,0 +1,1 @@
+"""Benchmarks of berthcache against raw redis-py (not tests; see docs/benchmarks.md)."""
