@@ -226,7 +226,7 @@ class Cache(CacheBase):
                 logger.exception("close callback failed")
         try:
             self.redis.close()
-            self._pool.disconnect(inuse_connections=True)
+            self._pool.disconnect()  # a blocking pool closes in-use connections too
         finally:
             self.events.emit("end")
 
