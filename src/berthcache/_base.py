@@ -53,6 +53,43 @@ def resolve_config(config: CacheConfig | None, settings: dict[str, Any]) -> Cach
     return config.replace(**settings) if settings else config
 
 
+def _unencodable_at(text: str) -> int | None:
+    """Index of the first character UTF-8 cannot encode (a lone surrogate), else ``None``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+S = TypeVar("S", bound=str | bytes | int | float)
+
+
+def _check_text(value: S, key: str) -> S:
+    """``value`` if it can go to Redis and come back as the same text; else SerializationError.
+
+    Values are read back decoded as UTF-8, so bytes that are not UTF-8 could be written but never
+    read: refuse them at ``set`` instead of failing every later ``get``.
+    """
+    if isinstance(value, str):
+        bad = _unencodable_at(value)
+        if bad is not None:
+            raise SerializationError(
+                f"value for key {key!r} is not valid Unicode text (lone surrogate at position "
+                f"{bad}); values are sent to Redis as UTF-8"
+            )
+    elif isinstance(value, bytes):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SerializationError(
+                f"value for key {key!r} is bytes that are not UTF-8 text (invalid byte at "
+                f"position {exc.start}); berthcache reads values back as text, so it could never "
+                "be read: store str, or base64-encode binary data"
+            ) from None
+    return value
+
+
 class CacheBase:
     """What both clients share: config, key builder, events and the shutdown bookkeeping."""
 
@@ -89,6 +126,12 @@ class CacheBase:
             except UnicodeDecodeError as exc:
                 raise SerializationError(
                     "a stored value is not UTF-8 text; berthcache stores text and JSON"
+                ) from exc
+            except UnicodeEncodeError as exc:
+                # Keys are checked by KeyBuilder; this is a value no encoder checked (e.g. a
+                # pub/sub message or pipeline argument with a lone surrogate).
+                raise SerializationError(
+                    "a value is not valid Unicode text (lone surrogate); Redis is sent UTF-8"
                 ) from exc
             except CacheError as exc:
                 self._scrub_error(exc)
@@ -174,6 +217,8 @@ class CacheBase:
         try:
             return self.keys(key)
         except InvalidKeyError as exc:
+            if argument == "key":  # KeyBuilder's messages already say "key ..."
+                raise
             raise InvalidKeyError(f"{argument}: {exc}") from None
 
     @staticmethod
@@ -184,13 +229,13 @@ class CacheBase:
         self, key: str, value: Any, ttl: TTLLike | None
     ) -> tuple[str, Scalar, int | None]:
         full = self._key(key)
-        return full, encode_value(value, key=key), self._ttl_seconds(ttl)
+        return full, _check_text(encode_value(value, key=key), key), self._ttl_seconds(ttl)
 
     def _prepare_set_json(
         self, key: str, value: Any, ttl: TTLLike | None
     ) -> tuple[str, str, int | None]:
         full = self._key(key)
-        return full, encode_json(value, key=key), self._ttl_seconds(ttl)
+        return full, _check_text(encode_json(value, key=key), key), self._ttl_seconds(ttl)
 
     def _prepare_delete(self, keys: tuple[str, ...]) -> list[str]:
         return [self._key(k, f"keys[{i}]") for i, k in enumerate(keys)]

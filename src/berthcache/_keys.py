@@ -38,7 +38,14 @@ class KeyBuilder:
                 raise InvalidKeyError(f"key part {index} is empty")
             texts.append(text)
         key = self.prefix + ":".join(texts)
-        if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        try:
+            size = len(key.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise InvalidKeyError(
+                f"key is not valid Unicode text (lone surrogate at position "
+                f"{exc.start - len(self.prefix)}); keys are sent to Redis as UTF-8"
+            ) from None
+        if size > MAX_KEY_BYTES:
             raise InvalidKeyError(f"key is longer than {MAX_KEY_BYTES} bytes")
         return key
 

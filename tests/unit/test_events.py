@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,14 +20,9 @@ from berthcache._exceptions import (
     ReadOnlyError,
     TLSError,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
+from berthcache.testing import TLSFiles
+from berthcache.testing._server import free_port
+from tests.unit.support import config_for
 
 SECRET = "s3cr3t-Pa55word-never-shown"
 
@@ -101,7 +95,7 @@ def test_server_down_at_start_fails_bounded(server_factory: Callable[..., Any]) 
 
 def test_server_restart_mid_use_recovers(server_factory: Callable[..., Any]) -> None:
     server = server_factory()
-    cache = Cache(server.config())
+    cache = Cache(config_for(server))
     seen = record(cache)
     cache.set("k", "before")
     server.restart()  # data is gone (no persistence), connections dropped
@@ -119,7 +113,7 @@ def test_server_restart_mid_use_recovers(server_factory: Callable[..., Any]) -> 
 @pytest.mark.asyncio
 async def test_async_restart_mid_use_recovers(server_factory: Callable[..., Any]) -> None:
     server = server_factory()
-    cache = AsyncCache(server.config())
+    cache = AsyncCache(config_for(server))
     seen = record(cache)
     await cache.set("k", "v")
     server.restart()
@@ -135,7 +129,7 @@ def test_wrong_password_is_not_retried_and_never_shown(
 ) -> None:
     server = server_factory(password="the-real-password-xyz")
     caplog.set_level(logging.DEBUG, logger="berthcache")
-    cache = Cache(server.config(password=SECRET))
+    cache = Cache(config_for(server, password=SECRET))
     seen = record(cache)
     with pytest.raises(AuthenticationError) as info:
         cache.set("k", "v")
@@ -151,7 +145,7 @@ def test_wrong_password_is_not_retried_and_never_shown(
 
 def test_right_password_works(server_factory: Callable[..., Any]) -> None:
     server = server_factory(password=SECRET)
-    with Cache(server.config()) as cache:
+    with Cache(config_for(server)) as cache:
         cache.set("k", "v")
         assert cache.get("k") == "v"
         assert SECRET not in repr(cache)
@@ -168,7 +162,7 @@ def test_password_in_error_text_is_scrubbed(config: Any) -> None:
 def test_readonly_replica_is_reconnect_and_retry(server_factory: Callable[..., Any]) -> None:
     server = server_factory()
     other = server_factory()
-    cache = Cache(server.config(retry_base_delay_ms=1, retry_max_delay_ms=5))
+    cache = Cache(config_for(server, retry_base_delay_ms=1, retry_max_delay_ms=5))
     seen = record(cache)
     cache.set("k", "v")
     admin = redis.Redis(host="127.0.0.1", port=server.port)
@@ -185,29 +179,27 @@ def test_readonly_replica_is_reconnect_and_retry(server_factory: Callable[..., A
     cache.close()
 
 
-def test_tls_with_the_right_ca(
-    server_factory: Callable[..., Any], tls_files: dict[str, str]
-) -> None:
+def test_tls_with_the_right_ca(server_factory: Callable[..., Any], tls_files: TLSFiles) -> None:
     server = server_factory(tls=tls_files)
-    with Cache(server.config()) as cache:
+    with Cache(config_for(server)) as cache:
         assert cache.config.url.startswith("rediss://")
         cache.set("k", "v")
         assert cache.get("k") == "v"
 
 
 @pytest.mark.asyncio
-async def test_async_tls(server_factory: Callable[..., Any], tls_files: dict[str, str]) -> None:
+async def test_async_tls(server_factory: Callable[..., Any], tls_files: TLSFiles) -> None:
     server = server_factory(tls=tls_files)
-    async with AsyncCache(server.config()) as cache:
+    async with AsyncCache(config_for(server)) as cache:
         await cache.set("k", "v")
         assert await cache.get("k") == "v"
 
 
 def test_tls_verification_failure_is_tls_error(
-    server_factory: Callable[..., Any], tls_files: dict[str, str]
+    server_factory: Callable[..., Any], tls_files: TLSFiles, other_ca_file: str
 ) -> None:
     server = server_factory(tls=tls_files)
-    cache = Cache(server.config(tls_ca_file=tls_files["other_ca"]))
+    cache = Cache(config_for(server, tls_ca_file=other_ca_file))
     seen = record(cache)
     with pytest.raises(TLSError, match="REDIS_TLS_CA_FILE"):
         cache.get("k")
@@ -218,7 +210,7 @@ def test_tls_verification_failure_is_tls_error(
 @pytest.mark.asyncio
 async def test_async_wrong_password(server_factory: Callable[..., Any]) -> None:
     server = server_factory(password="the-real-password-xyz")
-    cache = AsyncCache(server.config(password=SECRET))
+    cache = AsyncCache(config_for(server, password=SECRET))
     seen = record(cache)
     with pytest.raises(AuthenticationError) as info:
         await cache.get("k")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,13 +14,8 @@ import uvicorn
 from berthcache._async_client import AsyncCache
 from berthcache._client import Cache
 from berthcache._health import HealthStatus, health_app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from berthcache.testing._server import free_port
+from tests.unit.support import config_for
 
 
 @asynccontextmanager
@@ -56,7 +50,7 @@ def test_check_health_healthy_and_shape(config: Any) -> None:
 
 def test_check_health_never_raises(server_factory: Callable[..., Any]) -> None:
     server = server_factory()
-    cache = Cache(server.config(retry_strategy="none"))
+    cache = Cache(config_for(server, retry_strategy="none"))
     server.stop()
     status = cache.check_health()
     assert status == HealthStatus(healthy=False, latency_ms=None, error=status.error)
@@ -75,7 +69,7 @@ async def test_health_endpoint_healthy_then_unhealthy(
     server_factory: Callable[..., Any], kind: str
 ) -> None:
     server = server_factory()
-    config = server.config(retry_strategy="none")
+    config = config_for(server, retry_strategy="none")
     cache: Cache | AsyncCache = Cache(config) if kind == "sync" else AsyncCache(config)
     try:
         async with serving(health_app(cache)) as base, httpx.AsyncClient(timeout=10) as http:
