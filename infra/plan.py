@@ -46,6 +46,9 @@ _SHOWN: dict[str, tuple[str, ...]] = {
         "autoMinorVersionUpgrade",
         "subnetGroupName",
         "parameterGroupName",
+        "notificationTopicArn",
+        "logDeliveryConfigurations",
+        "finalSnapshotIdentifier",
     ),
     "aws:kms/key:Key": ("enableKeyRotation", "deletionWindowInDays"),
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (
@@ -73,7 +76,9 @@ _SHOWN: dict[str, tuple[str, ...]] = {
         "treatMissingData",
         "alarmActions",
     ),
-    "aws:ec2/subnet:Subnet": ("cidrBlock", "mapPublicIpOnLaunch"),
+    "aws:ec2/subnet:Subnet": ("cidrBlock", "availabilityZone", "mapPublicIpOnLaunch"),
+    "aws:elasticache/subnetGroup:SubnetGroup": ("subnetIds",),
+    "aws:cloudwatch/dashboard:Dashboard": ("dashboardName",),
     "aws:ec2/vpc:Vpc": ("cidrBlock",),
 }
 
