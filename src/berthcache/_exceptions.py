@@ -116,17 +116,26 @@ _OOM_HINT = (
 
 
 def _is_tls_failure(exc: BaseException) -> bool:
+    """A TLS failure that reconnecting cannot heal (certificate, protocol mismatch) — not a
+    connection that merely dropped during or after the handshake (EOF), which is retryable."""
     seen: set[int] = set()
     cur: BaseException | None = exc
+    tls = False
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, ssl.SSLError):
+        if isinstance(cur, ssl.SSLCertVerificationError):
             return True
         text = str(cur)
-        if "CERTIFICATE_VERIFY_FAILED" in text or ("SSL" in text and "handshake" in text.lower()):
+        if isinstance(cur, ssl.SSLEOFError | ssl.SSLZeroReturnError) or (
+            "SSL" in text and "EOF" in text.upper()
+        ):
+            return False
+        if "CERTIFICATE_VERIFY_FAILED" in text:
             return True
+        if isinstance(cur, ssl.SSLError) or ("SSL" in text and "handshake" in text.lower()):
+            tls = True
         cur = cur.__cause__ or cur.__context__
-    return False
+    return tls
 
 
 def translate(exc: BaseException) -> CacheError | None:

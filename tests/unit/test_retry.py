@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import ssl
 
 import pytest
 import redis.exceptions as rex
 
 from berthcache._config import CacheConfig
+from berthcache._exceptions import CacheUnavailableError, TLSError, translate
 from berthcache._retry import (
     Backoff,
     build_async_retry,
@@ -114,3 +116,32 @@ def test_nested_retry_loops_do_not_multiply_attempts() -> None:
     with pytest.raises(rex.ConnectionError):
         policy.call_with_retry(outer, lambda e: None)
     assert len(inner_calls) == 4
+
+
+def _wrapped(inner: BaseException, message: str) -> rex.ConnectionError:
+    """A redis-py ConnectionError raised while handling ``inner``, as redis-py raises it."""
+    try:
+        raise inner
+    except BaseException:
+        try:
+            raise rex.ConnectionError(message)  # redis-py chains implicitly, like this
+        except rex.ConnectionError as outer:
+            return outer
+
+
+def test_tls_connection_dropped_mid_handshake_is_retryable_not_a_tls_failure() -> None:
+    """A failover closes connections, some in the middle of a TLS handshake: that is a dropped
+    connection (retry), not a certificate problem (never retried)."""
+    eof = ssl.SSLEOFError(8, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation")
+    dropped = _wrapped(eof, "Error 8 connecting to 127.0.0.1:6380. EOF occurred.")
+    assert is_retryable(dropped)
+    assert type(translate(dropped)) is CacheUnavailableError
+
+
+def test_certificate_verification_failure_is_a_tls_error_and_not_retried() -> None:
+    verify = ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    )
+    failed = _wrapped(verify, "Error 1 connecting to 127.0.0.1:6380. certificate verify failed.")
+    assert not is_retryable(failed)
+    assert isinstance(translate(failed), TLSError)
