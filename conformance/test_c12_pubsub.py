@@ -92,9 +92,9 @@ async def test_unsubscribe_stops_delivery(cache: AnyCache) -> None:
         await inbox.get(within=0.2)
 
 
-async def test_async_iteration(cache: AnyCache) -> None:
-    if not isinstance(cache, AsyncCache):
-        pytest.skip("`async for` is the asyncio client's idiom")
+# `async for` is the asyncio client's idiom: this test runs on AsyncCache only.
+@pytest.mark.parametrize("client_kind", ["async"], indirect=True)
+async def test_async_iteration(cache: AsyncCache) -> None:
     sub = await cache.subscribe("alerts")
     async with sub:
         await cache.publish("alerts", ALERT)

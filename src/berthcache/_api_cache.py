@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar, overload
+from typing import Any, TypeGuard, TypeVar, overload
 
 from berthcache._exceptions import ConfigurationError
 from berthcache._ratelimit import load_script
@@ -65,6 +65,37 @@ def _positive(value: float, name: str) -> float:
     return float(value)
 
 
+def _delays() -> Iterator[float]:
+    delay = _FIRST_DELAY
+    while True:
+        yield delay
+        delay = min(delay * 2, _MAX_DELAY)
+
+
+class _LockTurn:
+    """One caller's try at a key's cross-process lock: the token it SETs and how long it polls
+    for another holder's value, so both twins run the same protocol."""
+
+    __slots__ = ("_base", "_deadline", "_delays", "key", "lock_key", "token")
+
+    def __init__(self, base: _ResponseCacheBase, key: str) -> None:
+        self.key = key
+        self.lock_key = base._lock_key(key)
+        self.token = uuid.uuid4().hex
+        self._base = base
+        self._deadline = time.monotonic() + base.wait_timeout
+        self._delays = _delays()
+
+    def next_delay(self) -> float | None:
+        """The pause before polling again, or None (logged) once that pause would pass
+        ``wait_timeout`` — the holder died or is too slow: compute the value here."""
+        delay = next(self._delays)
+        if time.monotonic() + delay > self._deadline:
+            self._base._gave_up(self.key)
+            return None
+        return delay
+
+
 class _ResponseCacheBase:
     """Keys, validation, encoding and the counters — no I/O."""
 
@@ -84,6 +115,10 @@ class _ResponseCacheBase:
         self._counter_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
+        self._setup()
+
+    def _setup(self) -> None:
+        """The twin's own in-process single-flight state (a base needs none)."""
 
     @property
     def stats(self) -> CacheStats:
@@ -99,6 +134,14 @@ class _ResponseCacheBase:
                 self._hits += 1
             else:
                 self._misses += 1
+
+    def _hit(self, value: Any | None) -> TypeGuard[Any]:
+        """Whether ``value`` was found in the cache; counts the hit when it was."""
+        if value is None:
+            return False
+        with self._counter_lock:
+            self._hits += 1
+        return True
 
     def _key(self, endpoint: str, user_id: str | int) -> str:
         return self._cache.keys(
@@ -117,12 +160,9 @@ class _ResponseCacheBase:
     def _lock_ms(self) -> int:
         return max(1, int(self.lock_timeout * 1000))
 
-    @staticmethod
-    def _delays() -> Iterator[float]:
-        delay = _FIRST_DELAY
-        while True:
-            yield delay
-            delay = min(delay * 2, _MAX_DELAY)
+    def _lock_turn(self, key: str) -> _LockTurn:
+        """A new try at ``key``'s cross-process lock; its wait starts now."""
+        return _LockTurn(self, key)
 
     def _gave_up(self, key: str) -> None:
         logger.warning(
@@ -139,15 +179,7 @@ class _ResponseCacheBase:
 class ResponseCache(_ResponseCacheBase):
     """API response cache on the sync client."""
 
-    def __init__(
-        self,
-        cache: CacheHost,
-        *,
-        ttl: TTLLike = TTL.API_RESPONSE,
-        lock_timeout: float = 10.0,
-        wait_timeout: float = 5.0,
-    ) -> None:
-        super().__init__(cache, ttl=ttl, lock_timeout=lock_timeout, wait_timeout=wait_timeout)
+    def _setup(self) -> None:
         self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
         self._key_locks_guard = threading.Lock()
 
@@ -191,13 +223,11 @@ class ResponseCache(_ResponseCacheBase):
         when many threads and processes miss at the same time."""
         key, seconds = self._key(endpoint, user_id), self._ttl(ttl)
         value = self._read(key)
-        if value is not None:
-            self._count(True)
+        if self._hit(value):
             return value  # type: ignore[no-any-return]
         with self._key_lock(key):
             value = self._read(key)  # filled while we waited for the lock?
-            if value is not None:
-                self._count(True)
+            if self._hit(value):
                 return value  # type: ignore[no-any-return]
             return self._fill(key, compute, seconds)
 
@@ -214,26 +244,25 @@ class ResponseCache(_ResponseCacheBase):
             self._cache.redis.set(key, payload, ex=seconds)
 
     def _fill(self, key: str, compute: Callable[[], T], seconds: int) -> T:
-        lock_key, token = self._lock_key(key), uuid.uuid4().hex
-        deadline = time.monotonic() + self.wait_timeout
-        for delay in self._delays():
+        turn = self._lock_turn(key)
+        while True:
             with self._cache._operation():
-                acquired = self._cache.redis.set(lock_key, token, nx=True, px=self._lock_ms())
+                acquired = self._cache.redis.set(
+                    turn.lock_key, turn.token, nx=True, px=self._lock_ms()
+                )
             if acquired:
                 try:
                     return self._compute_and_store(key, compute, seconds)
                 finally:
                     with self._cache._operation():
-                        self._release(keys=[lock_key], args=[token])
-            if time.monotonic() + delay > deadline:
-                self._gave_up(key)
+                        self._release(keys=[turn.lock_key], args=[turn.token])
+            delay = turn.next_delay()
+            if delay is None:
                 return self._compute_and_store(key, compute, seconds)
             time.sleep(delay)  # another process is computing: poll for its result
             value = self._read(key)
-            if value is not None:
-                self._count(True)
+            if self._hit(value):
                 return value  # type: ignore[no-any-return]
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _compute_and_store(self, key: str, compute: Callable[[], T], seconds: int) -> T:
         value = compute()
@@ -261,15 +290,7 @@ class ResponseCache(_ResponseCacheBase):
 class AsyncResponseCache(_ResponseCacheBase):
     """API response cache on the asyncio client."""
 
-    def __init__(
-        self,
-        cache: CacheHost,
-        *,
-        ttl: TTLLike = TTL.API_RESPONSE,
-        lock_timeout: float = 10.0,
-        wait_timeout: float = 5.0,
-    ) -> None:
-        super().__init__(cache, ttl=ttl, lock_timeout=lock_timeout, wait_timeout=wait_timeout)
+    def _setup(self) -> None:
         self._inflight: dict[str, asyncio.Task[Any]] = {}
 
     async def get(self, endpoint: str, user_id: str | int) -> Any | None:
@@ -362,8 +383,7 @@ class AsyncResponseCache(_ResponseCacheBase):
         self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
     ) -> T:
         value = await self._read(key)
-        if value is not None:
-            self._count(True)
+        if self._hit(value):
             return value  # type: ignore[no-any-return]
         return await self._fill(key, compute, seconds)
 
@@ -380,26 +400,25 @@ class AsyncResponseCache(_ResponseCacheBase):
     async def _fill(
         self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
     ) -> T:
-        lock_key, token = self._lock_key(key), uuid.uuid4().hex
-        deadline = time.monotonic() + self.wait_timeout
-        for delay in self._delays():
+        turn = self._lock_turn(key)
+        while True:
             with self._cache._operation():
-                acquired = await self._cache.redis.set(lock_key, token, nx=True, px=self._lock_ms())
+                acquired = await self._cache.redis.set(
+                    turn.lock_key, turn.token, nx=True, px=self._lock_ms()
+                )
             if acquired:
                 try:
                     return await self._compute_and_store(key, compute, seconds)
                 finally:
                     with self._cache._operation():
-                        await self._release(keys=[lock_key], args=[token])
-            if time.monotonic() + delay > deadline:
-                self._gave_up(key)
+                        await self._release(keys=[turn.lock_key], args=[turn.token])
+            delay = turn.next_delay()
+            if delay is None:
                 return await self._compute_and_store(key, compute, seconds)
             await asyncio.sleep(delay)  # another process is computing: poll for its result
             value = await self._read(key)
-            if value is not None:
-                self._count(True)
+            if self._hit(value):
                 return value  # type: ignore[no-any-return]
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _compute_and_store(
         self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int

@@ -128,8 +128,9 @@ async def async_subscribe(
     return await AsyncSubscription(cache, channel, callback, parse_json=parse_json).start()
 
 
-class Subscription:
-    """A channel subscription on its own connection, read by a background thread."""
+class _SubscriptionBase:
+    """Arguments, state and logging shared by the twins, so they cannot drift; no I/O of its
+    own (the twins subscribe: the sync one in :meth:`_setup`, the async one in ``start()``)."""
 
     def __init__(
         self,
@@ -147,16 +148,52 @@ class Subscription:
         self._full = _channel(cache, channel)
         self._callback = callback
         self._parse_json = parse_json
+        self._ready_timeout = ready_timeout
+        self._closed = False
+        self._pubsub: Any = None  # the dedicated connection, once subscribed
+        self._setup()
+
+    def _setup(self) -> None:
+        """The twin's own state; the sync twin also subscribes here (async: in ``start()``)."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = (
+            "closed" if self._closed else ("open" if self._pubsub is not None else "not started")
+        )
+        return f"{type(self).__name__}(channel={self.channel!r}, {state})"
+
+    def _require_queue(self) -> None:
+        if self._callback is not None:
+            raise TypeError("this subscription delivers messages to its callback")
+
+    def _connection_lost(self, exc: CacheError, failures: int) -> float:
+        """Log a lost connection; how long to wait before the next read retries it."""
+        logger.warning(
+            "subscription to channel %r lost its connection (%s); retrying", self.channel, exc
+        )
+        return _backoff(failures)
+
+    def _callback_failed(self) -> None:
+        logger.exception("subscription callback for channel %r failed", self.channel)
+
+
+class Subscription(_SubscriptionBase):
+    """A channel subscription on its own connection, read by a background thread."""
+
+    def _setup(self) -> None:
         self._queue: queue.Queue[Message | _Closed] = queue.Queue()
         self._stop = threading.Event()
         self._close_lock = threading.Lock()
-        self._closed = False
-        self._pubsub: Any = cache.redis.pubsub()
+        self._pubsub = self._cache.redis.pubsub()
         try:
-            with cache._operation():
+            with self._cache._operation():
                 self._pubsub.subscribe(self._full)
-                self._confirm(ready_timeout)
-            cache._on_close(self.close)
+                self._confirm(self._ready_timeout)
+            self._cache._on_close(self.close)
         except BaseException:
             self._pubsub.close()
             raise
@@ -164,10 +201,6 @@ class Subscription:
             target=self._listen, name=f"berthcache-subscription-{self.channel}", daemon=True
         )
         self._thread.start()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def get(self, timeout: float | None = None) -> Message | None:
         """The next message (no-callback mode), or None after ``timeout`` s or once closed."""
@@ -223,15 +256,7 @@ class Subscription:
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"Subscription(channel={self.channel!r}, {state})"
-
     # -- internals ----------------------------------------------------------------------------
-
-    def _require_queue(self) -> None:
-        if self._callback is not None:
-            raise TypeError("this subscription delivers messages to its callback")
 
     def _confirm(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -255,12 +280,7 @@ class Subscription:
                 if self._stop.is_set():
                     break
                 failures += 1
-                logger.warning(
-                    "subscription to channel %r lost its connection (%s); retrying",
-                    self.channel,
-                    exc,
-                )
-                self._stop.wait(_backoff(failures))
+                self._stop.wait(self._connection_lost(exc, failures))
                 continue
             failures = 0
             if raw is None or raw.get("type") != "message":
@@ -274,41 +294,19 @@ class Subscription:
         try:
             self._callback(message)
         except Exception:
-            logger.exception("subscription callback for channel %r failed", self.channel)
+            self._callback_failed()
 
 
-class AsyncSubscription:
+class AsyncSubscription(_SubscriptionBase):
     """A channel subscription on its own connection for asyncio.
 
     ``sub = await cache.subscribe("alerts")`` then ``async for message in sub``; or pass a
     callback (sync or async), which a reader task calls for each message.
     """
 
-    def __init__(
-        self,
-        cache: CacheHost,
-        channel: str,
-        callback: Callable[[Message], Any] | None = None,
-        *,
-        parse_json: bool = True,
-        ready_timeout: float = _READY_TIMEOUT,
-    ) -> None:
-        if callback is not None and not callable(callback):
-            raise TypeError("callback must be callable")
-        self.channel = check_part(channel, "channel")
-        self._cache = cache
-        self._full = _channel(cache, channel)
-        self._callback = callback
-        self._parse_json = parse_json
-        self._ready_timeout = ready_timeout
+    def _setup(self) -> None:
         self._queue: asyncio.Queue[Message | _Closed] = asyncio.Queue()
-        self._pubsub: Any = None
         self._task: asyncio.Task[None] | None = None
-        self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     async def start(self) -> AsyncSubscription:
         """Subscribe and wait for the server's confirmation (idempotent)."""
@@ -402,15 +400,7 @@ class AsyncSubscription:
     ) -> None:
         await self.aclose()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else ("open" if self._pubsub else "not started")
-        return f"AsyncSubscription(channel={self.channel!r}, {state})"
-
     # -- internals ----------------------------------------------------------------------------
-
-    def _require_queue(self) -> None:
-        if self._callback is not None:
-            raise TypeError("this subscription delivers messages to its callback")
 
     async def _listen(self) -> None:
         failures = 0
@@ -422,12 +412,7 @@ class AsyncSubscription:
                     )
             except CacheError as exc:
                 failures += 1
-                logger.warning(
-                    "subscription to channel %r lost its connection (%s); retrying",
-                    self.channel,
-                    exc,
-                )
-                await asyncio.sleep(_backoff(failures))
+                await asyncio.sleep(self._connection_lost(exc, failures))
                 continue
             failures = 0
             if raw is None or raw.get("type") != "message":
@@ -443,4 +428,4 @@ class AsyncSubscription:
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            logger.exception("subscription callback for channel %r failed", self.channel)
+            self._callback_failed()

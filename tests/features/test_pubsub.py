@@ -13,6 +13,7 @@ import redis
 
 from berthcache._exceptions import InvalidKeyError
 from berthcache._pubsub import (
+    AsyncSubscription,
     Message,
     async_publish,
     async_subscribe,
@@ -153,3 +154,30 @@ async def test_async_callbacks_sync_or_async_and_failures_logged(
     await acache.close()  # type: ignore[attr-defined]
     assert sub.closed
     assert other.closed
+
+
+@pytest.mark.asyncio
+async def test_both_twins_validate_and_report_their_state_alike(
+    cache: CacheHost, acache: CacheHost
+) -> None:
+    with pytest.raises(TypeError, match="callback must be callable"):
+        subscribe(cache, "alerts", "not a function")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callback must be callable"):
+        await async_subscribe(acache, "alerts", "not a function")  # type: ignore[arg-type]
+    with pytest.raises(InvalidKeyError, match="channel"):
+        await async_subscribe(acache, "")
+
+    sub = subscribe(cache, "alerts")
+    assert repr(sub) == "Subscription(channel='alerts', open)"
+    sub.close()
+    assert repr(sub) == "Subscription(channel='alerts', closed)"
+
+    asub = AsyncSubscription(acache, "alerts", lambda m: None)
+    assert repr(asub) == "AsyncSubscription(channel='alerts', not started)"
+    await asub.start()
+    assert repr(asub) == "AsyncSubscription(channel='alerts', open)"
+    with pytest.raises(TypeError, match="delivers messages to its callback"):
+        await asub.get(timeout=0)
+    await asub.aclose()
+    assert asub.closed
+    assert repr(asub) == "AsyncSubscription(channel='alerts', closed)"
