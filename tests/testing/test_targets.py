@@ -78,8 +78,8 @@ def test_docker_target_skips_with_the_reason_when_no_engine_answers() -> None:
     )
 
 
-def test_stack_target_is_reserved_and_skips() -> None:
-    with pytest.raises(pytest.skip.Exception, match="stack target: not implemented yet"):
+def test_stack_target_without_a_stack_skips_saying_what_to_give() -> None:
+    with pytest.raises(pytest.skip.Exception, match="stack target: no stack given: pass --stack"):
         stack_target()
 
 

@@ -301,12 +301,13 @@ def stop_docker_target(target: Target) -> None:
         container.stop()
 
 
-def stack_target() -> Target:
-    """Reserved: the deployed ElastiCache group (stack outputs + Secrets Manager)."""
-    pytest.skip(
-        "stack target: not implemented yet (reserved for a later issue: it will read the Pulumi "
-        "stack outputs and the AUTH token from Secrets Manager); use --redis-url for now"
-    )
+def stack_target(
+    *, stack: str | None = None, outputs_file: str | None = None, tls_ca_file: str | None = None
+) -> Target:
+    """The deployed ElastiCache group (stack outputs + Secrets Manager); see ``_stack``."""
+    from berthcache.testing._stack import stack_target as build
+
+    return build(stack=stack, outputs_file=outputs_file, tls_ca_file=tls_ca_file)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -25,7 +25,8 @@ Options (command line flag / ini key):
 
 ``--target`` / ``berthcache_target``
     ``local`` (default), ``docker`` (testcontainers ``redis:7``; skipped without a Docker
-    engine), ``url`` (an existing endpoint), ``stack`` (reserved, skipped for now).
+    engine), ``url`` (an existing endpoint), ``stack`` (the deployed group: ``--stack NAME`` or
+    ``--stack-outputs FILE`` + its secret in Secrets Manager; never admin).
 ``--redis-url`` / ``berthcache_redis_url``
     endpoint of the ``url`` target; without ``--target`` it (or ``$REDIS_URL``) selects ``url``.
 ``--tls-ca`` / ``berthcache_tls_ca``
@@ -81,7 +82,9 @@ _CHOICE = pytest.StashKey[TargetChoice]()
 _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--target", "target", "where to run: local (default), docker, url or stack"),
     ("--redis-url", "redis_url", "redis:// or rediss:// endpoint for the url target"),
-    ("--tls-ca", "tls_ca", "CA file to verify the url target's TLS certificate"),
+    ("--tls-ca", "tls_ca", "CA file to verify the url or stack target's TLS certificate"),
+    ("--stack", "stack", "Pulumi stack of the stack target (read with `pulumi stack output`)"),
+    ("--stack-outputs", "stack_outputs", "outputs JSON file of the stack target"),
     ("--redis-server", "redis_server", "redis-server (>= 7) binary for local servers"),
     (
         "--redis-maxmemory-policy",
@@ -163,7 +166,11 @@ def redis_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         finally:
             stop_docker_target(target)
     else:
-        yield stack_target()
+        yield stack_target(
+            stack=_option(config, "stack"),
+            outputs_file=_option(config, "stack_outputs"),
+            tls_ca_file=_option(config, "tls_ca"),
+        )
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,84 @@
+"""The "done when" check: ``berthcache-ops`` as installed, AWS_ENDPOINT_URL pointing at a moto
+server on 127.0.0.1 that holds a replication group and its alarms, one of them in ALARM."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+
+from berthcache.ops._aws import AwsClients
+from tests.ops.support import GROUP, MEMBERS, REGION, make_stack, write_outputs
+
+
+def ops_command() -> list[str]:
+    script = Path(sys.executable).with_name("berthcache-ops")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("berthcache-ops")
+    return [found] if found else [sys.executable, "-m", "berthcache.ops"]
+
+
+def test_status_and_alarms_against_a_moto_server(moto_server: str, tmp_path: Path) -> None:
+    session = boto3.session.Session(region_name=REGION)
+    outputs = make_stack(AwsClients(session))
+    firing = f"{MEMBERS[1]}-database-memory-usage"
+    session.client("cloudwatch").set_alarm_state(
+        AlarmName=firing, StateValue="ALARM", StateReason="memory 93% > 80%"
+    )
+    path = write_outputs(tmp_path, outputs)
+    env = dict(os.environ)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ops_command(), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    status = run("status", "--outputs", str(path))
+    assert status.returncode == 0, status.stderr
+    assert f"{GROUP}  status: available" in status.stdout
+    assert f"{MEMBERS[0]}" in status.stdout
+    assert "replica" in status.stdout
+    assert firing in status.stdout
+    assert "docs/runbooks.md#database-memory-usage" in status.stdout
+
+    alarms = run("alarms", "--replication-group", GROUP)
+    assert alarms.returncode == 0, alarms.stderr
+    lines = alarms.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if firing in line)
+    assert lines[at].startswith("ALARM")
+    assert "memory 93% > 80%" in lines[at + 1]
+    assert lines[at + 2].strip() == "runbook: docs/runbooks.md#database-memory-usage"
+    assert sum(1 for line in lines if line.startswith("OK")) == 2 * 10 - 1
+
+    missing = run("status", "--replication-group", "not-there")
+    assert missing.returncode == 3
+    assert missing.stderr.count("\n") == 1
+    assert "not found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    done = subprocess.run(
+        [*ops_command(), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0
+    for command in (
+        "status",
+        "alarms",
+        "runbook",
+        "diagnose",
+        "failover-drill",
+        "rotate-auth-token",
+        "conformance",
+    ):
+        assert command in done.stdout

@@ -1,0 +1,40 @@
+"""The runbooks and the alarm catalogue stay in step, and each section says what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from berthcache.ops._catalogue import catalogue, parse_runbook_sections, slugify
+from infra.alarms_catalogue import CATALOGUE
+
+RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
+
+
+def test_every_alarm_has_a_section_and_every_section_an_alarm() -> None:
+    sections = parse_runbook_sections(RUNBOOKS.read_text())
+    anchors = {spec.runbook_anchor for spec in CATALOGUE}
+    assert set(sections) == anchors
+    assert catalogue() == CATALOGUE
+
+
+def test_each_section_has_meaning_commands_remedies_and_escalation() -> None:
+    sections = parse_runbook_sections(RUNBOOKS.read_text())
+    for spec in CATALOGUE:
+        text = sections[spec.runbook_anchor]
+        for part in (
+            "**What it means:**",
+            "**Likely causes:**",
+            "**Diagnose:**",
+            "**Remedies:**",
+            "**Escalate:**",
+        ):
+            assert part in text, (spec.key, part)
+        assert "berthcache-ops " in text, spec.key
+        assert spec.meaning in text, spec.key
+
+
+def test_slugs_follow_github_anchors() -> None:
+    assert slugify("Network bandwidth in allowance exceeded") == (
+        "network-bandwidth-in-allowance-exceeded"
+    )
+    assert slugify("CPU utilization") == "cpu-utilization"

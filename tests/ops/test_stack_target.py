@@ -1,0 +1,151 @@
+"""The ``stack`` target: endpoint from an outputs file, token from (moto) Secrets Manager, and
+the conformance suite passing against the local TLS harness standing in for ElastiCache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from berthcache.testing import LocalRedis, UsageError
+from berthcache.testing._stack import default_ca_bundle, stack_target
+from berthcache.testing.plugin import LocalRedisFactory
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def deployed(group: LocalRedis, tmp_path: Path) -> Path:
+    """Outputs + secret as `pulumi up` would leave them, pointing at the local group."""
+    user, password = group.users["app"]
+    host, port = group.endpoint
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="berthcache/test/bc-local",
+        SecretString=json.dumps(
+            {
+                "engine": "redis",
+                "host": host,
+                "port": port,
+                "tls": True,
+                "username": user,
+                "password": password,
+                "key_prefix": "berthcare:",
+                "replication_group_id": "bc-local",
+            }
+        ),
+    )["ARN"]
+    path = tmp_path / "outputs.json"
+    path.write_text(
+        json.dumps(
+            {
+                "replicationGroupId": "bc-local",
+                "primaryEndpoint": host,
+                "port": port,
+                "memberClusters": ["bc-local-001"],
+                "secretArn": arn,
+                "keyPrefix": "berthcare:",
+                "username": user,
+            }
+        )
+    )
+    return path
+
+
+def test_conformance_passes_on_the_stack_target(
+    moto_server: str, tmp_path: Path, local_redis_factory: LocalRedisFactory
+) -> None:
+    group = local_redis_factory()
+    assert group.ca_file is not None
+    outputs = deployed(group, tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "conformance/test_c05_basic_ops.py",
+            "conformance/test_c15_tls_auth.py",
+            "conformance/test_c16_memory_ttl.py",
+            "-p",
+            "berthcache.testing.clauses",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            "--target",
+            "stack",
+            "--stack-outputs",
+            str(outputs),
+            "--tls-ca",
+            group.ca_file,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env=dict(os.environ),
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "the stack target lacks it (it has: auth, tls)" in out
+    assert " passed" in out
+    assert " failed," not in out.splitlines()[-1]
+    assert "requires admin: the stack target lacks it" in out
+    _, password = group.users["app"]
+    assert password not in out
+    admin = group.admin_client()
+    try:
+        assert admin.dbsize() == 0  # the run's namespace was deleted, nothing else touched
+    finally:
+        admin.close()
+
+
+def test_stack_target_resolves_endpoint_and_token(
+    moto_server: str, tmp_path: Path, local_redis_factory: LocalRedisFactory
+) -> None:
+    group = local_redis_factory()
+    target = stack_target(outputs_file=str(deployed(group, tmp_path)), tls_ca_file=group.ca_file)
+    assert target.name == "stack"
+    assert target.capabilities == frozenset({"tls", "auth"})  # never admin
+    assert not target.started_by_us
+    _, password = group.users["app"]
+    assert password not in repr(target)
+    client = target.client()
+    try:
+        assert client.ping()
+    finally:
+        client.close()
+
+
+def test_stack_target_without_a_stack_skips_with_the_reason() -> None:
+    with pytest.raises(pytest.skip.Exception, match="pass --stack NAME"):
+        stack_target()
+
+
+def test_stack_target_errors_name_what_is_missing(mocked_aws: None, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        stack_target(outputs_file=str(tmp_path / "missing.json"))
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"primaryEndpoint": "h", "port": 6379}))
+    with pytest.raises(UsageError, match="neither 'secretArn' nor 'connectionUrl'"):
+        stack_target(outputs_file=str(path))
+    path.write_text(
+        json.dumps(
+            {
+                "primaryEndpoint": "h",
+                "port": 6379,
+                "secretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            }
+        )
+    )
+    with pytest.raises(UsageError, match=r"secret arn:aws:secretsmanager.*not found"):
+        stack_target(outputs_file=str(path))
+
+
+def test_default_ca_bundle_is_a_file() -> None:
+    bundle = default_ca_bundle()
+    assert bundle is None or Path(bundle).is_file()
