@@ -73,13 +73,18 @@ def _time_async(fn: Callable[[int], Awaitable[None]], ops: int) -> float:
 def _alternate(
     name: str, ours: Callable[[], float], theirs: Callable[[], float], rounds: int
 ) -> Result:
-    """Alternate the two sides ``rounds`` times (after one warm-up each); medians win."""
+    """Alternate the two sides ``rounds`` times (after one warm-up each), swapping which goes
+    first every round so neither side always runs on a warmer or colder machine; medians win."""
     ours()
     theirs()
     a, b = [], []
-    for _ in range(rounds):
-        a.append(ours())
-        b.append(theirs())
+    for n in range(rounds):
+        if n % 2:
+            b.append(theirs())
+            a.append(ours())
+        else:
+            a.append(ours())
+            b.append(theirs())
     return Result(name, statistics.median(a), statistics.median(b))
 
 
@@ -229,7 +234,14 @@ def main(argv: list[str] | None = None) -> int:
             tls=tls is not None,
             tls_ca_file=str(tls.ca_file) if tls is not None else None,
         )
-        raw_kwargs = server.connection_kwargs(user=None) | {"decode_responses": True}
+        # The same connection settings berthcache uses (timeouts make redis-py poll before
+        # every read, which costs a syscall), so the ratio measures the module, not settings.
+        raw_kwargs = server.connection_kwargs(user=None) | {
+            "decode_responses": True,
+            "socket_timeout": config.socket_timeout,
+            "socket_connect_timeout": config.connect_timeout,
+            "client_name": config.client_name,
+        }
         print(
             f"machine: {machine()}; redis-server {'.'.join(map(str, server.version))}",
             file=sys.stderr,

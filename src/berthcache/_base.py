@@ -7,22 +7,21 @@ so the sync and async clients only send commands and cannot drift apart.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Generic, Literal, TypeVar
 
 from berthcache._config import CacheConfig
 from berthcache._events import ConnectionEvents
 from berthcache._exceptions import (
     CacheClosedError,
-    CacheError,
     ConfigurationError,
     InvalidKeyError,
     SerializationError,
-    map_redis_errors,
+    mapped,
 )
 from berthcache._keys import KeyBuilder
 from berthcache._serialization import Scalar, decode_json, encode_json, encode_value
@@ -90,6 +89,38 @@ def _check_text(value: S, key: str) -> S:
     return value
 
 
+class _Operation:
+    """``with cache._operation():`` around every command — refuse it once closed, count it in
+    flight (``close()`` waits for those), map redis-py errors to ours.
+
+    One instance per cache, shared by every thread and task: it keeps no per-call state, so
+    the per-command path allocates nothing (a generator-based context manager cost ~4x more).
+    """
+
+    __slots__ = ("_cache",)
+
+    def __init__(self, cache: CacheBase) -> None:
+        self._cache = cache
+
+    def __enter__(self) -> None:
+        cache = self._cache
+        with cache._state_lock:
+            if cache._closed:
+                raise CacheClosedError(_CLOSED_MESSAGE)
+            cache._inflight += 1
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        self._cache._leave()
+        if exc is not None:
+            self._cache._raise_mapped(exc)
+        return False
+
+
 class CacheBase:
     """What both clients share: config, key builder, events and the shutdown bookkeeping."""
 
@@ -104,6 +135,7 @@ class CacheBase:
         self._closing = False
         self._close_callbacks: list[Callable[[], Any]] = []
         self._idle_waiters: list[Callable[[], None]] = []
+        self._op = _Operation(self)
 
     # -- shutdown bookkeeping -----------------------------------------------------------------
 
@@ -112,40 +144,40 @@ class CacheBase:
         """True once ``close()`` has started; every later call raises CacheClosedError."""
         return self._closed
 
-    @contextlib.contextmanager
-    def _operation(self) -> Iterator[None]:
-        """Run one unit of work: refuse it when closed, count it in flight, map redis errors."""
+    def _operation(self) -> _Operation:
+        """The context manager around one unit of work (see :class:`_Operation`)."""
+        return self._op
+
+    def _leave(self) -> None:
+        """One call finished: wake ``close()`` when it waits for the last one."""
         with self._state_lock:
-            if self._closed:
-                raise CacheClosedError(_CLOSED_MESSAGE)
-            self._inflight += 1
-        try:
-            try:
-                with map_redis_errors():
-                    yield
-            except UnicodeDecodeError as exc:
-                raise SerializationError(
-                    "a stored value is not UTF-8 text; berthcache stores text and JSON"
-                ) from exc
-            except UnicodeEncodeError as exc:
-                # Keys are checked by KeyBuilder; this is a value no encoder checked (e.g. a
-                # pub/sub message or pipeline argument with a lone surrogate).
-                raise SerializationError(
-                    "a value is not valid Unicode text (lone surrogate); Redis is sent UTF-8"
-                ) from exc
-            except CacheError as exc:
-                self._scrub_error(exc)
-                raise
-        finally:
-            with self._state_lock:
-                self._inflight -= 1
-                if self._inflight == 0:
-                    self._idle.notify_all()
-                    waiters = list(self._idle_waiters)
-                else:
-                    waiters = []
-            for wake in waiters:
-                wake()
+            self._inflight -= 1
+            if self._inflight or not self._closed:
+                return
+            self._idle.notify_all()
+            waiters = list(self._idle_waiters)
+        for wake in waiters:
+            wake()
+
+    def _raise_mapped(self, exc: BaseException) -> None:
+        """Raise the berthcache error for ``exc`` (scrubbed of the password), or return to let
+        ``exc`` propagate unchanged when it is already ours or not a Redis error."""
+        if isinstance(exc, UnicodeDecodeError):
+            raise SerializationError(
+                "a stored value is not UTF-8 text; berthcache stores text and JSON"
+            ) from exc
+        if isinstance(exc, UnicodeEncodeError):
+            # Keys are checked by KeyBuilder; this is a value no encoder checked (e.g. a
+            # pub/sub message or pipeline argument with a lone surrogate).
+            raise SerializationError(
+                "a value is not valid Unicode text (lone surrogate); Redis is sent UTF-8"
+            ) from exc
+        error = mapped(exc)
+        if error is None:
+            return
+        self._scrub_error(error)
+        if error is not exc:
+            raise error from exc
 
     def _scrub_error(self, exc: BaseException) -> None:
         password = self.config.password

@@ -177,6 +177,17 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "no detail"
 
 
+def mapped(exc: BaseException) -> CacheError | None:
+    """The berthcache error to raise for ``exc``: itself if already ours, the translation of a
+    redis-py / socket / TLS error (a generic :class:`CacheServerError` when nothing more
+    specific fits), or ``None`` for anything else (a bug in the caller, left untouched)."""
+    if isinstance(exc, CacheError):
+        return exc
+    if isinstance(exc, rex.RedisError | OSError):
+        return translate(exc) or CacheServerError(_first_line(str(exc)))
+    return None
+
+
 @contextlib.contextmanager
 def map_redis_errors() -> Iterator[None]:
     """Re-raise redis-py errors as berthcache errors. Works around ``await`` too."""
@@ -185,7 +196,6 @@ def map_redis_errors() -> Iterator[None]:
     except CacheError:
         raise
     except (rex.RedisError, OSError) as exc:
-        mapped = translate(exc)
-        if mapped is None:
-            mapped = CacheServerError(_first_line(str(exc)))
-        raise mapped from exc
+        error = mapped(exc)
+        assert error is not None
+        raise error from exc
