@@ -21,6 +21,7 @@ from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
 from berthcache._exceptions import CacheError
 from berthcache._health import HealthStatus
+from berthcache._pool import AsyncWaitingPool
 from berthcache._retry import build_async_retry
 from berthcache._ttl import TTLLike, to_seconds
 
@@ -63,7 +64,7 @@ class AsyncCache(CacheBase):
         retry = build_async_retry(
             self.config, on_reconnecting=self.events.reconnecting, on_error=self.events.error
         )
-        self._pool = aredis.BlockingConnectionPool(
+        self._pool = AsyncWaitingPool(
             **self._pool_kwargs(AsyncEventConnection, AsyncEventSSLConnection, retry)
         )
         self.redis: aredis.Redis = aredis.Redis(connection_pool=self._pool)

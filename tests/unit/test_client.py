@@ -279,3 +279,17 @@ def test_pool_timeout_bounds_the_wait_for_a_connection(config: CacheConfig) -> N
         finally:
             small._pool.release(held)  # type: ignore[no-untyped-call]
         assert small.get("pool:k") is None
+
+
+@pytest.mark.asyncio
+async def test_async_pool_timeout_bounds_the_wait_for_a_connection(config: CacheConfig) -> None:
+    async with AsyncCache(config.replace(max_connections=1, pool_timeout=0.2)) as small:
+        held = await small._pool.get_connection()
+        try:
+            start = time.perf_counter()
+            with pytest.raises(CacheUnavailableError, match=r"no free connection within 0\.2 s"):
+                await small.get("pool:k")
+            assert time.perf_counter() - start < 2.0
+        finally:
+            await small._pool.release(held)
+        assert await small.get("pool:k") is None
