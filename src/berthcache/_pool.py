@@ -20,7 +20,12 @@ __all__ = ["AsyncWaitingPool"]
 
 
 class AsyncWaitingPool(aredis.ConnectionPool):
-    """``max_connections`` connections; the next caller waits up to ``timeout`` seconds."""
+    """``max_connections`` connections; the next caller waits up to ``timeout`` seconds.
+
+    A slot is taken before a connection is checked out and given back exactly once, when a
+    connection that holds one is released. (redis-py's ``get_connection`` itself releases a
+    connection whose connect failed, so the slot cannot simply be freed on every error path.)
+    """
 
     def __init__(self, *, timeout: float, max_connections: int, **kwargs: Any) -> None:
         super().__init__(max_connections=max_connections, **kwargs)
@@ -41,13 +46,18 @@ class AsyncWaitingPool(aredis.ConnectionPool):
             await self._slots.acquire()  # a slot is free: returns without suspending
         try:
             # Arguments passed on as given: redis-py deprecated the old command-name argument.
-            return await super().get_connection(*args, **options)  # type: ignore[no-untyped-call]
+            connection = await super().get_connection(*args, **options)  # type: ignore[no-untyped-call]
         except BaseException:
-            self._slots.release()
+            self._slots.release()  # no connection holds this slot
             raise
+        connection._berthcache_slot = True
+        return connection
 
     async def release(self, connection: Any) -> None:
+        holds_slot = getattr(connection, "_berthcache_slot", False)
+        connection._berthcache_slot = False
         try:
             await super().release(connection)
         finally:
-            self._slots.release()
+            if holds_slot:
+                self._slots.release()

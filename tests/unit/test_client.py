@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +25,8 @@ from berthcache._exceptions import (
     InvalidTTLError,
     SerializationError,
 )
+from berthcache.testing import RedisServer
+from tests.unit.support import config_for
 
 
 @pytest.fixture
@@ -293,3 +295,23 @@ async def test_async_pool_timeout_bounds_the_wait_for_a_connection(config: Cache
         finally:
             await small._pool.release(held)
         assert await small.get("pool:k") is None
+
+
+@pytest.mark.asyncio
+async def test_async_pool_keeps_its_bound_through_an_outage(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    """Failed connects during an outage must not leak or inflate pool slots: after the server
+    returns, a burst larger than the pool waits its turn and every call succeeds."""
+    server = server_factory()
+    config = config_for(server, max_connections=2, max_retries_per_request=0, pool_timeout=5.0)
+    async with AsyncCache(config) as cache:
+        await cache.set("k", "v")
+        server.stop()
+        for _ in range(5):
+            with pytest.raises(CacheUnavailableError):
+                await cache.get("k")
+        server.restart()
+        assert cache._pool._slots._value == 2  # every slot came back, none was added
+        results = await asyncio.gather(*(cache.get("k") for _ in range(8)))
+    assert results == [None] * 8  # the restart lost the key (no persistence): no errors
