@@ -7,6 +7,7 @@ so the sync and async clients only send commands and cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -190,6 +191,12 @@ class CacheBase:
             if self._closed:
                 raise CacheClosedError(_CLOSED_MESSAGE)
             self._close_callbacks.append(callback)
+
+    def _forget_on_close(self, callback: Callable[[], Any]) -> None:
+        """Drop a callback registered with :meth:`_on_close` (its owner closed by itself), so
+        long-lived caches do not keep every finished subscription alive."""
+        with self._state_lock, contextlib.suppress(ValueError):
+            self._close_callbacks.remove(callback)
 
     def _begin_close(self) -> list[Callable[[], Any]] | None:
         """Mark closed; returns the close callbacks, or None when already closed (idempotent)."""

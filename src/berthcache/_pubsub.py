@@ -230,6 +230,7 @@ class Subscription(_SubscriptionBase):
             if self._closed:
                 return
             self._closed = True
+        self._cache._forget_on_close(self.close)
         self._stop.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
@@ -373,6 +374,7 @@ class AsyncSubscription(_SubscriptionBase):
         if self._closed:
             return
         self._closed = True
+        self._cache._forget_on_close(self.aclose)
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()

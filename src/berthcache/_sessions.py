@@ -45,6 +45,8 @@ class CacheHost(Protocol):
 
     def _on_close(self, callback: Callable[[], Any]) -> None: ...
 
+    def _forget_on_close(self, callback: Callable[[], Any]) -> None: ...
+
 
 def as_text(value: str | bytes) -> str:
     """Redis replies as ``str`` whether or not the client decodes responses."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import queue
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -181,3 +183,27 @@ async def test_both_twins_validate_and_report_their_state_alike(
     await asub.aclose()
     assert asub.closed
     assert repr(asub) == "AsyncSubscription(channel='alerts', closed)"
+
+
+def test_a_closed_subscription_is_not_kept_alive_by_the_cache(cache: CacheHost) -> None:
+    """Apps that subscribe per request or websocket close each subscription; the cache must
+    drop its shutdown hook then, or every finished subscription stays in memory."""
+    subs = [cache.subscribe(f"leak-{n}", lambda message: None) for n in range(3)]
+    refs = [weakref.ref(sub) for sub in subs]
+    for sub in subs:
+        sub.close()
+    del sub, subs
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None, None]
+
+
+@pytest.mark.asyncio
+async def test_a_closed_async_subscription_is_not_kept_alive_by_the_cache(
+    acache: CacheHost,
+) -> None:
+    sub = await acache.subscribe("leak-async")
+    ref = weakref.ref(sub)
+    await sub.aclose()
+    del sub
+    gc.collect()
+    assert ref() is None
