@@ -188,7 +188,7 @@ async def test_both_twins_validate_and_report_their_state_alike(
 def test_a_closed_subscription_is_not_kept_alive_by_the_cache(cache: CacheHost) -> None:
     """Apps that subscribe per request or websocket close each subscription; the cache must
     drop its shutdown hook then, or every finished subscription stays in memory."""
-    subs = [cache.subscribe(f"leak-{n}", lambda message: None) for n in range(3)]
+    subs = [subscribe(cache, f"leak-{n}", lambda message: None) for n in range(3)]
     refs = [weakref.ref(sub) for sub in subs]
     for sub in subs:
         sub.close()
@@ -201,7 +201,7 @@ def test_a_closed_subscription_is_not_kept_alive_by_the_cache(cache: CacheHost) 
 async def test_a_closed_async_subscription_is_not_kept_alive_by_the_cache(
     acache: CacheHost,
 ) -> None:
-    sub = await acache.subscribe("leak-async")
+    sub = await async_subscribe(acache, "leak-async")
     ref = weakref.ref(sub)
     await sub.aclose()
     del sub
