@@ -28,9 +28,9 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeGuard, TypeVar, overload
+from typing import Any, TypeVar, overload
 
-from berthcache._exceptions import ConfigurationError
+from berthcache._exceptions import CacheError, ConfigurationError
 from berthcache._ratelimit import load_script
 from berthcache._serialization import decode_json, encode_json
 from berthcache._sessions import CacheHost, check_part
@@ -42,6 +42,9 @@ logger = logging.getLogger("berthcache.api_cache")
 
 T = TypeVar("T")
 _SCAN_BATCH = 500
+#: What ``_read`` returns for a missing key — distinct from a cached JSON ``null``, so that a
+#: computed ``None`` is a hit too instead of being recomputed on every call.
+_MISS: Any = object()
 _FIRST_DELAY = 0.01
 _MAX_DELAY = 0.2
 
@@ -135,9 +138,9 @@ class _ResponseCacheBase:
             else:
                 self._misses += 1
 
-    def _hit(self, value: Any | None) -> TypeGuard[Any]:
+    def _hit(self, value: Any) -> bool:
         """Whether ``value`` was found in the cache; counts the hit when it was."""
-        if value is None:
+        if value is _MISS:
             return False
         with self._counter_lock:
             self._hits += 1
@@ -187,8 +190,9 @@ class ResponseCache(_ResponseCacheBase):
         """The cached response, or None on a miss."""
         key = self._key(endpoint, user_id)
         value = self._read(key)
-        self._count(value is not None)
-        return value
+        found = value is not _MISS
+        self._count(found)
+        return value if found else None
 
     def set(self, endpoint: str, user_id: str | int, data: Any, ttl: TTLLike | None = None) -> None:
         """Cache ``data`` (stored as JSON) for ``ttl`` seconds (default: the store's TTL)."""
@@ -233,10 +237,11 @@ class ResponseCache(_ResponseCacheBase):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _read(self, key: str) -> Any | None:
+    def _read(self, key: str) -> Any:
+        """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
             raw = self._cache.redis.get(key)
-        return None if raw is None else decode_json(raw, key=key)
+        return _MISS if raw is None else decode_json(raw, key=key)
 
     def _write(self, key: str, data: Any, seconds: int) -> None:
         payload = encode_json(data, key=key)
@@ -254,7 +259,9 @@ class ResponseCache(_ResponseCacheBase):
                 try:
                     return self._compute_and_store(key, compute, seconds)
                 finally:
-                    with self._cache._operation():
+                    # Best effort: the lock expires by itself (PX), and a failure here must not
+                    # hide the computed value or compute()'s own error.
+                    with contextlib.suppress(CacheError), self._cache._operation():
                         self._release(keys=[turn.lock_key], args=[turn.token])
             delay = turn.next_delay()
             if delay is None:
@@ -297,8 +304,9 @@ class AsyncResponseCache(_ResponseCacheBase):
         """The cached response, or None on a miss."""
         key = self._key(endpoint, user_id)
         value = await self._read(key)
-        self._count(value is not None)
-        return value
+        found = value is not _MISS
+        self._count(found)
+        return value if found else None
 
     async def set(
         self, endpoint: str, user_id: str | int, data: Any, ttl: TTLLike | None = None
@@ -387,10 +395,11 @@ class AsyncResponseCache(_ResponseCacheBase):
             return value  # type: ignore[no-any-return]
         return await self._fill(key, compute, seconds)
 
-    async def _read(self, key: str) -> Any | None:
+    async def _read(self, key: str) -> Any:
+        """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
             raw = await self._cache.redis.get(key)
-        return None if raw is None else decode_json(raw, key=key)
+        return _MISS if raw is None else decode_json(raw, key=key)
 
     async def _write(self, key: str, data: Any, seconds: int) -> None:
         payload = encode_json(data, key=key)
@@ -410,7 +419,9 @@ class AsyncResponseCache(_ResponseCacheBase):
                 try:
                     return await self._compute_and_store(key, compute, seconds)
                 finally:
-                    with self._cache._operation():
+                    # Best effort: the lock expires by itself (PX), and a failure here must not
+                    # hide the computed value or compute()'s own error.
+                    with contextlib.suppress(CacheError), self._cache._operation():
                         await self._release(keys=[turn.lock_key], args=[turn.token])
             delay = turn.next_delay()
             if delay is None:

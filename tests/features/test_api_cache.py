@@ -84,6 +84,37 @@ def test_get_or_compute_caches_and_counts_hits(cache: CacheHost) -> None:
     assert (stats.hits, stats.misses, stats.hit_rate) == (1, 1, 0.5)
 
 
+def test_a_computed_none_is_cached_like_any_other_response(cache: CacheHost) -> None:
+    """A backend that answers "nothing" (None) is asked once, not on every call."""
+    responses = ResponseCache(cache)
+    calls = []
+
+    def nothing() -> dict[str, int] | None:
+        calls.append(1)
+        return None
+
+    assert responses.get_or_compute("clients:none", 1, nothing) is None
+    assert responses.get_or_compute("clients:none", 1, nothing) is None
+    assert len(calls) == 1
+    assert (responses.stats.hits, responses.stats.misses) == (1, 1)
+    assert responses.get("clients:none", 1) is None  # get() cannot tell; stats can
+    assert responses.stats.hits == 2
+
+
+@pytest.mark.asyncio
+async def test_async_computed_none_is_cached_too(acache: CacheHost) -> None:
+    responses = AsyncResponseCache(acache)
+    calls = []
+
+    async def nothing() -> dict[str, int] | None:
+        calls.append(1)
+        return None
+
+    assert await responses.get_or_compute("clients:none", 2, nothing) is None
+    assert await responses.get_or_compute("clients:none", 2, nothing) is None
+    assert len(calls) == 1
+
+
 @pytest.mark.clause("C9")
 def test_hit_rate_above_80_percent_on_a_realistic_workload(cache: CacheHost) -> None:
     """50 users reading their client list 1000 times, skewed; writes invalidate sometimes."""
