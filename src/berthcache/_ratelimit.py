@@ -23,7 +23,8 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from berthcache._exceptions import (
-    CacheUnavailableError,
+    AuthenticationError,
+    CacheServerError,
     ConfigurationError,
     InvalidKeyError,
     RateLimitUnavailableError,
@@ -137,7 +138,12 @@ class _RateLimiterBase:
             reset_after=max(pttl, 0) / 1000.0,
         )
 
-    def _unavailable(self, endpoint: str, exc: CacheUnavailableError) -> RateLimitResult:
+    def _unavailable(self, endpoint: str, exc: CacheServerError) -> RateLimitResult:
+        """Redis could not count this request (unreachable, read-only after a failover, out of
+        memory): allow it (fail open) or refuse it. Bad credentials are a configuration error
+        and always raise."""
+        if isinstance(exc, AuthenticationError):
+            raise exc
         if not self.fail_open:
             raise RateLimitUnavailableError(
                 f"rate limit for endpoint {endpoint!r} cannot be checked: {exc}; "
@@ -168,7 +174,7 @@ class RateLimiter(_RateLimiterBase):
         try:
             with self._cache._operation():
                 reply = self._script(keys=[key], args=[self.window * 1000])
-        except CacheUnavailableError as exc:
+        except CacheServerError as exc:
             return self._unavailable(endpoint, exc)
         return self._result(reply)
 
@@ -188,7 +194,7 @@ class AsyncRateLimiter(_RateLimiterBase):
         try:
             with self._cache._operation():
                 reply = await self._script(keys=[key], args=[self.window * 1000])
-        except CacheUnavailableError as exc:
+        except CacheServerError as exc:
             return self._unavailable(endpoint, exc)
         return self._result(reply)
 

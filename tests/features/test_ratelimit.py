@@ -11,9 +11,18 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from berthcache._exceptions import ConfigurationError, InvalidKeyError, RateLimitUnavailableError
+from berthcache._client import Cache
+from berthcache._exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidKeyError,
+    RateLimitUnavailableError,
+)
 from berthcache._ratelimit import AsyncRateLimiter, RateLimiter, normalize_ip
 from berthcache._sessions import CacheHost
+from berthcache.testing._server import free_port
+from berthcache.testing.plugin import LocalRedisFactory
+from tests.unit.support import config_for
 
 
 def _key(cache: CacheHost, ip: str, endpoint: str) -> str:
@@ -148,3 +157,21 @@ async def test_async_fails_open_or_closed(dead_acache: CacheHost) -> None:
     with pytest.raises(RateLimitUnavailableError):
         await AsyncRateLimiter(dead_acache, fail_open=False).check("192.0.2.7", "/api/x")
     assert (await AsyncRateLimiter(dead_acache).check("192.0.2.7", "/api/x")).allowed
+
+
+def test_fails_open_on_a_read_only_node_and_raises_on_bad_credentials(
+    local_redis_factory: LocalRedisFactory,
+) -> None:
+    """After a failover the old primary answers READONLY: Redis cannot count the request, so
+    the limiter's fail-open choice applies. A wrong password is a configuration error: it is
+    raised whatever the choice, never silently allowed."""
+    replica = local_redis_factory.server(replicaof=("127.0.0.1", free_port()), appendonly=False)
+    with Cache(config_for(replica, max_retries_per_request=0)) as cache:
+        verdict = RateLimiter(cache).check("192.0.2.8", "/api/x")
+        assert verdict.allowed
+        with pytest.raises(RateLimitUnavailableError, match=r"READONLY|read-only"):
+            RateLimiter(cache, fail_open=False).check("192.0.2.8", "/api/x")
+    guarded = local_redis_factory.server(password="right-one", appendonly=False)
+    wrong = config_for(guarded, password="wrong-one", max_retries_per_request=0)
+    with Cache(wrong) as cache, pytest.raises(AuthenticationError):
+        RateLimiter(cache).check("192.0.2.8", "/api/x")
