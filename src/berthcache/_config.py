@@ -112,11 +112,15 @@ class CacheConfig:
             if raw is None or raw == "":
                 continue
             values[field] = _parse(field, raw, var)
+        names = {f: ENV_VARS[f] for f in values}
         url = env.get("REDIS_URL")
         if url:
-            values.update(_parse_url(url, "REDIS_URL"))
+            from_url = _parse_url(url, "REDIS_URL")
+            values.update(from_url)
+            names.update(dict.fromkeys(from_url, "REDIS_URL"))
         values.update(overrides)
-        return cls._build(values, names={f: ENV_VARS.get(f, f) for f in values})
+        names.update({f: f for f in overrides})
+        return cls._build(values, names=names)
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> CacheConfig:
@@ -277,6 +281,14 @@ def _parse_url(url: str, setting: str) -> dict[str, Any]:
         raise ConfigurationError(setting, f"scheme must be redis:// or rediss://, got {shown!r}")
     if not parts.hostname:
         raise ConfigurationError(setting, "has no host")
+    if parts.query:
+        # Names only: a value could be a secret. TLS options have settings of their own.
+        names = sorted({item.split("=", 1)[0] for item in parts.query.split("&") if item})
+        raise ConfigurationError(
+            setting,
+            f"query parameters are not supported ({', '.join(names)}); use the settings "
+            "instead (REDIS_TLS_CA_FILE, REDIS_TLS_VERIFY, REDIS_CONNECT_TIMEOUT ...)",
+        )
     values: dict[str, Any] = {"host": parts.hostname, "tls": parts.scheme == "rediss"}
     if port is not None:
         values["port"] = port

@@ -196,6 +196,4 @@ def map_redis_errors() -> Iterator[None]:
     except CacheError:
         raise
     except (rex.RedisError, OSError) as exc:
-        error = mapped(exc)
-        assert error is not None
-        raise error from exc
+        raise (mapped(exc) or CacheServerError(_first_line(str(exc)))) from exc

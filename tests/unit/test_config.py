@@ -21,6 +21,10 @@ PASSWORD = "pw-Zq81-never-printed"
         ({"REDIS_MAX_RETRIES_PER_REQUEST": "many"}, "REDIS_MAX_RETRIES_PER_REQUEST"),
         ({"REDIS_URL": "http://host:6379"}, "REDIS_URL"),
         ({"REDIS_TLS": "maybe"}, "REDIS_TLS"),
+        # Values that come from REDIS_URL are reported as REDIS_URL, not REDIS_PORT / REDIS_DB.
+        ({"REDIS_URL": "redis://cache:0/0", "REDIS_PORT": "6379"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://cache:6379/99"}, "REDIS_URL"),
+        ({"REDIS_URL": "rediss://cache:6379/0?ssl_cert_reqs=none"}, "REDIS_URL"),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], variable: str) -> None:
@@ -81,3 +85,11 @@ def test_password_never_in_repr_str_or_errors() -> None:
         CacheConfig.from_env({"REDIS_URL": f"redis://u:{PASSWORD}@h:notaport/0"})
     assert PASSWORD not in str(info.value)
     cache.close()
+
+
+def test_url_query_parameters_are_refused_without_echoing_their_values() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        CacheConfig.from_url("rediss://app:pw@cache:6379/0?ssl_cert_reqs=none&token=s3cr3t-value")
+    assert "ssl_cert_reqs" in str(info.value)
+    assert "token" in str(info.value)
+    assert "s3cr3t-value" not in str(info.value)
