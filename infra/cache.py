@@ -1,10 +1,15 @@
 """Cache: the parameter group, the log groups and the Redis 7 / Valkey replication group.
 
-Secure by construction: nothing here can be switched off by config — TLS required, at-rest
+Secure by construction: none of these can be switched off by config — TLS required, at-rest
 encryption with the stack's key, AUTH or RBAC, automatic failover, snapshots, minor upgrades,
-logs to encrypted log groups. ``maxmemory-policy`` defaults to the seed's ``allkeys-lru``: the
-cache never refuses writes, at the price that sessions can be evicted under memory pressure
-(``volatile-lru`` protects keys without a TTL instead; see docs/platform.md).
+logs to encrypted log groups. The one availability switch is ``multiAz``: required in prod
+(``infra/config.py`` refuses it off there), allowed off in dev and staging to save cross-AZ
+placement where losing one AZ is acceptable. The AUTH token is Pulumi's only at creation;
+afterwards ``berthcache-ops rotate-auth-token`` owns it (``ignore_changes``).
+
+``maxmemory-policy`` defaults to the seed's ``allkeys-lru``: the cache never refuses writes, at
+the price that sessions can be evicted under memory pressure (``volatile-lru`` protects keys
+without a TTL instead; see docs/platform.md).
 """
 
 from __future__ import annotations
@@ -110,6 +115,9 @@ class Cache(pulumi.ComponentResource):
                 parent=self,
                 protect=cfg.protect,
                 additional_secret_outputs=["authToken"],
+                # After creation the token belongs to `berthcache-ops rotate-auth-token`: a
+                # later `pulumi up` must never send Pulumi's (by then retired) token back.
+                ignore_changes=["auth_token"],
             ),
         )
         self.primary_endpoint = self.group.primary_endpoint_address

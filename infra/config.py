@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import pulumi
 
+from infra.cidrs import PRIVATE_NETWORKS_TEXT, is_private_network, parse_network
+
 __all__ = [
     "NAMESPACE",
     "NODE_VCPUS",
@@ -73,7 +75,13 @@ SETTINGS: tuple[Setting, ...] = (
         2,
         "Nodes in the group (primary + replicas), 2 to 6; automatic failover needs >= 2.",
     ),
-    Setting("multiAz", "boolean", True, "Place replicas in other AZs (needs numNodes >= 2)."),
+    Setting(
+        "multiAz",
+        "boolean",
+        True,
+        "Place replicas in other AZs (needs numNodes >= 2). Required in prod; dev and staging "
+        "may turn it off.",
+    ),
     Setting(
         "replicationGroupId",
         "string",
@@ -132,7 +140,12 @@ SETTINGS: tuple[Setting, ...] = (
         [],
         "Existing private subnet ids (>= 2, in different AZs); required with vpcId.",
     ),
-    Setting("vpcCidr", "string", "10.40.0.0/16", "CIDR of the VPC created when vpcId is empty."),
+    Setting(
+        "vpcCidr",
+        "string",
+        "10.40.0.0/16",
+        "CIDR of the VPC created when vpcId is empty; a private network, /16 to /24.",
+    ),
     Setting("azCount", "integer", 2, "AZs (and private subnets) of a created VPC, 2 to 6."),
     Setting(
         "allowedSecurityGroupIds",
@@ -144,8 +157,9 @@ SETTINGS: tuple[Setting, ...] = (
         "allowedCidrs",
         "array",
         [],
-        "CIDRs that may connect on the cache port; never 0.0.0.0/0. Empty with a created "
-        "VPC: the VPC's CIDR.",
+        "CIDRs that may connect on the cache port; private networks only (10.0.0.0/8, "
+        "172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7). Empty with a created VPC: "
+        "the VPC's CIDR.",
     ),
     Setting("alarmEmails", "array", [], "E-mail addresses subscribed to the alarm topic."),
     Setting(
@@ -361,12 +375,18 @@ def _check_snapshot_window(value: str) -> str:
 
 
 def _check_cidr(key: str, value: str) -> str:
+    """A valid network inside the private ranges (``infra.cidrs``): the cache port is never
+    offered to the internet, whole or in pieces (``0.0.0.0/1`` + ``128.0.0.0/1``)."""
     try:
-        net = ipaddress.ip_network(value, strict=True)
+        net = parse_network(value)
     except ValueError:
         raise _err(key, f"{value!r} is not a valid CIDR (like 10.0.0.0/16)") from None
-    if net.prefixlen == 0:
-        raise _err(key, f"{value} would admit the whole internet; name the clients' networks")
+    if not is_private_network(net):
+        raise _err(
+            key,
+            f"{net} is not a private network; only networks inside {PRIVATE_NETWORKS_TEXT} "
+            "may reach the cache (name the clients' private networks)",
+        )
     return str(net)
 
 
@@ -396,6 +416,12 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         )
     if v["numNodes"] < 2 and v["multiAz"]:
         raise _err("numNodes", f"multi-AZ needs at least 2 nodes, got {v['numNodes']}")
+    if v["environment"] == "prod" and not v["multiAz"]:
+        raise _err(
+            "multiAz",
+            "must be true when environment is prod: a single-AZ group loses its primary and "
+            "replicas together when that AZ fails",
+        )
     _in_range("numNodes", v["numNodes"], 2, 6)
     rg_id = v["replicationGroupId"] or f"berthcache-{stack}".lower()
     if not _RG_ID_RE.match(rg_id):

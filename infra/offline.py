@@ -45,12 +45,15 @@ _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 @dataclasses.dataclass(frozen=True)
 class Registered:
-    """One resource the program declared: its type token, name and inputs (camelCase keys)."""
+    """One resource the program declared: its type token, name and inputs (camelCase keys),
+    and the options the engine gets but the mocks do not see (recorded by a transformation)."""
 
     type: str
     name: str
     inputs: dict[str, Any]
     state: dict[str, Any]
+    ignore_changes: tuple[str, ...] = ()
+    protect: bool = False
 
 
 @dataclasses.dataclass
@@ -207,13 +210,26 @@ def run_offline(
     _ensure_event_loop()
     region = str(config.get("aws:region", "us-east-1"))
     mocks = _Mocks(region)
+    options: dict[tuple[str, str], pulumi.ResourceOptions] = {}
+
+    def record(
+        args: pulumi.ResourceTransformationArgs,
+    ) -> pulumi.ResourceTransformationResult | None:
+        """The mocks see inputs only; keep each resource's options for the assertions."""
+        options[(args.type_, args.name)] = args.opts
+        return None
+
+    def program_run() -> None:
+        pulumi.runtime.register_stack_transformation(record)
+        program.run()
+
     _settings.ROOT.set(None)
     set_all_config({k: _as_config_text(v) for k, v in config.items()}, [])
     _mocks.set_mocks(mocks, project=project, stack=stack, preview=False)
     root = _settings.get_root_resource()
     assert isinstance(root, pulumi.runtime.stack.Stack)
     try:
-        _sync_await(run_pulumi_func(lambda: program.run()))
+        _sync_await(run_pulumi_func(program_run))
         outputs: dict[str, Any] = {}
         secret: set[str] = set()
         for key, value in root.outputs.items():
@@ -224,4 +240,14 @@ def run_offline(
     finally:
         _settings.ROOT.set(None)
         set_all_config({}, [])
-    return OfflineRun(resources=list(mocks.registered), outputs=outputs, secret_outputs=secret)
+    resources = []
+    for res in mocks.registered:
+        opts = options.get((res.type, res.name))
+        if opts is not None:
+            res = dataclasses.replace(
+                res,
+                ignore_changes=tuple(opts.ignore_changes or ()),
+                protect=bool(opts.protect),
+            )
+        resources.append(res)
+    return OfflineRun(resources=resources, outputs=outputs, secret_outputs=secret)

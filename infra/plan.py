@@ -100,6 +100,10 @@ def _props(res: Registered) -> str:
     parts = [f"{k}={_fmt(res.inputs[k])}" for k in keys if res.inputs.get(k) is not None]
     if res.type == "aws:cloudwatch/metricAlarm:MetricAlarm" and "metricQueries" in res.inputs:
         parts.insert(0, "metricName=(math: hit rate)")
+    if res.ignore_changes:
+        parts.append(f"ignoreChanges=[{', '.join(res.ignore_changes)}]")
+    if res.protect:
+        parts.append("protect=True")
     return " ".join(parts)
 
 

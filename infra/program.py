@@ -67,7 +67,10 @@ def run(cfg: StackConfig | None = None) -> None:
         f"{name}-security-secret-value",
         secret_id=security.secret_id,
         secret_string=secret_str(secret_value),
-        opts=pulumi.ResourceOptions(parent=security),
+        # Written once, at creation. The token in it then belongs to
+        # `berthcache-ops rotate-auth-token` (new versions outside Pulumi); rewriting it from
+        # Pulumi's state would put a retired token back (docs/platform.md, "Rotate").
+        opts=pulumi.ResourceOptions(parent=security, ignore_changes=["secret_string"]),
     )
 
     pulumi.export("replicationGroupId", cfg.replication_group_id)
@@ -83,4 +86,5 @@ def run(cfg: StackConfig | None = None) -> None:
     pulumi.export("alarmNames", alarms.alarm_names)
     pulumi.export("keyPrefix", cfg.key_prefix)
     pulumi.export("username", security.username)
-    pulumi.export("connectionUrl", secret_str(url))
+    # No connection URL or token output: it would be Pulumi's creation-time token, stale after
+    # the first rotation. Apps and tools read the secret (``secretArn``).

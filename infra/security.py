@@ -1,8 +1,11 @@
 """Security: the customer-managed KMS key, the AUTH token or RBAC users, and the secret.
 
-The token comes from ``RandomPassword`` so it is stable across runs and only changes when the
-resource is replaced (``pulumi up --replace``); the replication group rotates it in place
-(``auth_token_update_strategy=ROTATE``). Secret values only ever travel as Pulumi secrets.
+The token (or the RBAC app user's password) comes from ``RandomPassword`` and is used once, to
+create the group and the secret. From then on it has ONE owner, ``berthcache-ops
+rotate-auth-token`` (docs/oncall.md): the replication group ignores changes to ``auth_token``,
+the secret version ignores changes to ``secret_string`` and the app user ignores changes to its
+passwords, so ``pulumi up`` never writes a retired credential back. Secret values only ever
+travel as Pulumi secrets.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from berthcache._acl import app_user_access
 from infra.config import StackConfig
 
 __all__ = ["AUTH_TOKEN_SPECIALS", "Security", "app_access_string", "secret_str"]
@@ -30,8 +34,10 @@ def secret_str(value: pulumi.Output[str]) -> pulumi.Output[str]:
 
 
 def app_access_string(key_prefix: str) -> str:
-    """The RBAC app user: its own keys and channels only, no dangerous commands."""
-    return f"on ~{key_prefix}* &{key_prefix}* +@all -@dangerous"
+    """The RBAC app user's ElastiCache access string: ``on`` (ElastiCache leaves a user without
+    it disabled) plus the rules the local harness's app user gets too (``app_user_access``), so
+    what passes locally passes on the stack."""
+    return f"on {app_user_access(key_prefix)}"
 
 
 def _token(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
@@ -162,7 +168,8 @@ class Security(pulumi.ComponentResource):
                     "passwords": [secret_str(app_pw.result)],
                 },
                 tags=cfg.tags,
-                opts=child,
+                # The password is set at creation; rotated later outside Pulumi, never reset.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["authentication_mode"]),
             )
             group = aws.elasticache.UserGroup(
                 f"{name}-user-group",

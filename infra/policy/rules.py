@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from infra.alarms_catalogue import CATALOGUE
+from infra.cidrs import PRIVATE_NETWORKS_TEXT, is_private_network, parse_network
 
 __all__ = [
     "RESOURCE_RULES",
@@ -33,7 +34,8 @@ RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 CLUSTER = "aws:elasticache/cluster:Cluster"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-_OPEN = ("0.0.0.0/0", "::/0")
+# What the engine sends for a value not known until the update (preview).
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 Props = Mapping[str, Any]
 Rule = Callable[[str, Props], list[str]]
@@ -142,27 +144,52 @@ def custom_subnet_group(rtype: str, props: Props) -> list[str]:
     return []
 
 
-def _open(cidrs: Any) -> list[str]:
+def _unknown(value: Any) -> bool:
+    """A preview-time unknown (the engine's sentinel): not known yet, so not judged."""
+    return bool(value == _UNKNOWN)
+
+
+def _public(cidrs: Any) -> list[str]:
+    """The CIDRs among ``cidrs`` that are not inside the private ranges (``infra.cidrs``)."""
     values = _plain(cidrs)
+    if values is None:
+        return []
     if isinstance(values, str):
         values = [values]
-    return [c for c in (values or []) if _plain(c) in _OPEN]
+    found = []
+    for item in values:
+        cidr = _plain(item)
+        if cidr is None or _unknown(cidr):
+            continue
+        try:
+            net = parse_network(str(cidr), strict=False)
+        except ValueError:
+            found.append(f"{cidr} (not a valid CIDR)")
+            continue
+        if not is_private_network(net):
+            found.append(str(cidr))
+    return found
 
 
 def no_open_ingress(rtype: str, props: Props) -> list[str]:
-    """No security group admits the whole internet (0.0.0.0/0 or ::/0)."""
+    """Ingress only from private networks (RFC 1918, 100.64.0.0/10, fc00::/7) — the same list
+    ``infra/config.py`` enforces on ``allowedCidrs``: not 0.0.0.0/0 or ::/0, nor the internet
+    in pieces (0.0.0.0/1 + 128.0.0.0/1), nor any public range."""
     found: list[str] = []
     if rtype == "aws:ec2/securityGroup:SecurityGroup":
         for rule in _plain(props.get("ingress")) or []:
-            found += _open(rule.get("cidrBlocks")) + _open(rule.get("ipv6CidrBlocks"))
+            found += _public(rule.get("cidrBlocks")) + _public(rule.get("ipv6CidrBlocks"))
     elif rtype == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
-        found += _open(props.get("cidrIpv4")) + _open(props.get("cidrIpv6"))
+        found += _public(props.get("cidrIpv4")) + _public(props.get("cidrIpv6"))
     elif (
         rtype == "aws:ec2/securityGroupRule:SecurityGroupRule"
         and _plain(props.get("type")) == "ingress"
     ):
-        found += _open(props.get("cidrBlocks")) + _open(props.get("ipv6CidrBlocks"))
-    return [f"ingress from {c} admits the whole internet" for c in found]
+        found += _public(props.get("cidrBlocks")) + _public(props.get("ipv6CidrBlocks"))
+    return [
+        f"ingress from {c} is not a private network (allowed: {PRIVATE_NETWORKS_TEXT})"
+        for c in found
+    ]
 
 
 RESOURCE_RULES: dict[str, tuple[str, Rule]] = {
@@ -182,7 +209,10 @@ RESOURCE_RULES: dict[str, tuple[str, Rule]] = {
         "A custom subnet group, not the default.",
         custom_subnet_group,
     ),
-    "no-open-ingress": ("No ingress from 0.0.0.0/0 or ::/0.", no_open_ingress),
+    "no-open-ingress": (
+        "Ingress only from private networks (RFC 1918, 100.64.0.0/10, fc00::/7).",
+        no_open_ingress,
+    ),
 }
 
 REQUIRED_ALARM_METRICS: tuple[str, ...] = tuple(

@@ -16,7 +16,8 @@ from infra.alarms_catalogue import CATALOGUE
 from infra.config import SETTINGS, InfraConfigError, load
 from infra.offline import REPO_ROOT
 
-SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "pulumi-project.schema.json"
+SCHEMA = REPO_ROOT / "infra" / "schemas" / "pulumi-project.schema.json"
+SHARED_SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "pulumi-project.schema.json"
 
 
 def _project() -> dict[str, Any]:
@@ -24,11 +25,26 @@ def _project() -> dict[str, Any]:
     return data
 
 
-def test_pulumi_yaml_validates_against_the_official_schema() -> None:
-    if not SCHEMA.is_file():
-        pytest.skip(f"project schema not found at {SCHEMA}")
+def test_pulumi_yaml_validates_against_the_vendored_official_schema() -> None:
     jsonschema = importlib.import_module("jsonschema")  # no type stubs installed
-    jsonschema.validate(_project(), json.loads(SCHEMA.read_text()))
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(_project(), schema)
+
+
+def test_pulumi_yaml_schema_check_rejects_a_broken_project() -> None:
+    jsonschema = importlib.import_module("jsonschema")
+    broken = {**_project(), "runtime": 42}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+def test_vendored_schema_equals_the_shared_copy_when_there_is_one() -> None:
+    """A newer shared schema must be noticed; on a plain clone there is nothing to compare."""
+    if SHARED_SCHEMA.is_file():
+        assert SCHEMA.read_bytes() == SHARED_SCHEMA.read_bytes(), (
+            f"{SHARED_SCHEMA} differs from the vendored {SCHEMA}: copy the newer one in"
+        )
 
 
 def test_pulumi_yaml_runs_infra_in_the_project_venv() -> None:
@@ -81,7 +97,14 @@ def test_dev_stack_is_realistic_and_holds_no_secrets() -> None:
         ({"hitRateThresholdPercent": "0"}, "hitRateThresholdPercent"),
         ({"allowedCidrs": '["0.0.0.0/0"]'}, "allowedCidrs"),
         ({"allowedCidrs": '["::/0"]'}, "allowedCidrs"),
+        ({"allowedCidrs": '["0.0.0.0/1", "128.0.0.0/1"]'}, "allowedCidrs"),
+        ({"allowedCidrs": '["10.0.0.0/8", "203.0.113.0/24"]'}, "allowedCidrs"),
+        ({"allowedCidrs": '["10.0.0.0/7"]'}, "allowedCidrs"),
+        ({"allowedCidrs": '["2001:db8::/32"]'}, "allowedCidrs"),
+        ({"allowedCidrs": '["127.0.0.0/8"]'}, "allowedCidrs"),
         ({"allowedCidrs": '["10.0.0.300/8"]'}, "allowedCidrs"),
+        ({"vpcCidr": "52.0.0.0/16"}, "vpcCidr"),
+        ({"environment": "prod", "multiAz": "false"}, "multiAz"),
         ({"nodeType": "cache.x9.huge"}, "nodeType"),
         ({"numNodes": "two"}, "numNodes"),
         ({"vpcId": "vpc-0123456789abcdef0"}, "subnetIds"),
@@ -96,6 +119,49 @@ def test_dev_stack_is_realistic_and_holds_no_secrets() -> None:
 def test_config_errors_name_the_setting(raw: dict[str, str], setting: str) -> None:
     with pytest.raises(InfraConfigError, match=rf"^berthcache:{setting}: "):
         load(raw, stack="dev")
+
+
+@pytest.mark.parametrize(
+    ("cidr", "public"),
+    [
+        ("0.0.0.0/0", "0.0.0.0/0"),
+        ("::/0", "::/0"),
+        ("0.0.0.0/1", "0.0.0.0/1"),
+        ("128.0.0.0/1", "128.0.0.0/1"),
+        ("203.0.113.0/24", "203.0.113.0/24"),
+        ("172.15.0.0/16", "172.15.0.0/16"),
+        ("100.128.0.0/10", "100.128.0.0/10"),
+        ("fe80::/10", "fe80::/10"),
+    ],
+)
+def test_public_cidr_is_refused_naming_setting_and_cidr(cidr: str, public: str) -> None:
+    with pytest.raises(InfraConfigError) as info:
+        load({"allowedCidrs": json.dumps(["10.1.0.0/16", cidr])}, stack="dev")
+    message = str(info.value)
+    assert message.startswith("berthcache:allowedCidrs: ")
+    assert f"{public} is not a private network" in message
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["10.0.0.0/8"],
+        ["172.16.0.0/12", "172.31.255.0/24"],
+        ["192.168.10.0/24"],
+        ["100.64.0.0/10", "100.100.0.0/16"],
+        ["fc00::/7", "fd12:3456:789a::/48"],
+    ],
+)
+def test_private_cidrs_are_accepted(cidrs: list[str]) -> None:
+    assert load({"allowedCidrs": json.dumps(cidrs)}, stack="dev").allowed_cidrs == tuple(cidrs)
+
+
+def test_multi_az_may_be_off_outside_prod_only() -> None:
+    for env in ("dev", "staging"):
+        assert not load({"environment": env, "multiAz": "false"}, stack=env).multi_az
+    assert load({"environment": "prod"}, stack="prod").multi_az
+    with pytest.raises(InfraConfigError, match=r"^berthcache:multiAz: must be true when"):
+        load({"environment": "prod", "multiAz": "false", "numNodes": "3"}, stack="prod")
 
 
 def test_defaults_alone_are_valid_and_secure() -> None:
@@ -143,7 +209,9 @@ def test_infra_plan_prints_the_plan_and_says_it_is_offline() -> None:
     assert "aws:elasticache/replicationGroup:ReplicationGroup" in out
     assert "transitEncryptionMode=required" in out
     assert "authToken=[secret]" in out
-    assert "connectionUrl: [secret]" in out
+    assert "ignoreChanges=[auth_token]" in out
+    assert "ignoreChanges=[secret_string]" in out
+    assert "connectionUrl" not in out
     assert "Mock-0-" not in out, "the (mock) token must not be printed"
 
 

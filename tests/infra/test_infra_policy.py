@@ -102,6 +102,69 @@ def test_open_ingress_fires(rtype: str, props: dict[str, Any]) -> None:
     assert rules.no_open_ingress(rtype, props)
 
 
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+@pytest.mark.parametrize(
+    ("props", "public"),
+    [
+        ({"cidrIpv4": "0.0.0.0/1"}, ["0.0.0.0/1"]),
+        ({"cidrIpv4": "128.0.0.0/1"}, ["128.0.0.0/1"]),
+        ({"cidrIpv4": "203.0.113.0/24"}, ["203.0.113.0/24"]),
+        ({"cidrIpv4": "10.0.0.0/7"}, ["10.0.0.0/7"]),
+        ({"cidrIpv6": "::/0"}, ["::/0"]),
+        ({"cidrIpv6": "2001:db8::/32"}, ["2001:db8::/32"]),
+        ({"cidrIpv4": "not-a-cidr"}, ["not-a-cidr (not a valid CIDR)"]),
+    ],
+)
+def test_any_public_range_fires_naming_the_cidr(props: dict[str, Any], public: list[str]) -> None:
+    messages = rules.no_open_ingress(INGRESS_RULE, props)
+    assert [m.split(" is not a private network")[0] for m in messages] == [
+        f"ingress from {c}" for c in public
+    ]
+
+
+def test_internet_split_in_halves_fires_twice() -> None:
+    messages = rules.no_open_ingress(
+        "aws:ec2/securityGroup:SecurityGroup",
+        {
+            "ingress": [
+                {"fromPort": 6379, "toPort": 6379, "cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1"]}
+            ]
+        },
+    )
+    assert len(messages) == 2
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {"cidrIpv4": "10.0.0.0/8"},
+        {"cidrIpv4": "172.16.0.0/12"},
+        {"cidrIpv4": "192.168.1.0/24"},
+        {"cidrIpv4": "100.64.0.0/10"},
+        {"cidrIpv6": "fd00:1::/64"},
+        {"referencedSecurityGroupId": "sg-0123456789abcdef0"},
+        {"cidrIpv4": "04da6b54-80e4-46f7-96ec-b56ff0331ba9"},  # unknown at preview
+    ],
+)
+def test_private_or_unknown_ingress_does_not_fire(props: dict[str, Any]) -> None:
+    assert rules.no_open_ingress(INGRESS_RULE, props) == []
+
+
+def test_policy_and_config_agree_on_what_is_private() -> None:
+    from infra.config import InfraConfigError, load
+
+    for cidr in ("0.0.0.0/1", "203.0.113.0/24", "::/0", "100.128.0.0/10", "10.0.0.0/8", "fc00::/7"):
+        policy_ok = rules.no_open_ingress(INGRESS_RULE, {"cidrIpv4": cidr}) == []
+        try:
+            load({"allowedCidrs": f'["{cidr}"]'}, stack="dev")
+            config_ok = True
+        except InfraConfigError:
+            config_ok = False
+        assert policy_ok == config_ok, cidr
+
+
 def test_egress_and_private_ingress_do_not_fire() -> None:
     assert (
         rules.no_open_ingress(

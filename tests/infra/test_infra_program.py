@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from berthcache.testing import app_user_rules
 from infra.alarms_catalogue import CATALOGUE
 from infra.offline import OfflineRun, RunProgram, is_secret_value, plain
 
@@ -178,17 +179,41 @@ def test_outputs_and_secrets(dev_run: OfflineRun) -> None:
         "alarmTopicArn",
         "memberClusters",
         "dashboardName",
-        "connectionUrl",
     ):
         assert key in out, key
     assert out["memberClusters"] == ["berthcache-dev-001", "berthcache-dev-002"]
     assert out["port"] == 6379
-    assert dev_run.secret_outputs == {"connectionUrl"}
-    assert out["connectionUrl"].startswith("rediss://")
+    # No output carries the token: it would be the creation-time one, stale after a rotation.
+    assert "connectionUrl" not in out
+    assert dev_run.secret_outputs == set()
     token = dev_run.one("random:index/randomPassword:RandomPassword").state["result"]
     for key, value in out.items():
-        if key not in dev_run.secret_outputs:
-            assert token not in json.dumps(value), f"output {key} leaks the AUTH token"
+        assert token not in json.dumps(value), f"output {key} leaks the AUTH token"
+
+
+@pytest.mark.parametrize("auth_mode", ["token", "rbac"])
+def test_pulumi_up_never_writes_a_rotated_credential_back(
+    run_program: RunProgram, auth_mode: str
+) -> None:
+    """After creation the token (or app password) belongs to `berthcache-ops
+    rotate-auth-token`: the group, the secret's value and the app user ignore changes to it."""
+    run = run_program(authMode=auth_mode)
+    assert "auth_token" in run.one(RG).ignore_changes
+    version = run.one("aws:secretsmanager/secretVersion:SecretVersion")
+    assert "secret_string" in version.ignore_changes
+    if auth_mode == "rbac":
+        users = {u.inputs["userName"]: u for u in run.of_type("aws:elasticache/user:User")}
+        assert "authentication_mode" in users["app"].ignore_changes
+    # The rest of the group stays managed: nothing else is ignored.
+    assert run.one(RG).ignore_changes == ("auth_token",)
+    assert version.ignore_changes == ("secret_string",)
+
+
+def test_prod_protects_the_group_key_and_secret(run_program: RunProgram) -> None:
+    run = run_program(stack="prod", environment="prod", replicationGroupId="berthcache-prod")
+    protected = {r.type for r in run.resources if r.protect}
+    assert protected == {RG, "aws:kms/key:Key", "aws:secretsmanager/secret:Secret"}
+    assert not any(r.protect for r in run_program().resources)
 
 
 def test_secret_holds_endpoints_and_token_as_secret(dev_run: OfflineRun) -> None:
@@ -248,13 +273,26 @@ def test_rbac_mode_limits_app_user_and_disables_default(run_program: RunProgram)
     assert "~berthcare:*" in app
     assert "-@dangerous" in app
     assert "~*" not in app.replace("~berthcare:*", "")
+    # Exactly the local harness's app user, with ElastiCache's `on` in front (no password).
+    assert app == f"on {app_user_rules('berthcare:')}"
+    assert app.split()[-1] == "+info"
     group = run.one("aws:elasticache/userGroup:UserGroup").inputs
     rg = run.one(RG).inputs
     assert rg["userGroupIds"] == [group["userGroupId"]]
     assert rg.get("authToken") is None
     assert run.outputs["username"] == "app"
-    assert run.secret_outputs == {"connectionUrl"}
-    assert run.outputs["connectionUrl"].startswith("rediss://app:")
+    assert run.secret_outputs == set()
+    doc = json.loads(
+        plain(run.one("aws:secretsmanager/secretVersion:SecretVersion").inputs["secretString"])
+    )
+    assert doc["username"] == "app"
+    assert doc["url"].startswith("rediss://app:")
+
+
+def test_multi_az_off_is_honoured_in_dev(run_program: RunProgram) -> None:
+    rg = run_program(multiAz=False).one(RG).inputs
+    assert rg["multiAzEnabled"] is False
+    assert rg["automaticFailoverEnabled"] is True
 
 
 def test_three_nodes_get_alarms_on_three_nodes(run_program: RunProgram) -> None:
@@ -273,6 +311,10 @@ def test_three_nodes_get_alarms_on_three_nodes(run_program: RunProgram) -> None:
         ({"maintenanceWindow": "sunday 5am"}, "berthcache:maintenanceWindow"),
         ({"memoryThresholdPercent": 150}, "berthcache:memoryThresholdPercent"),
         ({"allowedCidrs": ["0.0.0.0/0"]}, "berthcache:allowedCidrs"),
+        ({"allowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]}, "berthcache:allowedCidrs"),
+        ({"allowedCidrs": ["::/0"]}, "berthcache:allowedCidrs"),
+        ({"allowedCidrs": ["198.51.100.0/24"]}, "berthcache:allowedCidrs"),
+        ({"environment": "prod", "multiAz": False}, "berthcache:multiAz"),
     ],
 )
 def test_bad_config_stops_the_program_naming_the_setting(

@@ -33,6 +33,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from berthcache._acl import app_user_access
 from berthcache.testing._certs import TLSFiles
 
 __all__ = [
@@ -74,19 +75,9 @@ class RedisServerStartError(HarnessError):
 
 
 def app_user_rules(key_prefix: str = "berthcare:") -> str:
-    """ACL rules of the application user, as ElastiCache RBAC would grant them.
-
-    Keys and pub/sub channels only under ``key_prefix``; every command except ``@dangerous``
-    (FLUSHALL, FLUSHDB, KEYS, CONFIG, DEBUG, SHUTDOWN, CLIENT KILL, MONITOR ...), plus ``INFO``
-    back: it is read-only, the stack target's app user has no admin rights, and memory / hit-rate
-    checks (C9, C16) need ``INFO memory`` / ``INFO stats`` there too.
-    """
-    pattern = _glob_escape(key_prefix) + "*"
-    return f"~{pattern} &{pattern} +@all -@dangerous +info"
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+    """ACL rules of the application user: exactly what the deployed RBAC user gets
+    (:func:`berthcache._acl.app_user_access`, shared with ``infra/security.py``)."""
+    return app_user_access(key_prefix)
 
 
 @dataclasses.dataclass(frozen=True)

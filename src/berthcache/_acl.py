@@ -1,0 +1,36 @@
+"""The application user's ACL rules, in one place.
+
+The deployed RBAC user (``infra/security.py``) and the local test harness's app user
+(``berthcache.testing``) both use :func:`app_user_access`, so a check that passes against the
+local harness cannot fail on the stack for lack of a permission (or the reverse). Who wraps the
+rules is the caller's business: ElastiCache needs ``on`` in front (passwords are set through its
+API, never in the access string); a ``redis-server`` config line adds ``reset on >password``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["app_user_access", "glob_escape"]
+
+_GLOB_SPECIALS = frozenset("*?[]\\")
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern (``*``, ``?``, ``[``, ``]``, ``\\``)."""
+    return "".join("\\" + c if c in _GLOB_SPECIALS else c for c in text)
+
+
+def app_user_access(key_prefix: str) -> str:
+    """ACL rules of the application user: keys and pub/sub channels under ``key_prefix`` only;
+    every command except ``@dangerous`` (FLUSHALL, FLUSHDB, KEYS, CONFIG, DEBUG, SHUTDOWN,
+    CLIENT KILL, MONITOR ...), plus ``INFO`` back — it is read-only, and the memory and hit-rate
+    checks (C9, C16) need ``INFO memory`` / ``INFO stats`` on the stack as well as locally.
+
+    Raises ``ValueError`` (naming ``key_prefix``) for an empty prefix, which would grant every
+    key, or one with whitespace, which would split the rule string.
+    """
+    if not key_prefix:
+        raise ValueError("key_prefix must not be empty: the app user would reach every key")
+    if any(c.isspace() for c in key_prefix):
+        raise ValueError(f"key_prefix {key_prefix!r} must not contain whitespace")
+    pattern = glob_escape(key_prefix) + "*"
+    return f"~{pattern} &{pattern} +@all -@dangerous +info"

@@ -1,0 +1,97 @@
+"""The app user's ACL rules (``berthcache._acl``): one definition for the deployed RBAC user and
+the local harness, checked against a real ``redis-server`` 7."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from berthcache._acl import app_user_access, glob_escape
+from berthcache.testing import ACLUser, RedisServer, app_user_rules
+from berthcache.testing._server import ADMIN_RULES
+from infra.security import app_access_string
+
+
+def test_rules_limit_keys_and_channels_to_the_prefix_and_keep_info() -> None:
+    assert app_user_access("berthcare:") == "~berthcare:* &berthcare:* +@all -@dangerous +info"
+
+
+def test_glob_characters_in_the_prefix_are_literal() -> None:
+    assert glob_escape("a*b?[c]\\:") == "a\\*b\\?\\[c\\]\\\\:"
+    assert app_user_access("a*:").startswith("~a\\*:* &a\\*:* ")
+
+
+@pytest.mark.parametrize("prefix", ["", "two words:", "tab\t:"])
+def test_bad_prefix_is_refused_naming_the_argument(prefix: str) -> None:
+    with pytest.raises(ValueError, match="key_prefix"):
+        app_user_access(prefix)
+
+
+def test_harness_and_stack_grant_the_same_rules() -> None:
+    """ElastiCache adds only `on` (it disables users without it; passwords go through its API)."""
+    for prefix in ("berthcare:", "tenant-1.cache:"):
+        assert app_access_string(prefix) == f"on {app_user_rules(prefix)}"
+        assert ">" not in app_access_string(prefix)
+        assert "reset" not in app_access_string(prefix)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    users = [
+        ACLUser("admin", secrets.token_hex(16), ADMIN_RULES),
+        ACLUser("app", secrets.token_hex(16), app_user_rules("berthcare:")),
+        ACLUser("globby", secrets.token_hex(16), app_user_rules("a*:")),
+    ]
+    with RedisServer(users=users, appendonly=False, name="acl") as srv:
+        yield srv
+
+
+def test_app_user_on_real_redis_can_use_its_keys_and_info_only(server: RedisServer) -> None:
+    app = server.client("app")
+    try:
+        app.set("berthcare:acl:1", "v", ex=60)
+        assert app.get("berthcare:acl:1") == b"v"
+        assert app.publish("berthcare:alerts", "x") == 0
+        assert "used_memory" in app.info("memory")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.set("other:acl:1", "v")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.publish("alerts", "x")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.keys("berthcare:*")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.flushall()
+    finally:
+        app.delete("berthcare:acl:1")
+        app.close()
+
+
+def test_escaped_prefix_is_literal_on_real_redis(server: RedisServer) -> None:
+    client = server.client("globby")
+    try:
+        client.set("a*:k", "v", ex=60)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.set("ab:k", "v")
+    finally:
+        client.delete("a*:k")
+        client.close()
+
+
+def test_elasticache_access_string_parses_on_redis_7(server: RedisServer) -> None:
+    admin = server.client("admin")
+    try:
+        rules = app_access_string("berthcare:").split()
+        # The raw string, as ElastiCache would apply it (redis-py's acl_setuser adds its own).
+        answer = admin.execute_command("ACL", "SETUSER", "parsed", *rules)  # type: ignore[no-untyped-call]
+        assert answer in (b"OK", "OK", True)
+        described: Any = admin.acl_getuser("parsed")
+        assert "on" in described["flags"]
+        assert described["keys"] in ("~berthcare:*", ["~berthcare:*"])
+        assert described["channels"] in ("&berthcare:*", ["&berthcare:*"])
+    finally:
+        admin.acl_deluser("parsed")
+        admin.close()
