@@ -161,3 +161,34 @@ def record_sends(cache: AnyCache, monkeypatch: Any, marker: bytes) -> list[bytes
 
     monkeypatch.setattr(connection_class, "send_packed_command", recording)
     return sends
+
+
+def on_send(cache: AnyCache, monkeypatch: Any, marker: bytes, callback: Callable[[], None]) -> None:
+    """Call ``callback`` each time ``cache``'s pool has written a command mentioning ``marker``
+    to the server: a hook a test can await ("the command is on the wire") instead of sleeping.
+    Called from the writing thread (sync client) or the event loop (async client)."""
+    connection_class = cache.redis.connection_pool.connection_class
+    original = connection_class.send_packed_command
+
+    def mentions(command: Any) -> bool:
+        chunks = command if isinstance(command, list | tuple) else [command]
+        return marker in b"".join(c if isinstance(c, bytes) else bytes(c) for c in chunks)
+
+    if inspect.iscoroutinefunction(original):
+
+        async def asending(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+            result = await original(self, command, *args, **kwargs)
+            if mentions(command):
+                callback()
+            return result
+
+        monkeypatch.setattr(connection_class, "send_packed_command", asending)
+    else:
+
+        def sending(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, command, *args, **kwargs)
+            if mentions(command):
+                callback()
+            return result
+
+        monkeypatch.setattr(connection_class, "send_packed_command", sending)

@@ -99,7 +99,6 @@ async def test_zero_retries_fails_fast(cache_factory: CacheFactory, down: CacheC
 
 
 @pytest.mark.clause("C2", "C3")
-@pytest.mark.requires("admin")
 async def test_recovers_after_server_restart(
     cache_factory: CacheFactory, conf: CacheConfig, local_redis_factory: Any
 ) -> None:

@@ -55,7 +55,6 @@ async def test_eviction_policy_is_visible(cache: AnyCache) -> None:
     assert memory["maxmemory_policy"] in POLICIES
 
 
-@pytest.mark.requires("admin")
 async def test_oom_is_explained(
     local_redis_factory: Any, client_kind: str, conf: CacheConfig, cache_factory: CacheFactory
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,10 +92,11 @@ def test_conformance_passes_on_the_stack_target(
     )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    assert "the stack target lacks it (it has: auth, tls)" in out
-    assert " passed" in out
-    assert " failed," not in out.splitlines()[-1]
-    assert "requires admin: the stack target lacks it" in out
+    summary = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"\d+ passed in [\d.]+s", summary), summary  # nothing failed or skipped
+    # Only targets the suite started have "admin"; C16's OOM check runs on a server of its own.
+    assert "requires admin" not in out
+    assert re.search(r"^C16 .*PASS\s*$", out, re.M), out[-3000:]
     _, password = group.users["app"]
     assert password not in out
     admin = group.admin_client()

@@ -38,8 +38,19 @@ INNER_TESTS = textwrap.dedent(
 )
 
 
-def _run_pytest(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    (tmp_path / "test_inner.py").write_text(INNER_TESTS)
+OWN_SERVER_TESTS = textwrap.dedent(
+    """
+    def test_breaks_a_server_of_its_own(local_redis_factory):
+        server = local_redis_factory.server()
+        server.restart()
+    """
+)
+
+
+def _run_pytest(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, tests: str = INNER_TESTS
+) -> str:
+    (tmp_path / "test_inner.py").write_text(tests)
     environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PYTEST_ADDOPTS")}
     environ.update(env or {})
     done = subprocess.run(
@@ -84,8 +95,9 @@ def test_url_target_run_skips_with_reasons_and_cleans_its_namespace(
     out = _run_pytest(tmp_path, "--redis-url", url)
 
     assert "berthcache target: url (from --redis-url)" in out
-    assert "TARGET url ['admin']" in out
-    assert "requires replica, tls: the url target lacks it (it has: admin)" in out
+    # Its default user may run CONFIG, but the suite did not start it: no "admin".
+    assert "TARGET url []" in out
+    assert "requires replica, tls: the url target lacks it (it has: none)" in out
     assert "unknown capability 'teleport'; known: admin, auth, replica, tls" in out
     assert "1 passed, 1 skipped, 1 error" in out
     # The namespace was cleaned with SCAN + UNLINK; nothing else was touched.
@@ -152,3 +164,34 @@ def test_options_are_also_ini_settings(
     out = _run_pytest(tmp_path, "-k", "namespace")
     assert "berthcache target: url (from --redis-url)" in out
     assert "1 passed" in out, out
+
+
+def test_local_redis_factory_runs_on_a_url_target(
+    tmp_path: Path, local_redis_factory: LocalRedisFactory
+) -> None:
+    """Servers of its own need a redis-server binary, not admin rights on the target."""
+    server = local_redis_factory.server(appendonly=False)
+    out = _run_pytest(
+        tmp_path, "--redis-url", f"redis://127.0.0.1:{server.port}/0", tests=OWN_SERVER_TESTS
+    )
+    assert "1 passed" in out, out
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_local_redis_factory_without_redis_7_skips_saying_what_to_install(
+    tmp_path: Path, how: str
+) -> None:
+    if how == "option":
+        missing = str(tmp_path / "no-such-redis-server")
+        out = _run_pytest(tmp_path, "--redis-server", missing, tests=OWN_SERVER_TESTS)
+        assert f"redis-server not found (looked for {missing!r})" in out, out
+    else:
+        old = tmp_path / "redis-server-6"
+        old.write_text("#!/bin/sh\necho 'Redis server v=6.2.14 sha=00000000:0 malloc=libc'\n")
+        old.chmod(0o755)
+        out = _run_pytest(tmp_path, env={"REDIS_SERVER": str(old)}, tests=OWN_SERVER_TESTS)
+        assert "is Redis 6.2.14; Redis 7 or later is needed" in out, out
+    assert "needs a local redis-server >= 7 for servers of its own" in out
+    assert "apt-get install redis-server" in out
+    assert "REDIS_SERVER" in out
+    assert "1 skipped in" in out, out  # skipped, not an error

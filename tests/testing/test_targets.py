@@ -18,24 +18,37 @@ from berthcache.testing._targets import (
 from berthcache.testing.plugin import LocalRedisFactory, delete_namespace
 
 
-def test_url_target_on_a_plain_open_server_is_admin_only(
+def test_url_target_is_never_admin_even_where_its_user_may_run_config(
     local_redis_factory: LocalRedisFactory,
 ) -> None:
+    """The default user of a plain Redis may run CONFIG — and that is exactly someone else's
+    server, where the suite must not: "admin" means "this run started it"."""
     server = local_redis_factory.server(appendonly=False)
     target = url_target(f"redis://127.0.0.1:{server.port}/0")
-    assert target.capabilities == frozenset({"admin"})
+    assert target.capabilities == frozenset()
     assert target.started_by_us is False
     assert target.harness is None
 
 
-def test_url_target_with_the_restricted_app_user_proves_auth_and_replica_but_not_admin(
+def test_url_target_proves_auth_and_replica_for_app_and_admin_users_alike(
     local_redis_factory: LocalRedisFactory,
 ) -> None:
     group = local_redis_factory(tls=False, replica=True)
     target = url_target(group.url("app"))
     assert target.capabilities == frozenset({"auth", "replica"})
-    admin = url_target(group.url("admin"))
-    assert admin.capabilities == frozenset({"auth", "replica", "admin"})
+    admin = url_target(group.url("admin"))  # may run anything: still not a server we started
+    assert admin.capabilities == frozenset({"auth", "replica"})
+
+
+def test_admin_is_refused_on_a_target_the_run_did_not_start() -> None:
+    with pytest.raises(ValueError, match=r"'admin' is only for a server this run started"):
+        Target(name="url", url="redis://h:1/0", capabilities=frozenset({"admin"}))
+    with pytest.raises(ValueError, match=r"unknown 'teleport'; known: admin, auth, replica, tls"):
+        Target(name="url", url="redis://h:1/0", capabilities=frozenset({"teleport"}))
+    ours = Target(
+        name="docker", url="redis://h:1/0", capabilities=frozenset({"admin"}), started_by_us=True
+    )
+    assert ours.missing("admin", "tls") == ["tls"]
 
 
 def test_url_target_over_tls_with_a_ca_file(local_redis_factory: LocalRedisFactory) -> None:

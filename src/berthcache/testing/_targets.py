@@ -3,8 +3,11 @@
 :func:`choose_target` is a pure decision from ``--target``, ``--redis-url`` and ``REDIS_URL``;
 the ``*_target`` functions then build a :class:`Target`. A target's capabilities are facts: the
 local harness has them all; a ``url`` target has only what the endpoint proves (TLS if
-``rediss://``, AUTH if the URL carries a password, admin only if the user may run ``CONFIG``,
-replica only if the primary reports a connected replica).
+``rediss://``, AUTH if the URL carries a password, replica only if the primary reports a connected
+replica) and never ``admin``: that one means "this run started the server, so it may reconfigure,
+flush or restart it", which no probe of someone else's endpoint can prove — a user allowed to run
+``CONFIG`` on a shared Redis is exactly where the suite must not (DESIGN.md's safety rule).
+:class:`Target` refuses ``admin`` unless ``started_by_us``.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ __all__ = [
 
 TargetName = Literal["local", "docker", "url", "stack"]
 TARGET_NAMES: tuple[TargetName, ...] = ("local", "docker", "url", "stack")
-#: What a test may require with ``@pytest.mark.requires(...)``.
+#: What a test may require with ``@pytest.mark.requires(...)``: ``admin`` (this run started the
+#: server and may reconfigure, flush or restart it: local, docker), ``replica`` (a connected
+#: replica), ``tls`` (TLS in transit), ``auth`` (a password is required). See the plugin's docs.
 CAPABILITIES: frozenset[str] = frozenset({"admin", "replica", "tls", "auth"})
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
@@ -146,6 +151,20 @@ class Target:
     started_by_us: bool = False
     harness: LocalRedis | None = None
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.capabilities) - CAPABILITIES)
+        if unknown:
+            raise ValueError(
+                f"Target capabilities: unknown {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(sorted(CAPABILITIES))}"
+            )
+        if "admin" in self.capabilities and not self.started_by_us:
+            raise ValueError(
+                f"Target capabilities: 'admin' is only for a server this run started "
+                f"(started_by_us=True); the {self.name} target was not, and on a server the suite "
+                "did not start no FLUSHALL, FLUSHDB, KEYS, CONFIG or DEBUG may run"
+            )
+
     def __repr__(self) -> str:
         caps = ",".join(sorted(self.capabilities)) or "none"
         return (
@@ -208,7 +227,9 @@ def url_target(url: str, *, tls_ca_file: str | None = None) -> Target:
 
 
 def probe_capabilities(target: Target) -> frozenset[str]:
-    """What the endpoint proves it has. Read-only probes; nothing is written or changed."""
+    """What the endpoint proves it has: ``tls``, ``auth``, ``replica`` — never ``admin`` (only a
+    server this run started has that). Read-only probes (PING, INFO replication); nothing is
+    written or changed, and nothing on the forbidden list (CONFIG, KEYS, FLUSH*, DEBUG) is sent."""
     config = target.cache_config()
     caps: set[str] = set()
     if config.tls:
@@ -226,8 +247,6 @@ def probe_capabilities(target: Target) -> frozenset[str]:
                 f"the {target.name} target {target.masked_url} does not answer PING: "
                 f"{type(exc).__name__}: {_first_line(exc)}"
             ) from None
-        if _may_run_config(client):
-            caps.add("admin")
         try:
             info = client.info("replication")
         except redis.RedisError:
@@ -237,23 +256,6 @@ def probe_capabilities(target: Target) -> frozenset[str]:
     finally:
         client.close()
     return frozenset(caps)
-
-
-def _may_run_config(client: redis.Redis) -> bool:
-    """True if this user may run CONFIG. ``ACL DRYRUN`` asks without running it; where ACL is
-    unavailable (managed services) fall back to a read-only ``CONFIG GET maxmemory``."""
-    try:
-        user = client.acl_whoami()
-        name = user.decode() if isinstance(user, bytes) else str(user)
-        answer = client.acl_dryrun(name, "CONFIG", "GET", "maxmemory")
-        return bool(answer in (b"OK", "OK", True))
-    except redis.RedisError:
-        pass
-    try:
-        client.config_get("maxmemory")
-    except redis.RedisError:
-        return False
-    return True
 
 
 def docker_target(*, image: str = "redis:7", env: Mapping[str, str] | None = None) -> Target:

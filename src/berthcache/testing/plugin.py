@@ -39,9 +39,28 @@ Options (command line flag / ini key):
 Fixtures: ``redis_target`` (session, :class:`Target`), ``redis_namespace`` (session, e.g.
 ``berthcare:bc-test-1a2b3c4d:``; every key under it is deleted at the end with SCAN + UNLINK —
 never KEYS or FLUSH*), ``cache_config`` (a ``CacheConfig`` for the target with that prefix) and
-``local_redis_factory`` (extra :class:`LocalRedis` / :class:`RedisServer`, stopped after the test).
-Markers: ``requires(*capabilities)`` with ``admin``, ``replica``, ``tls``, ``auth``, and
-``clause("C5")`` naming the contract clause a test proves.
+``local_redis_factory`` (extra :class:`LocalRedis` / :class:`RedisServer`, stopped after the test;
+it needs a local ``redis-server`` >= 7 whatever the target, and skips the test, saying what to
+install or set, where there is none).
+Markers: ``requires(*capabilities)`` (below) and ``clause("C5")`` naming the contract clause a
+test proves.
+
+Capabilities — a test marked ``@pytest.mark.requires(...)`` is skipped, naming what is missing,
+unless the target has every one it names:
+
+``admin``
+    This run started the server, so a test may reconfigure, flush, restart or fail it over
+    (CONFIG SET, DEBUG, SHUTDOWN, REPLICAOF, the harness's admin user). Only ``local`` and
+    ``docker`` have it — never ``url`` or ``stack``, whatever their user may run: on a server the
+    suite did not start, no FLUSHALL, FLUSHDB, KEYS, CONFIG or DEBUG is ever sent. A test that
+    only needs a server to break should take one of its own from ``local_redis_factory`` instead.
+``replica``
+    A replica is attached: ``local`` (its harness can also fail over), ``stack`` with more than
+    one member cluster, ``url`` where ``INFO replication`` shows a connected replica.
+``tls``
+    TLS in transit: ``local``, ``stack``, ``url`` with ``rediss://``.
+``auth``
+    The server requires a password: ``local``, ``docker``, ``stack``, ``url`` with a password.
 """
 
 from __future__ import annotations
@@ -58,7 +77,7 @@ import redis
 
 from berthcache._config import CacheConfig
 from berthcache.testing._harness import LocalRedis
-from berthcache.testing._server import RedisServer
+from berthcache.testing._server import RedisServer, RedisServerNotFoundError, find_redis_server
 from berthcache.testing._targets import (
     CAPABILITIES,
     Target,
@@ -113,7 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "requires(*capabilities): skip unless the Redis target has every capability named "
-        "(admin, replica, tls, auth)",
+        "(admin: a server this run started; replica; tls; auth)",
     )
     config.addinivalue_line(
         "markers", "clause(id): the cache contract clause (C1..C16) this test proves"
@@ -199,8 +218,15 @@ def cache_config(redis_target: Target, redis_namespace: str) -> CacheConfig:
 
 @pytest.fixture
 def local_redis_factory(request: pytest.FixtureRequest) -> Iterator[LocalRedisFactory]:
-    """Start extra, isolated servers for fault tests; all are stopped when the test ends."""
-    factory = LocalRedisFactory(binary=_option(request.config, "redis_server"))
+    """Start extra, isolated servers for fault tests; all are stopped when the test ends. They
+    never touch the target, so this works on every target — but it needs a local ``redis-server``
+    >= 7: without one the test is skipped with what to install (or ``REDIS_SERVER`` to set)."""
+    binary = _option(request.config, "redis_server")
+    try:
+        find_redis_server(binary)
+    except RedisServerNotFoundError as exc:
+        pytest.skip(f"needs a local redis-server >= 7 for servers of its own: {exc}")
+    factory = LocalRedisFactory(binary=binary)
     try:
         yield factory
     finally:
