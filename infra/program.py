@@ -86,5 +86,7 @@ def run(cfg: StackConfig | None = None) -> None:
     pulumi.export("alarmNames", alarms.alarm_names)
     pulumi.export("keyPrefix", cfg.key_prefix)
     pulumi.export("username", security.username)
-    # No connection URL or token output: it would be Pulumi's creation-time token, stale after
-    # the first rotation. Apps and tools read the secret (``secretArn``).
+    # The URL with the token Pulumi generated, as a secret output only. It is right until the
+    # first `berthcache-ops rotate-auth-token`; after that the secret (``secretArn``) is the
+    # source of truth, which is why apps and tools read the secret, not this output.
+    pulumi.export("connectionUrl", secret_str(url))

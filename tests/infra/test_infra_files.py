@@ -211,7 +211,7 @@ def test_infra_plan_prints_the_plan_and_says_it_is_offline() -> None:
     assert "authToken=[secret]" in out
     assert "ignoreChanges=[auth_token]" in out
     assert "ignoreChanges=[secret_string]" in out
-    assert "connectionUrl" not in out
+    assert "connectionUrl: [secret]" in out
     assert "Mock-0-" not in out, "the (mock) token must not be printed"
 
 

@@ -183,12 +183,15 @@ def test_outputs_and_secrets(dev_run: OfflineRun) -> None:
         assert key in out, key
     assert out["memberClusters"] == ["berthcache-dev-001", "berthcache-dev-002"]
     assert out["port"] == 6379
-    # No output carries the token: it would be the creation-time one, stale after a rotation.
-    assert "connectionUrl" not in out
-    assert dev_run.secret_outputs == set()
+    # The connection URL carries the token, so it is an output only as a Pulumi secret; no
+    # other output carries the token.
+    assert dev_run.secret_outputs == {"connectionUrl"}
     token = dev_run.one("random:index/randomPassword:RandomPassword").state["result"]
+    assert token in out["connectionUrl"]
+    assert out["connectionUrl"].startswith("rediss://")
     for key, value in out.items():
-        assert token not in json.dumps(value), f"output {key} leaks the AUTH token"
+        if key != "connectionUrl":
+            assert token not in json.dumps(value), f"output {key} leaks the AUTH token"
 
 
 @pytest.mark.parametrize("auth_mode", ["token", "rbac"])
@@ -281,7 +284,7 @@ def test_rbac_mode_limits_app_user_and_disables_default(run_program: RunProgram)
     assert rg["userGroupIds"] == [group["userGroupId"]]
     assert rg.get("authToken") is None
     assert run.outputs["username"] == "app"
-    assert run.secret_outputs == set()
+    assert run.secret_outputs == {"connectionUrl"}  # the URL with credentials, secret only
     doc = json.loads(
         plain(run.one("aws:secretsmanager/secretVersion:SecretVersion").inputs["secretString"])
     )
