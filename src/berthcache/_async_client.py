@@ -1,6 +1,8 @@
 """``AsyncCache``: the asyncio client (``redis.asyncio.Redis``) — it only sends commands.
 
-The twin of :class:`~berthcache.Cache`; all shared logic lives in :mod:`berthcache._base`.
+The twin of :class:`~berthcache.Cache`; all shared logic lives in :mod:`berthcache._base`:
+each data method awaits a command plan from there through :meth:`AsyncCache._run`, the one
+place a plan meets the network.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as aredis
 
-from berthcache._base import CacheBase, PipelineBase
+from berthcache._base import CacheBase, PipelineBase, _Call
 from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
 from berthcache._exceptions import CacheError
 from berthcache._health import HealthStatus
 from berthcache._pool import AsyncWaitingPool
 from berthcache._retry import build_async_retry
-from berthcache._ttl import TTLLike, to_seconds
+from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
     from berthcache._api_cache import AsyncResponseCache
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncCache", "AsyncPipeline"]
 
 logger = logging.getLogger("berthcache")
+T = TypeVar("T")
 
 
 class AsyncPipeline(PipelineBase["AsyncCache"]):
@@ -42,17 +45,17 @@ class AsyncPipeline(PipelineBase["AsyncCache"]):
 
     async def execute(self) -> list[Any]:
         """Send the queued commands; returns their parsed results in order."""
-        parsers = self._take_parsers()
+        calls = self._take_calls()
         with self._cache._operation():
-            results = await self._pipe.execute()
-        return self._parse(parsers, results)
+            replies = await self._pipe.execute()
+        return self._parse(calls, replies)
 
     async def __aenter__(self) -> AsyncPipeline:
         self._cache._check_open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._parsers.clear()
+        self._calls.clear()
         await self._pipe.reset()
 
 
@@ -79,62 +82,61 @@ class AsyncCache(CacheBase):
         """From a ``redis://`` / ``rediss://`` URL."""
         return cls(CacheConfig.from_url(url, **overrides))
 
-    # -- basic operations ---------------------------------------------------------------------
+    # -- basic operations: each awaits the shared plan from CacheBase -------------------------
+
+    async def _run(self, call: _Call[T]) -> T:
+        """Send one planned command and parse its reply: the only place a plan does I/O."""
+        command, args, parse = call
+        if command:
+            with self._op:  # what _operation() returns, without the call on the hot path
+                reply = await getattr(self.redis, command)(*args)
+        else:  # nothing to send: the plan's result needs no reply (delete with no keys)
+            reply = None
+        return reply if parse is None else parse(reply)
+
+    async def _run_timed(self, call: _Call[Any]) -> float:
+        """Send one planned command; the round trip in milliseconds (the reply is dropped)."""
+        command, args, _ = call
+        with self._op:
+            start = time.perf_counter()
+            await getattr(self.redis, command)(*args)
+            return (time.perf_counter() - start) * 1000.0
 
     async def set(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store ``value`` (dict/list/bool/None as JSON), expiring after ``ttl`` if given."""
-        full, encoded, seconds = self._prepare_set(key, value, ttl)
-        with self._operation():
-            await self.redis.set(full, encoded, ex=seconds)
+        await self._run(self._plan_set(key, value, ttl))
 
     async def get(self, key: str, parse_json: bool = False) -> Any | None:
         """The stored text (or parsed JSON with ``parse_json``); ``None`` when missing."""
-        full = self._key(key)
-        with self._operation():
-            raw = await self.redis.get(full)
-        return self._parse_get(key, raw, parse_json)
+        return await self._run(self._plan_get(key, parse_json))
 
     async def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store any JSON-serializable ``value`` as JSON (strings too)."""
-        full, encoded, seconds = self._prepare_set_json(key, value, ttl)
-        with self._operation():
-            await self.redis.set(full, encoded, ex=seconds)
+        await self._run(self._plan_set_json(key, value, ttl))
 
     async def get_json(self, key: str) -> Any | None:
         """The stored JSON value, parsed; ``None`` when missing."""
-        return await self.get(key, parse_json=True)
+        return await self._run(self._plan_get(key, True))
 
     async def delete(self, *keys: str) -> int:
         """Delete ``keys``; returns how many existed."""
-        full = self._prepare_delete(keys)
-        if not full:
-            return 0
-        with self._operation():
-            return int(await self.redis.delete(*full))
+        return await self._run(self._plan_delete(keys))
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""
-        full = self._key(key)
-        with self._operation():
-            return bool(await self.redis.exists(full))
+        return await self._run(self._plan_exists(key))
 
     async def expire(self, key: str, ttl: TTLLike) -> bool:
         """Set a TTL on ``key``; False when the key does not exist."""
-        full, seconds = self._key(key), to_seconds(ttl)
-        with self._operation():
-            return bool(await self.redis.expire(full, seconds))
+        return await self._run(self._plan_expire(key, ttl))
 
     async def ttl(self, key: str) -> int:
         """Seconds left; -1 when the key has no expiry, -2 when it does not exist."""
-        full = self._key(key)
-        with self._operation():
-            return int(await self.redis.ttl(full))
+        return await self._run(self._plan_ttl(key))
 
     async def incr(self, key: str, amount: int = 1) -> int:
         """Add ``amount`` to the integer at ``key`` (0 when missing); returns the new value."""
-        full, amount = self._key(key), self._check_amount(amount)
-        with self._operation():
-            return int(await self.redis.incrby(full, amount))
+        return await self._run(self._plan_incr(key, amount))
 
     def pipeline(self, transaction: bool = False) -> AsyncPipeline:
         """A pipeline whose commands take the key prefix; ``transaction`` wraps it in MULTI."""
@@ -145,10 +147,7 @@ class AsyncCache(CacheBase):
 
     async def ping(self) -> float:
         """PING round trip in milliseconds."""
-        with self._operation():
-            start = time.perf_counter()
-            await self.redis.ping()
-            return (time.perf_counter() - start) * 1000.0
+        return await self._run_timed(self._plan_ping())
 
     async def check_health(self) -> HealthStatus:
         """``HealthStatus`` from a PING; never raises (unhealthy carries the reason)."""

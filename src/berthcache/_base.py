@@ -3,17 +3,23 @@
 Everything that can be decided without the network lives here — settings, argument validation,
 key prefixing, value encoding, result parsing, the in-flight counter behind graceful shutdown —
 so the sync and async clients only send commands and cannot drift apart.
+
+Each data command is a *plan* (``_plan_get`` …): an immutable :data:`_Call` tuple saying which
+redis-py method to call, with which arguments, and how to read the reply. A twin method is one
+line that hands its plan to the twin's ``_run``; the pipeline queues the same plans. So which
+command a method sends and how its reply is parsed is written once, for both twins.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 from berthcache._config import CacheConfig
 from berthcache._events import ConnectionEvents
@@ -25,7 +31,7 @@ from berthcache._exceptions import (
     mapped,
 )
 from berthcache._keys import KeyBuilder
-from berthcache._serialization import Scalar, decode_json, encode_json, encode_value
+from berthcache._serialization import decode_json, encode_json, encode_value
 from berthcache._ttl import TTLLike, to_seconds
 
 __all__ = ["CacheBase", "PipelineBase", "resolve_config"]
@@ -39,6 +45,32 @@ _CLOSED_MESSAGE = (
 
 P = TypeVar("P", bound="PipelineBase[Any]")
 C = TypeVar("C", bound="CacheBase")
+T = TypeVar("T")
+
+
+_Call: TypeAlias = tuple[str, tuple[Any, ...], Callable[[Any], T] | None]
+"""One planned command, ``(command, args, parse)``: send ``getattr(client, command)(*args)``
+and read the reply with ``parse``.
+
+Built once per call and never changed, so a plan can be compared (the twin test does) and
+queued on a pipeline as is. ``parse`` ``None`` means the reply is the result (no extra call on
+the hot path); ``command`` ``""`` means there is nothing to send and the result is
+``parse(None)`` (``delete()`` with no keys). A plain tuple, not a NamedTuple: building a
+NamedTuple costs a Python-level ``__new__`` (~0.3 us) on every command.
+"""
+
+
+def _no_keys(_: Any) -> int:
+    """Result of a ``delete`` with no keys: nothing was sent, nothing was removed."""
+    return 0
+
+
+def _json_reply(key: str, raw: Any) -> Any:
+    """A ``get`` reply parsed as JSON (errors name ``key``); ``None`` stays ``None``."""
+    return None if raw is None else decode_json(raw, key=key)
+
+
+_PING: _Call[Any] = ("ping", (), None)
 
 
 def resolve_config(config: CacheConfig | None, settings: dict[str, Any]) -> CacheConfig:
@@ -261,35 +293,52 @@ class CacheBase:
             raise InvalidKeyError(f"{argument}: {exc}") from None
 
     @staticmethod
-    def _ttl_seconds(ttl: TTLLike | None) -> int | None:
-        return None if ttl is None else to_seconds(ttl)
-
-    def _prepare_set(
-        self, key: str, value: Any, ttl: TTLLike | None
-    ) -> tuple[str, Scalar, int | None]:
-        full = self._key(key)
-        return full, _check_text(encode_value(value, key=key), key), self._ttl_seconds(ttl)
-
-    def _prepare_set_json(
-        self, key: str, value: Any, ttl: TTLLike | None
-    ) -> tuple[str, str, int | None]:
-        full = self._key(key)
-        return full, _check_text(encode_json(value, key=key), key), self._ttl_seconds(ttl)
-
-    def _prepare_delete(self, keys: tuple[str, ...]) -> list[str]:
-        return [self._key(k, f"keys[{i}]") for i, k in enumerate(keys)]
-
-    @staticmethod
     def _check_amount(amount: int) -> int:
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise ConfigurationError("amount", f"must be an integer, got {type(amount).__name__}")
         return amount
 
+    # -- command plans (no I/O): what each data method sends and how its reply is read ---------
+    # ``set`` passes the TTL as redis-py's third positional parameter (``ex``) so that a plan
+    # needs no kwargs dict; ``None`` means no expiry, exactly as ``ex=None``.
+
+    def _plan_set(self, key: str, value: Any, ttl: TTLLike | None) -> _Call[bool]:
+        full = self._key(key)
+        encoded = _check_text(encode_value(value, key=key), key)
+        return ("set", (full, encoded, None if ttl is None else to_seconds(ttl)), bool)
+
+    def _plan_set_json(self, key: str, value: Any, ttl: TTLLike | None) -> _Call[bool]:
+        full = self._key(key)
+        encoded = _check_text(encode_json(value, key=key), key)
+        return ("set", (full, encoded, None if ttl is None else to_seconds(ttl)), bool)
+
+    def _plan_get(self, key: str, parse_json: bool = False) -> _Call[Any]:
+        full = self._key(key)
+        # The JSON parser needs the key for its error message: the only per-call partial,
+        # and only on the JSON path, where decoding costs far more.
+        return ("get", (full,), functools.partial(_json_reply, key) if parse_json else None)
+
+    def _plan_delete(self, keys: tuple[str, ...]) -> _Call[int]:
+        full = tuple(self._key(k, f"keys[{i}]") for i, k in enumerate(keys))
+        return ("delete", full, int) if full else ("", (), _no_keys)
+
+    def _plan_exists(self, key: str) -> _Call[bool]:
+        return ("exists", (self._key(key),), bool)
+
+    def _plan_expire(self, key: str, ttl: TTLLike) -> _Call[bool]:
+        full = self._key(key)
+        return ("expire", (full, to_seconds(ttl)), bool)
+
+    def _plan_ttl(self, key: str) -> _Call[int]:
+        return ("ttl", (self._key(key),), int)
+
+    def _plan_incr(self, key: str, amount: int) -> _Call[int]:
+        full = self._key(key)
+        return ("incrby", (full, self._check_amount(amount)), int)
+
     @staticmethod
-    def _parse_get(key: str, raw: Any, parse_json: bool) -> Any:
-        if raw is None or not parse_json:
-            return raw
-        return decode_json(raw, key=key)
+    def _plan_ping() -> _Call[Any]:
+        return _PING
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -300,69 +349,74 @@ class CacheBase:
 
 
 class PipelineBase(Generic[C]):
-    """Queues prefixed commands on a redis-py pipeline and parses their results on execute."""
+    """Queues the cache's command plans on a redis-py pipeline and parses their replies on
+    execute, so a pipelined command sends and parses exactly what the direct one does."""
 
     def __init__(self, cache: C, pipe: Any) -> None:
         self._cache = cache
         self._pipe = pipe
-        self._parsers: list[Callable[[Any], Any]] = []
+        self._calls: list[_Call[Any]] = []
 
-    def _queue(self: P, parser: Callable[[Any], Any], method: str, *args: Any, **kw: Any) -> P:
+    def _queue(self: P, call: _Call[Any]) -> P:
         self._cache._check_open()
-        getattr(self._pipe, method)(*args, **kw)
-        self._parsers.append(parser)
+        command, args, _ = call
+        if command:
+            getattr(self._pipe, command)(*args)
+        self._calls.append(call)
         return self
 
     def set(self: P, key: str, value: Any, ttl: TTLLike | None = None) -> P:
         """Queue ``set`` (dicts/lists/bools/None as JSON); result ``True``."""
-        full, encoded, seconds = self._cache._prepare_set(key, value, ttl)
-        return self._queue(bool, "set", full, encoded, ex=seconds)
+        return self._queue(self._cache._plan_set(key, value, ttl))
 
     def set_json(self: P, key: str, value: Any, ttl: TTLLike | None = None) -> P:
         """Queue ``set`` of ``value`` as JSON; result ``True``."""
-        full, encoded, seconds = self._cache._prepare_set_json(key, value, ttl)
-        return self._queue(bool, "set", full, encoded, ex=seconds)
+        return self._queue(self._cache._plan_set_json(key, value, ttl))
 
     def get(self: P, key: str, parse_json: bool = False) -> P:
         """Queue ``get``; result the text, parsed JSON, or ``None``."""
-        full = self._cache._key(key)
-
-        def parse(raw: Any) -> Any:
-            return self._cache._parse_get(key, raw, parse_json)
-
-        return self._queue(parse, "get", full)
+        return self._queue(self._cache._plan_get(key, parse_json))
 
     def get_json(self: P, key: str) -> P:
         """Queue ``get`` parsed as JSON."""
-        return self.get(key, parse_json=True)
+        return self._queue(self._cache._plan_get(key, True))
 
     def delete(self: P, *keys: str) -> P:
         """Queue ``del``; result the number of keys removed."""
-        return self._queue(int, "delete", *self._cache._prepare_delete(keys))
+        return self._queue(self._cache._plan_delete(keys))
 
     def exists(self: P, key: str) -> P:
         """Queue ``exists``; result a bool."""
-        return self._queue(bool, "exists", self._cache._key(key))
+        return self._queue(self._cache._plan_exists(key))
 
     def expire(self: P, key: str, ttl: TTLLike) -> P:
         """Queue ``expire``; result whether the key existed."""
-        return self._queue(bool, "expire", self._cache._key(key), to_seconds(ttl))
+        return self._queue(self._cache._plan_expire(key, ttl))
 
     def ttl(self: P, key: str) -> P:
         """Queue ``ttl``; result seconds, -1 without expiry, -2 when missing."""
-        return self._queue(int, "ttl", self._cache._key(key))
+        return self._queue(self._cache._plan_ttl(key))
 
     def incr(self: P, key: str, amount: int = 1) -> P:
         """Queue ``incrby``; result the new value."""
-        return self._queue(int, "incrby", self._cache._key(key), self._cache._check_amount(amount))
+        return self._queue(self._cache._plan_incr(key, amount))
 
     def __len__(self) -> int:
-        return len(self._parsers)
+        return len(self._calls)
 
-    def _take_parsers(self) -> list[Callable[[Any], Any]]:
-        parsers, self._parsers = self._parsers, []
-        return parsers
+    def _take_calls(self) -> list[_Call[Any]]:
+        calls, self._calls = self._calls, []
+        return calls
 
     @staticmethod
-    def _parse(parsers: list[Callable[[Any], Any]], results: list[Any]) -> list[Any]:
-        return [parse(raw) for parse, raw in zip(parsers, results, strict=True)]
+    def _parse(calls: list[_Call[Any]], replies: list[Any]) -> list[Any]:
+        """One result per queued call, in order; calls that sent nothing take no reply."""
+        sent = sum(1 for command, _, _ in calls if command)
+        if sent != len(replies):
+            raise RuntimeError(f"pipeline sent {sent} command(s) but got {len(replies)} replies")
+        pending = iter(replies)
+        results = []
+        for command, _, parse in calls:
+            reply = next(pending) if command else None
+            results.append(reply if parse is None else parse(reply))
+        return results

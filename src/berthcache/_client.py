@@ -1,7 +1,8 @@
 """``Cache``: the synchronous client (``redis.Redis``) — it only sends commands.
 
 Validation, key prefixing, encoding and parsing live in :mod:`berthcache._base`, shared with
-:class:`~berthcache.AsyncCache`.
+:class:`~berthcache.AsyncCache`: each data method runs a command plan from there through
+:meth:`Cache._run`, the one place a plan meets the network.
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
-from berthcache._base import CacheBase, PipelineBase
+from berthcache._base import CacheBase, PipelineBase, _Call
 from berthcache._config import CacheConfig
 from berthcache._events import EventConnection, EventSSLConnection
 from berthcache._exceptions import CacheError
 from berthcache._health import HealthStatus
 from berthcache._retry import build_retry
-from berthcache._ttl import TTLLike, to_seconds
+from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
     from berthcache._api_cache import ResponseCache
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Cache", "Pipeline"]
 
 logger = logging.getLogger("berthcache")
+T = TypeVar("T")
 
 
 class Pipeline(PipelineBase["Cache"]):
@@ -40,17 +42,17 @@ class Pipeline(PipelineBase["Cache"]):
 
     def execute(self) -> list[Any]:
         """Send the queued commands; returns their parsed results in order."""
-        parsers = self._take_parsers()
+        calls = self._take_calls()
         with self._cache._operation():
-            results = self._pipe.execute()
-        return self._parse(parsers, results)
+            replies = self._pipe.execute()
+        return self._parse(calls, replies)
 
     def __enter__(self) -> Pipeline:
         self._cache._check_open()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._parsers.clear()
+        self._calls.clear()
         self._pipe.reset()
 
 
@@ -77,62 +79,61 @@ class Cache(CacheBase):
         """From a ``redis://`` / ``rediss://`` URL."""
         return cls(CacheConfig.from_url(url, **overrides))
 
-    # -- basic operations ---------------------------------------------------------------------
+    # -- basic operations: each runs the shared plan from CacheBase ---------------------------
+
+    def _run(self, call: _Call[T]) -> T:
+        """Send one planned command and parse its reply: the only place a plan does I/O."""
+        command, args, parse = call
+        if command:
+            with self._op:  # what _operation() returns, without the call on the hot path
+                reply = getattr(self.redis, command)(*args)
+        else:  # nothing to send: the plan's result needs no reply (delete with no keys)
+            reply = None
+        return reply if parse is None else parse(reply)
+
+    def _run_timed(self, call: _Call[Any]) -> float:
+        """Send one planned command; the round trip in milliseconds (the reply is dropped)."""
+        command, args, _ = call
+        with self._op:
+            start = time.perf_counter()
+            getattr(self.redis, command)(*args)
+            return (time.perf_counter() - start) * 1000.0
 
     def set(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store ``value`` (dict/list/bool/None as JSON), expiring after ``ttl`` if given."""
-        full, encoded, seconds = self._prepare_set(key, value, ttl)
-        with self._operation():
-            self.redis.set(full, encoded, ex=seconds)
+        self._run(self._plan_set(key, value, ttl))
 
     def get(self, key: str, parse_json: bool = False) -> Any | None:
         """The stored text (or parsed JSON with ``parse_json``); ``None`` when missing."""
-        full = self._key(key)
-        with self._operation():
-            raw = self.redis.get(full)
-        return self._parse_get(key, raw, parse_json)
+        return self._run(self._plan_get(key, parse_json))
 
     def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store any JSON-serializable ``value`` as JSON (strings too)."""
-        full, encoded, seconds = self._prepare_set_json(key, value, ttl)
-        with self._operation():
-            self.redis.set(full, encoded, ex=seconds)
+        self._run(self._plan_set_json(key, value, ttl))
 
     def get_json(self, key: str) -> Any | None:
         """The stored JSON value, parsed; ``None`` when missing."""
-        return self.get(key, parse_json=True)
+        return self._run(self._plan_get(key, True))
 
     def delete(self, *keys: str) -> int:
         """Delete ``keys``; returns how many existed."""
-        full = self._prepare_delete(keys)
-        if not full:
-            return 0
-        with self._operation():
-            return int(self.redis.delete(*full))
+        return self._run(self._plan_delete(keys))
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""
-        full = self._key(key)
-        with self._operation():
-            return bool(self.redis.exists(full))
+        return self._run(self._plan_exists(key))
 
     def expire(self, key: str, ttl: TTLLike) -> bool:
         """Set a TTL on ``key``; False when the key does not exist."""
-        full, seconds = self._key(key), to_seconds(ttl)
-        with self._operation():
-            return bool(self.redis.expire(full, seconds))
+        return self._run(self._plan_expire(key, ttl))
 
     def ttl(self, key: str) -> int:
         """Seconds left; -1 when the key has no expiry, -2 when it does not exist."""
-        full = self._key(key)
-        with self._operation():
-            return int(self.redis.ttl(full))
+        return self._run(self._plan_ttl(key))
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Add ``amount`` to the integer at ``key`` (0 when missing); returns the new value."""
-        full, amount = self._key(key), self._check_amount(amount)
-        with self._operation():
-            return int(self.redis.incrby(full, amount))
+        return self._run(self._plan_incr(key, amount))
 
     def pipeline(self, transaction: bool = False) -> Pipeline:
         """A pipeline whose commands take the key prefix; ``transaction`` wraps it in MULTI."""
@@ -143,10 +144,7 @@ class Cache(CacheBase):
 
     def ping(self) -> float:
         """PING round trip in milliseconds."""
-        with self._operation():
-            start = time.perf_counter()
-            self.redis.ping()
-            return (time.perf_counter() - start) * 1000.0
+        return self._run_timed(self._plan_ping())
 
     def check_health(self) -> HealthStatus:
         """``HealthStatus`` from a PING; never raises (unhealthy carries the reason)."""

@@ -1,12 +1,22 @@
-"""Sync and async twins expose the same public methods with the same parameters."""
+"""Sync and async twins expose the same public methods with the same parameters, and the two
+clients send the same command plans."""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import importlib
 import inspect
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
+
+from berthcache._async_client import AsyncCache
+from berthcache._base import PipelineBase
+from berthcache._client import Cache, Pipeline
+from berthcache._config import CacheConfig
 
 PAIRS = [
     ("berthcache._client:Cache", "berthcache._async_client:AsyncCache"),
@@ -72,8 +82,6 @@ def test_twins_have_the_same_methods_and_parameters(sync_spec: str, async_spec: 
 
 
 def test_async_cache_methods_that_do_io_are_coroutines() -> None:
-    from berthcache._async_client import AsyncCache
-
     for name in (
         "set",
         "get",
@@ -91,3 +99,164 @@ def test_async_cache_methods_that_do_io_are_coroutines() -> None:
         "close",
     ):
         assert inspect.iscoroutinefunction(getattr(AsyncCache, name)), name
+
+
+# -- both clients send the same command plans ---------------------------------------------------
+# Every public data method of Cache / AsyncCache hands a plan from CacheBase to the twin's _run
+# (ping: _run_timed). Recording those plans instead of sending them shows, without a server,
+# that both twins delegate, and that for the same arguments they plan the same command, the
+# same arguments and the same reply parser; the pipelines queue those same plans.
+
+DATA_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("set", ("k", "text"), {}),
+    ("set", ("k", {"a": [1, 2]}), {"ttl": 30}),
+    ("set", ("k", 7), {"ttl": dt.timedelta(minutes=5)}),
+    ("set_json", ("k", "text"), {"ttl": 60}),
+    ("get", ("k",), {}),
+    ("get", ("k",), {"parse_json": True}),
+    ("get_json", ("k",), {}),
+    ("delete", ("a", "b"), {}),
+    ("delete", (), {}),
+    ("exists", ("k",), {}),
+    ("expire", ("k", dt.timedelta(hours=1)), {}),
+    ("ttl", ("k",), {}),
+    ("incr", ("k",), {}),
+    ("incr", ("k",), {"amount": -3}),
+    ("ping", (), {}),
+]
+DATA_METHODS = {"set", "set_json", "get", "get_json", "delete", "exists", "expire", "ttl", "incr"}
+RUNNERS = ("_run", "_run_timed")
+
+
+def comparable(plan: Any) -> Any:
+    """A plan with any ``functools.partial`` parser replaced by what it would call."""
+    command, args, parse = plan
+    if isinstance(parse, functools.partial):
+        parse = (parse.func, parse.args, parse.keywords)
+    return command, args, parse
+
+
+class Bypass:
+    """Stands where ``cache.redis`` was while plans are recorded: a data method that talks to
+    redis-py itself instead of through ``_run`` fails here, by name, without dialling out."""
+
+    def __getattr__(self, command: str) -> Any:
+        raise AssertionError(f"a data method sent {command!r} itself, bypassing _run's plan")
+
+
+def sync_plans(cache: Cache) -> list[Any]:
+    recorded: list[Any] = []
+
+    def record(plan: Any) -> None:
+        recorded.append(comparable(plan))
+
+    for runner in RUNNERS:
+        setattr(cache, runner, record)
+    plans, client = [], cache.redis
+    cache.redis = Bypass()  # type: ignore[assignment]
+    try:
+        for name, args, kwargs in DATA_CALLS:
+            getattr(cache, name)(*args, **kwargs)
+            assert len(recorded) == 1, f"Cache.{name} ran {len(recorded)} plans, expected one"
+            plans.append(recorded.pop())
+    finally:
+        cache.redis = client
+    return plans
+
+
+async def async_plans(cache: AsyncCache) -> list[Any]:
+    recorded: list[Any] = []
+
+    async def record(plan: Any) -> None:
+        recorded.append(comparable(plan))
+
+    for runner in RUNNERS:
+        setattr(cache, runner, record)
+    plans, client = [], cache.redis
+    cache.redis = Bypass()  # type: ignore[assignment]
+    try:
+        for name, args, kwargs in DATA_CALLS:
+            await getattr(cache, name)(*args, **kwargs)
+            assert len(recorded) == 1, f"AsyncCache.{name} ran {len(recorded)} plans, not one"
+            plans.append(recorded.pop())
+    finally:
+        cache.redis = client
+    return plans
+
+
+# Real-server fixtures (the shared unit server from conftest) for the behaviour checks below.
+@pytest.fixture
+def cache(config: CacheConfig) -> Iterator[Cache]:
+    with Cache(config) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def acache(config: CacheConfig) -> AsyncIterator[AsyncCache]:
+    async with AsyncCache(config) as client:
+        yield client
+
+
+def unconnected() -> tuple[Cache, AsyncCache]:
+    """Clients that only build plans: nothing connects (port 9 is never dialled)."""
+    options: dict[str, Any] = {"host": "127.0.0.1", "port": 9, "key_prefix": "twin:"}
+    return Cache(**options), AsyncCache(**options)
+
+
+def test_the_plan_table_covers_every_data_method() -> None:
+    names = {name for name, _, _ in DATA_CALLS}
+    assert names == DATA_METHODS | {"ping"}
+    pipeline_methods = set(public_members(Pipeline)) - SYNC_ONLY - {"execute"}
+    assert pipeline_methods == DATA_METHODS
+
+
+@pytest.mark.asyncio
+async def test_both_twins_run_the_same_plan_for_every_data_method() -> None:
+    sync_cache, async_cache = unconnected()
+    try:
+        sync_side, async_side = sync_plans(sync_cache), await async_plans(async_cache)
+    finally:
+        sync_cache.close()
+        await async_cache.close()
+    for (name, args, kwargs), ours, theirs in zip(DATA_CALLS, sync_side, async_side, strict=True):
+        assert ours == theirs, f"{name}{args} {kwargs}: Cache plans {ours}, AsyncCache {theirs}"
+    ttl_plan = sync_side[[name for name, _, _ in DATA_CALLS].index("ttl")]
+    assert ttl_plan == ("ttl", ("twin:k",), int)  # a plan is what Redis is sent
+
+
+@pytest.mark.asyncio
+async def test_pipelines_queue_the_plans_the_clients_run() -> None:
+    sync_cache, async_cache = unconnected()
+    try:
+        pipes: list[PipelineBase[Any]] = [sync_cache.pipeline(), async_cache.pipeline()]
+        planned = sync_plans(sync_cache)
+        for pipe in pipes:
+            expected = []
+            for index, (name, args, kwargs) in enumerate(DATA_CALLS):
+                if name != "ping":
+                    getattr(pipe, name)(*args, **kwargs)
+                    expected.append(planned[index])
+            assert [comparable(plan) for plan in pipe._take_calls()] == expected
+    finally:
+        sync_cache.close()
+        await async_cache.close()
+
+
+def test_a_pipelined_delete_of_no_keys_counts_zero_like_the_client(cache: Cache) -> None:
+    with cache.pipeline() as p:
+        p.delete().set("one", "1").delete("one")
+        assert p.execute() == [0, True, 1]
+    assert cache.delete() == 0
+
+
+@pytest.mark.asyncio
+async def test_async_twin_runs_plans_against_redis(acache: AsyncCache) -> None:
+    async with acache.pipeline() as p:
+        p.delete().set_json("j", {"n": 1}).get_json("j").ttl("j")
+        assert await p.execute() == [0, True, {"n": 1}, -1]
+    assert await acache.incr("n", 2) == 2
+    assert await acache.expire("n", 30) is True
+    assert 0 < await acache.ttl("n") <= 30
+    assert await acache.exists("n") is True
+    assert await acache.delete("n", "j", "missing") == 2
+    assert await acache.get_json("j") is None
