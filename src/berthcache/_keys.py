@@ -29,22 +29,22 @@ class KeyBuilder:
             raise InvalidKeyError("a key needs at least one part")
         texts = []
         for index, part in enumerate(parts):
-            if isinstance(part, bool) or not isinstance(part, str | int):
-                raise InvalidKeyError(
-                    f"key part {index} must be a string or integer, got {type(part).__name__}"
-                )
-            text = str(part)
-            if text == "":
+            # Every command builds a key: exact-type checks first, the general ones after.
+            text = part if type(part) is str else _as_text(part, index)
+            if not text:
                 raise InvalidKeyError(f"key part {index} is empty")
             texts.append(text)
         key = self.prefix + ":".join(texts)
-        try:
-            size = len(key.encode("utf-8"))
-        except UnicodeEncodeError as exc:
-            raise InvalidKeyError(
-                f"key is not valid Unicode text (lone surrogate at position "
-                f"{exc.start - len(self.prefix)}); keys are sent to Redis as UTF-8"
-            ) from None
+        if key.isascii():  # the common case: bytes == characters, nothing to encode
+            size = len(key)
+        else:
+            try:
+                size = len(key.encode("utf-8"))
+            except UnicodeEncodeError as exc:
+                raise InvalidKeyError(
+                    f"key is not valid Unicode text (lone surrogate at position "
+                    f"{exc.start - len(self.prefix)}); keys are sent to Redis as UTF-8"
+                ) from None
         if size > MAX_KEY_BYTES:
             raise InvalidKeyError(f"key is longer than {MAX_KEY_BYTES} bytes")
         return key
@@ -60,3 +60,11 @@ class KeyBuilder:
 
     def __repr__(self) -> str:
         return f"KeyBuilder(prefix={self.prefix!r})"
+
+
+def _as_text(part: object, index: int) -> str:
+    if isinstance(part, bool) or not isinstance(part, str | int):
+        raise InvalidKeyError(
+            f"key part {index} must be a string or integer, got {type(part).__name__}"
+        )
+    return str(part)
