@@ -3,17 +3,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
 import httpx
 import pytest
-import uvicorn
 
 from berthcache import CacheConfig, health_app
-from berthcache.testing._server import free_port
+from berthcache.testing import serve_asgi
 from conformance.support import WAIT, AnyCache, CacheFactory, aw, dead_port
 
 pytestmark = [pytest.mark.clause("C4"), pytest.mark.asyncio]
@@ -52,29 +46,8 @@ async def test_unhealthy_never_raises(cache_factory: CacheFactory, conf: CacheCo
     assert status.as_dict()["healthy"] is False
 
 
-@contextlib.asynccontextmanager
-async def _serve(app: Any) -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on a free port; stop it whatever happens."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(WAIT):
-            while not server.started:  # uvicorn exposes no awaitable for "listening"
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(WAIT):
-            await task
-
-
 async def test_health_endpoint_under_uvicorn(cache: AnyCache) -> None:
-    async with _serve(health_app(cache)) as base, httpx.AsyncClient(timeout=WAIT) as http:
+    async with serve_asgi(health_app(cache)) as base, httpx.AsyncClient(timeout=WAIT) as http:
         response = await http.get(f"{base}/health")
         assert response.status_code == 200
         body = response.json()
@@ -91,7 +64,7 @@ async def test_health_endpoint_reports_503_when_down(
         connect_timeout=0.5,
         max_retries_per_request=0,
     )
-    async with _serve(health_app(cache)) as base, httpx.AsyncClient(timeout=WAIT) as http:
+    async with serve_asgi(health_app(cache)) as base, httpx.AsyncClient(timeout=WAIT) as http:
         response = await http.get(f"{base}/health")
         assert response.status_code == 503
         body = response.json()

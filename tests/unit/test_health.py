@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from berthcache._async_client import AsyncCache
 from berthcache._client import Cache
 from berthcache._health import HealthStatus, health_app
-from berthcache.testing._server import free_port
+from berthcache.testing import serve_asgi
 from tests.unit.support import config_for
-
-
-@asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on a free port in this loop; always shut it down."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 def test_check_health_healthy_and_shape(config: Any) -> None:
@@ -72,7 +49,7 @@ async def test_health_endpoint_healthy_then_unhealthy(
     config = config_for(server, retry_strategy="none")
     cache: Cache | AsyncCache = Cache(config) if kind == "sync" else AsyncCache(config)
     try:
-        async with serving(health_app(cache)) as base, httpx.AsyncClient(timeout=10) as http:
+        async with serve_asgi(health_app(cache)) as base, httpx.AsyncClient(timeout=10) as http:
             ok = await http.get(f"{base}/health")
             assert ok.status_code == 200
             body = ok.json()
@@ -99,6 +76,6 @@ async def test_health_endpoint_healthy_then_unhealthy(
 async def test_health_app_custom_path(config: Any) -> None:
     async with AsyncCache(config) as cache:
         app = health_app(cache, path="/_status")
-        async with serving(app) as base, httpx.AsyncClient(timeout=10) as http:
+        async with serve_asgi(app) as base, httpx.AsyncClient(timeout=10) as http:
             assert (await http.get(f"{base}/_status")).status_code == 200
             assert (await http.get(f"{base}/health")).status_code == 404

@@ -9,6 +9,7 @@ users, primary + replica behind a movable endpoint), test targets, and the pytes
         group.failover()
 """
 
+from berthcache.testing._asgi import serve_asgi
 from berthcache.testing._certs import TLSFiles, make_tls_files
 from berthcache.testing._harness import LocalRedis
 from berthcache.testing._proxy import TCPProxy
@@ -46,4 +47,5 @@ __all__ = [
     "choose_target",
     "find_redis_server",
     "make_tls_files",
+    "serve_asgi",
 ]
