@@ -24,14 +24,12 @@ from berthcache.testing import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Skips that have nothing to do with what the endpoint can do: a test of one client twin's own
-#: idiom, and the one listing every key of a database, only done where the suite owns the server.
-TARGET_INDEPENDENT_SKIPS = (
-    "`async for` is the asyncio client's idiom",
-    "listing every key is only done on a server the suite started",
-)
-#: The only capability this endpoint lacks: TLS (it proves auth; "admin" is never a url
-#: target's, and no conformance test needs it — servers to break come from local_redis_factory).
-CAPABILITY_SKIP = re.compile(r"^requires tls: the url target lacks it \(it has: auth\)$")
+#: idiom (none today; kept so such a skip is accepted if one comes back).
+TARGET_INDEPENDENT_SKIPS = ("`async for` is the asyncio client's idiom",)
+#: What this endpoint lacks: TLS (it proves auth) and "admin", which only targets the suite
+#: started have — the one admin test lists every key of a database; servers to break come from
+#: local_redis_factory and run anywhere.
+CAPABILITY_SKIP = re.compile(r"^requires (tls|admin): the url target lacks it \(it has: auth\)$")
 #: Tests that break servers of their own (local_redis_factory) or watch CLIENT LIST (read-only,
 #: allowed to this endpoint's default user): they must run here, not skip.
 MUST_RUN_HERE = ("test_c02_c03_connection.py", "test_c14_shutdown.py", "test_c16_memory_ttl.py")
