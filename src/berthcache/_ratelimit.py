@@ -23,11 +23,14 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from berthcache._exceptions import (
-    AuthenticationError,
     CacheServerError,
+    CacheUnavailableError,
     ConfigurationError,
     InvalidKeyError,
+    OutOfMemoryError,
     RateLimitUnavailableError,
+    ReadOnlyError,
+    TLSError,
 )
 from berthcache._sessions import CacheHost, check_part
 from berthcache._ttl import to_seconds
@@ -121,6 +124,8 @@ class _RateLimiterBase:
     def _key(self, ip: str, endpoint: str) -> str:
         # The same (ip, endpoint) pairs come back request after request: remember their keys
         # (validation, address parsing and prefixing done once), up to a bounded number.
+        if type(ip) is not str or type(endpoint) is not str:  # memo only for exact str pairs
+            return self._cache.keys("ratelimit", normalize_ip(ip), check_part(endpoint, "endpoint"))
         key = self._keys.get((ip, endpoint))
         if key is None:
             key = self._cache.keys("ratelimit", normalize_ip(ip), check_part(endpoint, "endpoint"))
@@ -140,10 +145,8 @@ class _RateLimiterBase:
 
     def _unavailable(self, endpoint: str, exc: CacheServerError) -> RateLimitResult:
         """Redis could not count this request (unreachable, read-only after a failover, out of
-        memory): allow it (fail open) or refuse it. Bad credentials are a configuration error
-        and always raise."""
-        if isinstance(exc, AuthenticationError):
-            raise exc
+        memory): allow it (fail open) or refuse it. Any other server error (a wrong-typed key,
+        bad credentials, a script bug) is not an outage and is raised by the caller."""
         if not self.fail_open:
             raise RateLimitUnavailableError(
                 f"rate limit for endpoint {endpoint!r} cannot be checked: {exc}; "
@@ -174,7 +177,9 @@ class RateLimiter(_RateLimiterBase):
         try:
             with self._cache._operation():
                 reply = self._script(keys=[key], args=[self.window * 1000])
-        except CacheServerError as exc:
+        except TLSError:
+            raise  # a certificate problem is configuration, not an outage
+        except (CacheUnavailableError, ReadOnlyError, OutOfMemoryError) as exc:
             return self._unavailable(endpoint, exc)
         return self._result(reply)
 
@@ -194,7 +199,9 @@ class AsyncRateLimiter(_RateLimiterBase):
         try:
             with self._cache._operation():
                 reply = await self._script(keys=[key], args=[self.window * 1000])
-        except CacheServerError as exc:
+        except TLSError:
+            raise  # a certificate problem is configuration, not an outage
+        except (CacheUnavailableError, ReadOnlyError, OutOfMemoryError) as exc:
             return self._unavailable(endpoint, exc)
         return self._result(reply)
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from berthcache._client import Cache
 from berthcache._exceptions import (
     AuthenticationError,
+    CacheServerError,
     ConfigurationError,
     InvalidKeyError,
     RateLimitUnavailableError,
@@ -175,3 +176,23 @@ def test_fails_open_on_a_read_only_node_and_raises_on_bad_credentials(
     wrong = config_for(guarded, password="wrong-one", max_retries_per_request=0)
     with Cache(wrong) as cache, pytest.raises(AuthenticationError):
         RateLimiter(cache).check("192.0.2.8", "/api/x")
+
+
+def test_a_wrong_typed_counter_is_an_error_not_an_outage(
+    cache: CacheHost, raw: redis.Redis
+) -> None:
+    """Only outages take the fail-open path: a key holding the wrong type (or a script error)
+    must surface, or one bad key would switch limiting off for that client for good."""
+    raw.rpush(cache.keys("ratelimit", "192.0.2.66", "login"), "not-a-counter")
+    with pytest.raises(CacheServerError, match=r"WRONGTYPE|wrong kind"):
+        RateLimiter(cache).check("192.0.2.66", "login")
+
+
+@pytest.mark.parametrize("ip", [True, 1.0, ["10.0.0.1"]])
+def test_non_text_addresses_are_refused_even_after_a_lookalike_was_counted(
+    cache: CacheHost, ip: object
+) -> None:
+    limiter = RateLimiter(cache)
+    limiter.check(1, "login")  # type: ignore[arg-type]  # an int id is a valid key part
+    with pytest.raises(InvalidKeyError):
+        limiter.check(ip, "login")  # type: ignore[arg-type]
