@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -21,6 +22,7 @@ __all__ = ["DEFAULT_KEY_PREFIX", "CacheConfig", "RetryStrategy"]
 RetryStrategy = Literal["linear", "exponential", "none"]
 _RETRY_STRATEGIES: tuple[str, ...] = ("linear", "exponential", "none")
 DEFAULT_KEY_PREFIX = "berthcare:"
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -282,11 +284,20 @@ def _parse_url(url: str, setting: str) -> dict[str, Any]:
     if not parts.hostname:
         raise ConfigurationError(setting, "has no host")
     if parts.query:
-        # Names only: a value could be a secret. TLS options have settings of their own.
-        names = sorted({item.split("=", 1)[0] for item in parts.query.split("&") if item})
+        # Names only, and only what looks like a name: a value, or a bare item, could be a
+        # secret. TLS options have settings of their own.
+        items = [item for item in parts.query.split("&") if item]
+        names = sorted(
+            {
+                name
+                for name, sep, _ in (item.partition("=") for item in items)
+                if sep and _PARAM_NAME.fullmatch(name)
+            }
+        )
+        shown = ", ".join(names) if len(names) == len(items) else f"{len(items)} given"
         raise ConfigurationError(
             setting,
-            f"query parameters are not supported ({', '.join(names)}); use the settings "
+            f"query parameters are not supported ({shown}); use the settings "
             "instead (REDIS_TLS_CA_FILE, REDIS_TLS_VERIFY, REDIS_CONNECT_TIMEOUT ...)",
         )
     values: dict[str, Any] = {"host": parts.hostname, "tls": parts.scheme == "rediss"}

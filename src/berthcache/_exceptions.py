@@ -109,6 +109,8 @@ _AUTH_HINT = (
     "check REDIS_PASSWORD / REDIS_USERNAME (the AUTH token); the server requires AUTH "
     "or this user lacks the permission"
 )
+# What redis-py's blocking pool and berthcache's asyncio pool say when every connection is busy.
+_POOL_EXHAUSTED = ("No connection available", "no free connection within")
 _OOM_HINT = (
     "Redis is at maxmemory and the eviction policy cannot free room: shorten TTLs, "
     "use an allkeys-* maxmemory-policy, or scale the node up"
@@ -161,6 +163,12 @@ def translate(exc: BaseException) -> CacheError | None:
             return OutOfMemoryError(f"{_first_line(message)}; {_OOM_HINT}")
         return None
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
+        if message.startswith(_POOL_EXHAUSTED):
+            return CacheUnavailableError(
+                f"no pooled connection became free in time ({_first_line(message)}): the server "
+                "may be fine — raise max_connections / pool_timeout (open subscriptions hold "
+                "connections too) or find what holds them"
+            )
         if _is_tls_failure(exc):
             return TLSError(
                 f"TLS handshake failed: {_first_line(message)}; check REDIS_TLS_CA_FILE and that "

@@ -93,3 +93,11 @@ def test_url_query_parameters_are_refused_without_echoing_their_values() -> None
     assert "ssl_cert_reqs" in str(info.value)
     assert "token" in str(info.value)
     assert "s3cr3t-value" not in str(info.value)
+
+
+def test_a_bare_query_item_is_counted_not_shown() -> None:
+    """``?s3cr3t`` has no name: it may be a pasted token, so it is counted, never echoed."""
+    with pytest.raises(ConfigurationError) as info:
+        CacheConfig.from_url("redis://cache:6379/0?s3cr3tT0ken")
+    assert "s3cr3tT0ken" not in str(info.value)
+    assert "1 given" in str(info.value)
