@@ -21,6 +21,7 @@ from berthcache._config import CacheConfig
 from berthcache._events import EventConnection, EventSSLConnection
 from berthcache._exceptions import CacheError
 from berthcache._health import HealthStatus
+from berthcache._pool import WaitingPool
 from berthcache._retry import build_retry
 from berthcache._ttl import TTLLike
 
@@ -64,7 +65,7 @@ class Cache(CacheBase):
         retry = build_retry(
             self.config, on_reconnecting=self.events.reconnecting, on_error=self.events.error
         )
-        self._pool = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+        self._pool = WaitingPool(  # type: ignore[no-untyped-call]
             **self._pool_kwargs(EventConnection, EventSSLConnection, retry)
         )
         self.redis: redis.Redis = redis.Redis(connection_pool=self._pool)

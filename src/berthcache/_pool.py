@@ -13,10 +13,31 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import redis
 import redis.asyncio as aredis
 import redis.exceptions as rex
 
-__all__ = ["AsyncWaitingPool"]
+__all__ = ["AsyncWaitingPool", "WaitingPool", "masked_repr"]
+
+
+def masked_repr(pool: Any) -> str:
+    """A pool's repr without its password (redis-py before 8 prints connection_kwargs whole)."""
+    kwargs = pool.connection_kwargs
+    shown = ", ".join(
+        f"{name}={kwargs[name]!r}" for name in ("host", "port", "db", "username") if name in kwargs
+    )
+    secret = ", password='***'" if kwargs.get("password") else ""
+    return (
+        f"<{type(pool).__name__}({pool.connection_class.__name__}({shown}{secret}), "
+        f"max_connections={pool.max_connections})>"
+    )
+
+
+class WaitingPool(redis.BlockingConnectionPool):
+    """redis-py's blocking pool (callers wait for a free connection), with a masked repr."""
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
 
 
 class AsyncWaitingPool(aredis.ConnectionPool):
@@ -52,6 +73,9 @@ class AsyncWaitingPool(aredis.ConnectionPool):
             raise
         connection._berthcache_slot = True
         return connection
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
 
     async def release(self, connection: Any) -> None:
         holds_slot = getattr(connection, "_berthcache_slot", False)

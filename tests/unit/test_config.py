@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from berthcache._async_client import AsyncCache
 from berthcache._client import Cache
 from berthcache._config import CacheConfig
 from berthcache._exceptions import ConfigurationError
@@ -78,7 +79,16 @@ def test_cache_from_env_and_url_use_the_config() -> None:
 def test_password_never_in_repr_str_or_errors() -> None:
     config = CacheConfig.from_url(f"redis://user:{PASSWORD}@h:1/0")
     cache = Cache(config)
-    shown = [repr(config), str(config), config.url, repr(cache), repr(cache.redis.connection_pool)]
+    acache = AsyncCache(config)
+    shown = [
+        repr(config),
+        str(config),
+        config.url,
+        repr(cache),
+        repr(cache.redis.connection_pool),  # redis-py 7.x prints its kwargs whole: masked
+        repr(acache),
+        repr(acache.redis.connection_pool),
+    ]
     assert all(PASSWORD not in s for s in shown)
     assert "***" in config.url
     with pytest.raises(ConfigurationError) as info:
