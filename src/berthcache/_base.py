@@ -104,6 +104,8 @@ def _check_text(value: S, key: str) -> S:
     read: refuse them at ``set`` instead of failing every later ``get``.
     """
     if isinstance(value, str):
+        if value.isascii():  # O(1) in CPython: nothing to check, no copy made on the hot path
+            return value
         bad = _unencodable_at(value)
         if bad is not None:
             raise SerializationError(
@@ -165,7 +167,6 @@ class CacheBase:
         self._idle = threading.Condition(self._state_lock)
         self._inflight = 0
         self._closed = False
-        self._closing = False
         self._close_callbacks: list[Callable[[], Any]] = []
         self._idle_waiters: list[Callable[[], None]] = []
         self._op = _Operation(self)
