@@ -18,7 +18,8 @@ import pytest
 import pytest_asyncio
 
 from berthcache import CacheConfig
-from conformance.support import CLIENT_KINDS, AnyCache, CacheFactory, aw, make_cache
+
+from .support import CLIENT_KINDS, AnyCache, CacheFactory, aw, make_cache
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from berthcache import AsyncCache, Cache, CacheConfig, ConfigurationError
-from conformance.support import AnyCache, aw, config_environ, config_url, dead_port
+
+from .support import AnyCache, aw, config_environ, config_url, dead_port
 
 pytestmark = [pytest.mark.clause("C1"), pytest.mark.asyncio]
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from berthcache import CacheConfig, CacheUnavailableError
-from conformance.support import (
+
+from .support import (
     WAIT,
     CacheFactory,
     aw,

@@ -8,7 +8,8 @@ import pytest
 
 from berthcache import CacheConfig, health_app
 from berthcache.testing import serve_asgi
-from conformance.support import WAIT, AnyCache, CacheFactory, aw, dead_port
+
+from .support import WAIT, AnyCache, CacheFactory, aw, dead_port
 
 pytestmark = [pytest.mark.clause("C4"), pytest.mark.asyncio]
 

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from berthcache import InvalidKeyError, InvalidTTLError
-from conformance.support import AnyCache, aw
+
+from .support import AnyCache, aw
 
 pytestmark = [pytest.mark.clause("C5"), pytest.mark.asyncio]
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from berthcache import CacheConfig, SerializationError
-from conformance.support import AnyCache, CacheFactory, aw
+
+from .support import AnyCache, CacheFactory, aw
 
 pytestmark = pytest.mark.asyncio
 

@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from berthcache import TTL
-from conformance.support import AnyCache, aw
+
+from .support import AnyCache, aw
 
 pytestmark = [pytest.mark.clause("C8"), pytest.mark.asyncio]
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from berthcache import TTL, AsyncCache, Cache
-from conformance.support import AnyCache, CacheFactory, aw
+
+from .support import AnyCache, CacheFactory, aw
 
 pytestmark = [pytest.mark.clause("C9"), pytest.mark.asyncio]
 

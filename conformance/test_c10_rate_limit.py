@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from berthcache import TTL
-from conformance.support import AnyCache, aw, record_sends
+
+from .support import AnyCache, aw, record_sends
 
 pytestmark = [pytest.mark.clause("C10"), pytest.mark.asyncio]
 

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from berthcache import TTL
-from conformance.support import AnyCache, aw
+
+from .support import AnyCache, aw
 
 pytestmark = [pytest.mark.clause("C11"), pytest.mark.asyncio]
 

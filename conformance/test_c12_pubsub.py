@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from berthcache import AsyncCache
-from conformance.support import WAIT, AnyCache, CacheFactory, Inbox, aw
+
+from .support import WAIT, AnyCache, CacheFactory, Inbox, aw
 
 pytestmark = [pytest.mark.clause("C12"), pytest.mark.asyncio]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conformance.support import AnyCache, aw, record_sends, run_pipeline
+from .support import AnyCache, aw, record_sends, run_pipeline
 
 pytestmark = [pytest.mark.clause("C13"), pytest.mark.asyncio]
 

@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from berthcache import AsyncCache, CacheClosedError
-from conformance.support import WAIT, AnyCache, CacheFactory, Inbox, aw, on_send
+
+from .support import WAIT, AnyCache, CacheFactory, Inbox, aw, on_send
 
 pytestmark = [pytest.mark.clause("C14"), pytest.mark.asyncio]
 

@@ -14,7 +14,8 @@ from berthcache import (
     CacheUnavailableError,
     TLSError,
 )
-from conformance.support import WAIT, CacheFactory, aw, elapsed
+
+from .support import WAIT, CacheFactory, aw, elapsed
 
 pytestmark = [pytest.mark.clause("C15"), pytest.mark.asyncio]
 

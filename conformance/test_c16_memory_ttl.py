@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from berthcache import TTL, CacheConfig, OutOfMemoryError
-from conformance.support import AnyCache, CacheFactory, aw, server_config, start_server
+
+from .support import AnyCache, CacheFactory, aw, server_config, start_server
 
 pytestmark = [pytest.mark.clause("C16"), pytest.mark.asyncio]
 

@@ -1,8 +1,9 @@
 """Notifications and alarms: the SNS topic, one alarm per catalogue entry per member node, and a
 dashboard of every alarmed metric.
 
-Alarms are declared from ``infra.alarms_catalogue`` for the member ids ElastiCache will give the
-nodes (``<group>-001``…), so they exist at plan time and the policy pack can check them.
+Alarms are declared from ``berthcache.ops.alarm_catalogue`` for the member ids ElastiCache
+will give the nodes (``<group>-001``…), so they exist at plan time and the policy pack can
+check them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.alarms_catalogue import CATALOGUE, NAMESPACE, AlarmSpec, runbook_url, threshold_for
+from berthcache.ops.alarm_catalogue import (
+    CATALOGUE,
+    NAMESPACE,
+    AlarmSpec,
+    runbook_url,
+    threshold_for,
+)
 from infra.config import StackConfig
 
 __all__ = ["Alarms", "Notifications", "dashboard_body", "node_dimensions"]

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from berthcache._acl import app_user_access
+from berthcache.acl import app_user_access
 from infra.config import StackConfig
 
 __all__ = ["AUTH_TOKEN_SPECIALS", "Security", "app_access_string", "secret_str"]

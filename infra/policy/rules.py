@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from infra.alarms_catalogue import CATALOGUE
+from berthcache.ops.alarm_catalogue import CATALOGUE
 from infra.cidrs import PRIVATE_NETWORKS_TEXT, is_private_network, parse_network
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The app user's ACL rules (``berthcache._acl``): one definition for the deployed RBAC user and
+"""The app user's ACL rules (``berthcache.acl``): one definition for the deployed RBAC user and
 the local harness, checked against a real ``redis-server`` 7."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from berthcache._acl import app_user_access, glob_escape
+from berthcache.acl import app_user_access, glob_escape
 from berthcache.testing import ACLUser, RedisServer, app_user_rules
 from berthcache.testing._server import ADMIN_RULES
 from infra.security import app_access_string

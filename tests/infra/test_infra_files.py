@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.alarms_catalogue import CATALOGUE
+from berthcache.ops.alarm_catalogue import CATALOGUE
 from infra.config import SETTINGS, InfraConfigError, load
 from infra.offline import REPO_ROOT
 
@@ -178,7 +178,7 @@ def _slug(heading: str) -> str:
 
 
 def test_every_alarm_has_a_runbook_section() -> None:
-    text = (REPO_ROOT / "docs" / "runbooks.md").read_text()
+    text = (REPO_ROOT / "src" / "berthcache" / "ops" / "runbooks.md").read_text()
     anchors = {_slug(h) for h in re.findall(r"^#{2,3} (.+)$", text, re.M)}
     keys = [spec.runbook_anchor for spec in CATALOGUE]
     assert len(set(keys)) == len(keys)

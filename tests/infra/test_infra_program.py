@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from berthcache.ops.alarm_catalogue import CATALOGUE
 from berthcache.testing import app_user_rules
-from infra.alarms_catalogue import CATALOGUE
 from infra.offline import OfflineRun, RunProgram, is_secret_value, plain
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
@@ -121,7 +121,9 @@ def test_every_node_has_every_catalogue_alarm_with_actions_and_runbook(dev_run: 
             assert alarm["alarmActions"] == [topic_arn]
             assert alarm["okActions"] == [topic_arn]
             assert alarm["treatMissingData"] == spec.treat_missing_data
-            assert f"docs/runbooks.md#{spec.runbook_anchor}" in str(alarm["alarmDescription"])
+            assert f"src/berthcache/ops/runbooks.md#{spec.runbook_anchor}" in str(
+                alarm["alarmDescription"]
+            )
             if spec.metric:
                 assert alarm["dimensions"] == {"CacheClusterId": member, "CacheNodeId": "0001"}
     required = {

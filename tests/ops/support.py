@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 
 from berthcache.ops._aws import AwsClients
-from infra.alarms_catalogue import CATALOGUE
+from berthcache.ops.alarm_catalogue import CATALOGUE
 
 REGION = "eu-west-1"
 GROUP = "bc-test"
@@ -47,7 +47,9 @@ def make_stack(
             name = f"{member}-{key}"
             clients.cloudwatch.put_metric_alarm(
                 AlarmName=name,
-                AlarmDescription=f"{key} on {member}. Runbook: docs/runbooks.md#{key}",
+                AlarmDescription=(
+                    f"{key} on {member}. Runbook: src/berthcache/ops/runbooks.md#{key}"
+                ),
                 Namespace="AWS/ElastiCache",
                 MetricName="CPUUtilization",
                 Dimensions=[{"Name": "CacheClusterId", "Value": member}],

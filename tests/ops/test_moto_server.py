@@ -49,7 +49,7 @@ def test_status_and_alarms_against_a_moto_server(moto_server: str, tmp_path: Pat
     assert f"{MEMBERS[0]}" in status.stdout
     assert "replica" in status.stdout
     assert firing in status.stdout
-    assert "docs/runbooks.md#database-memory-usage" in status.stdout
+    assert "src/berthcache/ops/runbooks.md#database-memory-usage" in status.stdout
 
     alarms = run("alarms", "--replication-group", GROUP)
     assert alarms.returncode == 0, alarms.stderr
@@ -57,7 +57,7 @@ def test_status_and_alarms_against_a_moto_server(moto_server: str, tmp_path: Pat
     at = next(i for i, line in enumerate(lines) if firing in line)
     assert lines[at].startswith("ALARM")
     assert "memory 93% > 80%" in lines[at + 1]
-    assert lines[at + 2].strip() == "runbook: docs/runbooks.md#database-memory-usage"
+    assert lines[at + 2].strip() == "runbook: src/berthcache/ops/runbooks.md#database-memory-usage"
     assert sum(1 for line in lines if line.startswith("OK")) == 2 * 10 - 1
 
     missing = run("status", "--replication-group", "not-there")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from berthcache.ops._catalogue import catalogue, parse_runbook_sections, slugify
-from infra.alarms_catalogue import CATALOGUE
+from berthcache.ops.alarm_catalogue import CATALOGUE
 
-RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
+RUNBOOKS = Path(__file__).resolve().parents[2] / "src" / "berthcache" / "ops" / "runbooks.md"
 
 
 def test_every_alarm_has_a_section_and_every_section_an_alarm() -> None:

@@ -33,7 +33,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from berthcache._acl import app_user_access
+from berthcache.acl import app_user_access
 from berthcache.testing._certs import TLSFiles
 
 __all__ = [
@@ -76,7 +76,7 @@ class RedisServerStartError(HarnessError):
 
 def app_user_rules(key_prefix: str = "berthcare:") -> str:
     """ACL rules of the application user: exactly what the deployed RBAC user gets
-    (:func:`berthcache._acl.app_user_access`, shared with ``infra/security.py``)."""
+    (:func:`berthcache.acl.app_user_access`, shared with ``infra/security.py``)."""
     return app_user_access(key_prefix)
 
 

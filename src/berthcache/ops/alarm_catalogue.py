@@ -1,8 +1,9 @@
 """The alarm catalogue: every alarm the program creates per node, as data in one place.
 
-The program, the dashboard, the policy pack, ``docs/runbooks.md`` and the ops CLI all read this
-list, so an alarm cannot exist without a runbook section (``docs/runbooks.md#<runbook_anchor>``;
-a test checks every anchor has its heading). Sources: AWS's recommended ElastiCache (Redis OSS)
+The program, the dashboard, the policy pack, the runbooks (``runbooks.md`` beside this module,
+shipped in the package) and the ops CLI all read this list, so an alarm cannot exist without a
+runbook section (``src/berthcache/ops/runbooks.md#<runbook_anchor>``; a test checks every anchor
+has its heading). Sources: AWS's recommended ElastiCache (Redis OSS)
 alarms and the seed module's monitoring list (hit rate above 80%, memory, connections).
 
 ``threshold_rule``:
@@ -21,7 +22,7 @@ from typing import Literal
 
 __all__ = ["CATALOGUE", "RUNBOOK_PATH", "AlarmSpec", "by_key", "runbook_url", "threshold_for"]
 
-RUNBOOK_PATH = "docs/runbooks.md"
+RUNBOOK_PATH = "src/berthcache/ops/runbooks.md"
 
 Comparison = Literal["GreaterThanThreshold", "LessThanThreshold"]
 MissingData = Literal["missing", "breaching", "notBreaching", "ignore"]

@@ -1,0 +1,140 @@
+"""The layout rules of docs/architecture.md, checked on the source: dependencies point one way.
+
+Every import between modules of ``src/berthcache`` counts — module level, inside functions and
+under ``TYPE_CHECKING`` — because a cycle hidden behind a lazy import is still a cycle a reader
+has to untangle. The repository also stands alone: no file refers to a folder outside it.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+PACKAGE = SRC / "berthcache"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    if node.level > 1:
+        base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``{module: modules of berthcache it imports}`` for every module under src/berthcache."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(name, is_package, node)
+                # "from pkg import mod" imports the submodule when there is one.
+                targets = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base
+                    for alias in node.names
+                ]
+            for target in targets:
+                # "import a.b.c" depends on a.b.c; keep the longest known module name.
+                while target and target not in files:
+                    target = target.rpartition(".")[0]
+                if target and target != name and target.startswith("berthcache"):
+                    graph[name].add(target)
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_the_cycle_finder_sees_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycles(graph) == [["a", "b", "c"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles_in_the_package() -> None:
+    cycles = find_cycles(import_graph())
+    assert not cycles, (
+        "import cycles (type-checking and function-level imports count):\n"
+        + "\n".join(" <-> ".join(cycle) for cycle in cycles)
+    )
+
+
+def test_the_cache_module_imports_neither_ops_nor_testing() -> None:
+    """The layers point down: testing and ops use the cache module, never the reverse."""
+    graph = import_graph()
+    for module, imports in graph.items():
+        if module.startswith(("berthcache.ops", "berthcache.testing", "berthcache.conformance")):
+            continue
+        wrong = sorted(i for i in imports if i.startswith(("berthcache.ops", "berthcache.testing")))
+        assert not wrong, f"{module} imports {wrong}"
+
+
+def test_every_package_under_src_ships_in_the_wheel() -> None:
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {_module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+    assert "berthcache.conformance" in listed
+
+
+def test_no_file_refers_outside_the_repository() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    outside = "../" + "shared"  # spelled in two parts so this file does not match itself
+    offenders = [
+        name
+        for name in tracked
+        if (ROOT / name).is_file() and outside in (ROOT / name).read_text(errors="replace")
+    ]
+    assert offenders == []
