@@ -9,7 +9,7 @@ Everything public is importable from here; the underscored modules are private.
 from berthcache._api_cache import AsyncResponseCache, CacheStats, ResponseCache
 from berthcache._async_client import AsyncCache
 from berthcache._client import Cache
-from berthcache._config import CacheConfig
+from berthcache._config import DEFAULT_KEY_PREFIX, CacheConfig
 from berthcache._events import ConnectionEvent, ConnectionEvents
 from berthcache._exceptions import (
     AuthenticationError,
@@ -60,6 +60,7 @@ from berthcache._ttl import TTL
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_KEY_PREFIX",
     "TTL",
     "AsyncCache",
     "AsyncPresence",

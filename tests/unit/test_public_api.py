@@ -7,6 +7,7 @@ import inspect
 import berthcache
 
 EXPECTED = [
+    "DEFAULT_KEY_PREFIX",
     "TTL",
     "AsyncCache",
     "AsyncPresence",
