@@ -286,10 +286,6 @@ class StackConfig:
         return self.environment == "prod"
 
     @property
-    def parameter_group_family(self) -> str:
-        return f"{self.engine}{self.engine_version.split('.')[0]}"
-
-    @property
     def member_cluster_ids(self) -> tuple[str, ...]:
         """ElastiCache names members ``<group-id>-001``…; known before the group exists."""
         return tuple(f"{self.replication_group_id}-{i:03d}" for i in range(1, self.num_nodes + 1))
