@@ -8,7 +8,9 @@ check them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -21,14 +23,45 @@ from berthcache.ops.alarm_catalogue import (
     runbook_url,
     threshold_for,
 )
-from infra.config import StackConfig
 
-__all__ = ["Alarms", "Notifications", "dashboard_body", "node_dimensions"]
+__all__ = [
+    "Alarms",
+    "AlarmsArgs",
+    "Notifications",
+    "NotificationsArgs",
+    "dashboard_body",
+    "node_dimensions",
+]
 
 
 def node_dimensions(member: str) -> dict[str, str]:
     """ElastiCache publishes node metrics per cluster member and node (always 0001 here)."""
     return {"CacheClusterId": member, "CacheNodeId": "0001"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NotificationsArgs:
+    """The alarm topic's name, its key and who gets e-mail."""
+
+    group_id: str
+    kms_key_arn: pulumi.Input[str]
+    alarm_emails: tuple[str, ...]
+    tags: Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AlarmsArgs:
+    """The member nodes to alarm on, the thresholds, and where alarms go."""
+
+    group_id: str
+    """Names the dashboard."""
+    stack: str
+    member_cluster_ids: tuple[str, ...]
+    node_vcpus: int
+    thresholds: Mapping[str, float]
+    """The catalogue's threshold settings by key (``infra.config.THRESHOLD_SETTINGS``)."""
+    topic_arn: pulumi.Input[str]
+    tags: Mapping[str, str]
 
 
 class Notifications(pulumi.ComponentResource):
@@ -39,21 +72,19 @@ class Notifications(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
-        *,
-        kms_key_arn: pulumi.Input[str],
+        args: NotificationsArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("berthcache:infra:Notifications", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         topic = aws.sns.Topic(
             f"{name}-topic",
-            name=f"{cfg.replication_group_id}-alerts",
-            kms_master_key_id=kms_key_arn,
-            tags=cfg.tags,
+            name=f"{args.group_id}-alerts",
+            kms_master_key_id=args.kms_key_arn,
+            tags=args.tags,
             opts=child,
         )
-        for i, email in enumerate(cfg.alarm_emails):
+        for i, email in enumerate(args.alarm_emails):
             aws.sns.TopicSubscription(
                 f"{name}-email-{i + 1}",
                 topic=topic.arn,
@@ -101,16 +132,16 @@ def _metric_alarm_args(spec: AlarmSpec, member: str) -> dict[str, Any]:
     return {"metric_queries": queries}
 
 
-def dashboard_body(cfg: StackConfig, region: str) -> str:
+def dashboard_body(args: AlarmsArgs, region: str) -> str:
     """One widget per catalogue entry, one line per node and metric, with the threshold."""
     widgets: list[dict[str, Any]] = []
     for i, spec in enumerate(CATALOGUE):
         metrics = [
             [NAMESPACE, metric, "CacheClusterId", member, "CacheNodeId", "0001"]
             for metric in spec.dashboard_metrics
-            for member in cfg.member_cluster_ids
+            for member in args.member_cluster_ids
         ]
-        threshold = threshold_for(spec, cfg.thresholds, cfg.node_vcpus)
+        threshold = threshold_for(spec, args.thresholds, args.node_vcpus)
         props: dict[str, Any] = {
             "title": spec.title,
             "region": region,
@@ -143,24 +174,24 @@ class Alarms(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
+        args: AlarmsArgs,
         *,
-        topic_arn: pulumi.Input[str],
         depends_on: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("berthcache:infra:Alarms", name, None, opts)
+        # Each alarm waits for the group itself: its member nodes exist only then.
         child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
         self.alarm_names = []
-        for member in cfg.member_cluster_ids:
+        for member in args.member_cluster_ids:
             for spec in CATALOGUE:
                 alarm_name = f"{member}-{spec.key}"
-                threshold = threshold_for(spec, cfg.thresholds, cfg.node_vcpus)
+                threshold = threshold_for(spec, args.thresholds, args.node_vcpus)
                 aws.cloudwatch.MetricAlarm(
                     f"{name}-{alarm_name}",
                     name=alarm_name,
                     alarm_description=(
-                        f"{spec.title} on {member} ({cfg.stack}). {spec.meaning} "
+                        f"{spec.title} on {member} ({args.stack}). {spec.meaning} "
                         f"Runbook: {runbook_url(spec)}"
                     ),
                     comparison_operator=spec.comparison,
@@ -168,9 +199,9 @@ class Alarms(pulumi.ComponentResource):
                     evaluation_periods=spec.evaluation_periods,
                     datapoints_to_alarm=spec.datapoints_to_alarm,
                     treat_missing_data=spec.treat_missing_data,
-                    alarm_actions=[topic_arn],
-                    ok_actions=[topic_arn],
-                    tags={**cfg.tags, "CacheClusterId": member, "Runbook": spec.runbook_anchor},
+                    alarm_actions=[args.topic_arn],
+                    ok_actions=[args.topic_arn],
+                    tags={**args.tags, "CacheClusterId": member, "Runbook": spec.runbook_anchor},
                     opts=child,
                     **_metric_alarm_args(spec, member),
                 )
@@ -179,8 +210,8 @@ class Alarms(pulumi.ComponentResource):
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
-            dashboard_name=cfg.replication_group_id,
-            dashboard_body=region.region.apply(lambda r: dashboard_body(cfg, r)),
+            dashboard_name=args.group_id,
+            dashboard_body=region.region.apply(lambda r: dashboard_body(args, r)),
             opts=child,
         )
         self.dashboard_name = dashboard.dashboard_name

@@ -14,16 +14,47 @@ without a TTL instead; see docs/platform.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import StackConfig
-from infra.network import CACHE_PORT, Network
-from infra.security import Security
+from infra.network import CACHE_PORT
 
-__all__ = ["Cache"]
+__all__ = ["Cache", "CacheArgs"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CacheArgs:
+    """The group's settings, and the network, key, credentials and topic it runs with."""
+
+    group_id: str
+    stack: str
+    engine: str
+    engine_version: str
+    node_type: str
+    num_nodes: int
+    multi_az: bool
+    maxmemory_policy: str
+    maintenance_window: str
+    snapshot_window: str
+    snapshot_retention_days: int
+    log_retention_days: int
+    protect: bool
+    """Protect the group, keep a final snapshot, apply changes in the maintenance window."""
+    tags: Mapping[str, str]
+    subnet_group_name: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    auth_token: pulumi.Input[str] | None
+    """The AUTH token (token mode), or ``None`` with ``user_group_id`` (RBAC mode)."""
+    user_group_id: pulumi.Input[str] | None
+    notification_topic_arn: pulumi.Input[str]
+
+    @property
+    def parameter_group_family(self) -> str:
+        return f"{self.engine}{self.engine_version.split('.')[0]}"
 
 
 class Cache(pulumi.ComponentResource):
@@ -38,68 +69,62 @@ class Cache(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        cfg: StackConfig,
-        *,
-        network: Network,
-        security: Security,
-        notification_topic_arn: pulumi.Input[str],
+        args: CacheArgs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("berthcache:infra:Cache", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        rg_id = cfg.replication_group_id
+        rg_id = args.group_id
 
         log_groups = {}
         for log_type in ("slow-log", "engine-log"):
             log_groups[log_type] = aws.cloudwatch.LogGroup(
                 f"{name}-{log_type}",
                 name=f"/aws/elasticache/{rg_id}/{log_type}",
-                retention_in_days=cfg.log_retention_days,
-                kms_key_id=security.kms_key_arn,
-                tags=cfg.tags,
+                retention_in_days=args.log_retention_days,
+                kms_key_id=args.kms_key_arn,
+                tags=args.tags,
                 opts=child,
             )
 
         params = aws.elasticache.ParameterGroup(
             f"{name}-params",
-            name=f"{rg_id}-{cfg.parameter_group_family}",
-            family=cfg.parameter_group_family,
-            description=f"{rg_id}: eviction policy {cfg.maxmemory_policy}",
-            parameters=[{"name": "maxmemory-policy", "value": cfg.maxmemory_policy}],
-            tags=cfg.tags,
+            name=f"{rg_id}-{args.parameter_group_family}",
+            family=args.parameter_group_family,
+            description=f"{rg_id}: eviction policy {args.maxmemory_policy}",
+            parameters=[{"name": "maxmemory-policy", "value": args.maxmemory_policy}],
+            tags=args.tags,
             opts=child,
         )
 
-        token_mode = cfg.auth_mode == "token"
+        token_mode = args.auth_token is not None
         self.group = aws.elasticache.ReplicationGroup(
             f"{name}-group",
             replication_group_id=rg_id,
-            description=f"berthcache {cfg.stack}: {cfg.engine} {cfg.engine_version} API cache",
-            engine=cfg.engine,
-            engine_version=cfg.engine_version,
-            node_type=cfg.node_type,
-            num_cache_clusters=cfg.num_nodes,
+            description=f"berthcache {args.stack}: {args.engine} {args.engine_version} API cache",
+            engine=args.engine,
+            engine_version=args.engine_version,
+            node_type=args.node_type,
+            num_cache_clusters=args.num_nodes,
             port=CACHE_PORT,
             automatic_failover_enabled=True,
-            multi_az_enabled=cfg.multi_az,
+            multi_az_enabled=args.multi_az,
             parameter_group_name=params.name,
-            subnet_group_name=network.subnet_group_name,
-            security_group_ids=[network.security_group_id],
+            subnet_group_name=args.subnet_group_name,
+            security_group_ids=[args.security_group_id],
             at_rest_encryption_enabled=True,
-            kms_key_id=security.kms_key_arn,
+            kms_key_id=args.kms_key_arn,
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
-            auth_token=security.auth_token if token_mode else None,
+            auth_token=args.auth_token,
             auth_token_update_strategy="ROTATE" if token_mode else None,
-            user_group_ids=(
-                [security.user_group_id] if security.user_group_id is not None else None
-            ),
-            snapshot_retention_limit=cfg.snapshot_retention_days,
-            snapshot_window=cfg.snapshot_window,
-            maintenance_window=cfg.maintenance_window,
+            user_group_ids=[args.user_group_id] if args.user_group_id is not None else None,
+            snapshot_retention_limit=args.snapshot_retention_days,
+            snapshot_window=args.snapshot_window,
+            maintenance_window=args.maintenance_window,
             auto_minor_version_upgrade=True,
-            apply_immediately=not cfg.protect,
-            final_snapshot_identifier=f"{rg_id}-final" if cfg.protect else None,
+            apply_immediately=not args.protect,
+            final_snapshot_identifier=f"{rg_id}-final" if args.protect else None,
             log_delivery_configurations=[
                 {
                     "destination": log_groups[log_type].name,
@@ -109,11 +134,11 @@ class Cache(pulumi.ComponentResource):
                 }
                 for log_type in ("slow-log", "engine-log")
             ],
-            notification_topic_arn=notification_topic_arn,
-            tags=cfg.tags,
+            notification_topic_arn=args.notification_topic_arn,
+            tags=args.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=cfg.protect,
+                protect=args.protect,
                 additional_secret_outputs=["authToken"],
                 # After creation the token belongs to `berthcache-ops rotate-auth-token`: a
                 # later `pulumi up` must never send Pulumi's (by then retired) token back.

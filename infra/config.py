@@ -1,189 +1,41 @@
-"""Every setting the program reads, typed and validated before any resource is declared.
+"""Every setting the program reads, declared once, and the validated :class:`StackConfig`.
 
-``SETTINGS`` is the one table of settings: ``Pulumi.yaml``'s ``config:`` block declares exactly
-these keys with the same types and defaults (a test pins that), so a stack file can never set
-something the program silently ignores. A bad value raises :class:`InfraConfigError` naming the
-setting as ``berthcache:<key>``.
+``SETTINGS`` is the one table: type, default, allowed values, range, pattern, and what changing
+a setting replaces. ``Pulumi.yaml``'s ``config:`` block and docs/platform.md's table say the same
+(tests keep all three equal; ``python -m infra.config [pulumi-yaml]`` prints them). Each value is
+checked against its own declaration (``infra.settings.parse_setting``); then ``RULES``, short
+named functions, check what involves several settings. A bad value raises
+:class:`InfraConfigError` naming the setting as ``berthcache:<key>``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 
 from infra.cidrs import PRIVATE_NETWORKS_TEXT, is_private_network, parse_network
+from infra.settings import InfraConfigError, Setting, markdown_table, parse_setting, setting_error
 
 __all__ = [
     "NAMESPACE",
     "NODE_VCPUS",
+    "RULES",
     "SETTINGS",
+    "THRESHOLD_SETTINGS",
     "InfraConfigError",
+    "Rule",
     "Setting",
     "StackConfig",
     "from_pulumi",
     "load",
+    "pulumi_config_block",
 ]
 
 NAMESPACE = "berthcache"
-
-SettingType = Literal["string", "integer", "boolean", "array"]
-
-
-class InfraConfigError(pulumi.RunError):
-    """A stack setting is invalid; the message names it. Pulumi prints it without a traceback."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """One stack setting: its Pulumi type, default and what it does."""
-
-    key: str
-    type: SettingType
-    default: Any
-    description: str
-
-
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "environment",
-        "string",
-        "dev",
-        "dev, staging or prod. prod protects the group, key and secret from deletion.",
-    ),
-    Setting("engine", "string", "redis", "Cache engine: redis (default) or valkey."),
-    Setting(
-        "engineVersion",
-        "string",
-        "7.1",
-        "Engine version, 7.x only (Redis 7.0/7.1, Valkey 7.2). Downgrades replace the group.",
-    ),
-    Setting(
-        "nodeType",
-        "string",
-        "cache.t4g.small",
-        "Node type, e.g. cache.t4g.small (Graviton). Its vCPUs set the CPUUtilization alarm.",
-    ),
-    Setting(
-        "numNodes",
-        "integer",
-        2,
-        "Nodes in the group (primary + replicas), 2 to 6; automatic failover needs >= 2.",
-    ),
-    Setting(
-        "multiAz",
-        "boolean",
-        True,
-        "Place replicas in other AZs (needs numNodes >= 2). Required in prod; dev and staging "
-        "may turn it off.",
-    ),
-    Setting(
-        "replicationGroupId",
-        "string",
-        "",
-        "Replication group id (lowercase, <= 40 chars). Empty: berthcache-<stack>. "
-        "Changing it replaces the group.",
-    ),
-    Setting(
-        "keyPrefix",
-        "string",
-        "berthcare:",
-        "The apps' key prefix; in RBAC mode the app user may only touch these keys.",
-    ),
-    Setting(
-        "authMode",
-        "string",
-        "token",
-        "token: one AUTH token (rotated in place); rbac: user group with a prefix-limited "
-        "app user and the default user disabled.",
-    ),
-    Setting(
-        "maxmemoryPolicy",
-        "string",
-        "allkeys-lru",
-        "Eviction policy. allkeys-lru (seed default) may evict sessions under memory "
-        "pressure; volatile-lru protects keys without TTL instead.",
-    ),
-    Setting(
-        "maintenanceWindow",
-        "string",
-        "sun:05:00-sun:06:00",
-        "Weekly maintenance window, ddd:hh24:mi-ddd:hh24:mi (UTC), at least 60 minutes.",
-    ),
-    Setting(
-        "snapshotWindow",
-        "string",
-        "03:00-04:00",
-        "Daily snapshot window, hh24:mi-hh24:mi (UTC), at least 60 minutes.",
-    ),
-    Setting("snapshotRetentionDays", "integer", 7, "Days automatic snapshots are kept, 1 to 35."),
-    Setting(
-        "logRetentionDays",
-        "integer",
-        30,
-        "Retention of the slow-log and engine-log CloudWatch log groups (a CloudWatch value).",
-    ),
-    Setting(
-        "vpcId",
-        "string",
-        "",
-        "Existing VPC id. Empty: create a dedicated VPC with private subnets.",
-    ),
-    Setting(
-        "subnetIds",
-        "array",
-        [],
-        "Existing private subnet ids (>= 2, in different AZs); required with vpcId.",
-    ),
-    Setting(
-        "vpcCidr",
-        "string",
-        "10.40.0.0/16",
-        "CIDR of the VPC created when vpcId is empty; a private network, /16 to /24.",
-    ),
-    Setting("azCount", "integer", 2, "AZs (and private subnets) of a created VPC, 2 to 6."),
-    Setting(
-        "allowedSecurityGroupIds",
-        "array",
-        [],
-        "Security groups whose members may connect on the cache port.",
-    ),
-    Setting(
-        "allowedCidrs",
-        "array",
-        [],
-        "CIDRs that may connect on the cache port; private networks only (10.0.0.0/8, "
-        "172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7). Empty with a created VPC: "
-        "the VPC's CIDR.",
-    ),
-    Setting("alarmEmails", "array", [], "E-mail addresses subscribed to the alarm topic."),
-    Setting(
-        "hostCpuBudgetPercent",
-        "integer",
-        90,
-        "Host CPU budget; the CPUUtilization alarm fires above budget / vCPUs on <= 2 vCPUs.",
-    ),
-    Setting("engineCpuThresholdPercent", "integer", 90, "EngineCPUUtilization alarm threshold."),
-    Setting(
-        "memoryThresholdPercent", "integer", 80, "DatabaseMemoryUsagePercentage alarm threshold."
-    ),
-    Setting("currConnectionsThreshold", "integer", 5000, "CurrConnections alarm threshold."),
-    Setting("replicationLagThresholdSeconds", "integer", 10, "ReplicationLag alarm threshold."),
-    Setting("evictionsThreshold", "integer", 500, "Evictions per 5 minutes that alarm."),
-    Setting("swapThresholdMb", "integer", 50, "SwapUsage alarm threshold in MB (AWS: 50 MB)."),
-    Setting(
-        "hitRateThresholdPercent",
-        "integer",
-        80,
-        "Cache hit rate below this alarms (the seed's 80% target).",
-    ),
-)
-_BY_KEY = {s.key: s for s in SETTINGS}
 
 # vCPUs per node type, for the CPUUtilization threshold. Unknown types are rejected.
 NODE_VCPUS: dict[str, int] = {
@@ -202,7 +54,6 @@ NODE_VCPUS: dict[str, int] = {
         )
     },
 }
-
 _MAXMEMORY_POLICIES = (
     "allkeys-lru",
     "allkeys-lfu",
@@ -213,42 +64,317 @@ _MAXMEMORY_POLICIES = (
     "volatile-ttl",
     "noeviction",
 )
-_LOG_RETENTION = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
+# The retention periods CloudWatch Logs accepts.
+_LOG_RETENTION: tuple[int, ...] = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827),
+    *(2192, 2557, 2922, 3288, 3653),
 )
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_MW_RE = re.compile(
-    r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)-"
-    r"(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):([0-5]\d)$"
+_DAY = f"({'|'.join(_DAYS)})"
+_TIME = r"([01]\d|2[0-3]):([0-5]\d)"
+_GROUP_ID = r"[a-z](?!.*--)[a-z0-9-]{0,39}(?<!-)"  # ElastiCache: 1-40, no "--", no trailing "-"
+
+
+def _private_cidr(value: str) -> str:
+    """Inside the private ranges (``infra.cidrs``): the cache port is never offered to the
+    internet, whole or in pieces (``0.0.0.0/1`` + ``128.0.0.0/1``)."""
+    try:
+        net = parse_network(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid CIDR (like 10.0.0.0/16)") from None
+    if not is_private_network(net):
+        raise ValueError(
+            f"{net} is not a private network; only networks inside {PRIVATE_NETWORKS_TEXT} "
+            "may reach the cache (name the clients' private networks)"
+        )
+    return str(net)
+
+
+def _vpc_cidr(value: str) -> str:
+    cidr = _private_cidr(value)
+    if not 16 <= parse_network(cidr).prefixlen <= 24:
+        raise ValueError(f"must be a /16 to /24 network, got {cidr}")
+    return cidr
+
+
+def _minutes(hour: str, minute: str, day: str = "mon") -> int:
+    return (_DAYS.index(day) * 24 + int(hour)) * 60 + int(minute)
+
+
+def _weekly_window(value: str) -> str:
+    d1, h1, m1, d2, h2, m2 = re.split("[:-]", value)
+    length = (_minutes(h2, m2, d2) - _minutes(h1, m1, d1)) % (7 * 24 * 60)
+    if not 60 <= length <= 24 * 60:
+        raise ValueError(f"must last 60 minutes to 24 hours, got {length} min")
+    return value
+
+
+def _daily_window(value: str) -> str:
+    h1, m1, h2, m2 = re.split("[:-]", value)
+    length = (_minutes(h2, m2) - _minutes(h1, m1)) % (24 * 60)
+    if length < 60:
+        raise ValueError(f"must last at least 60 minutes, got {length} min")
+    return value
+
+
+def _threshold(key: str, default: int, lo: int, hi: int, doc: str) -> Setting:
+    return Setting(key=key, type="integer", default=default, minimum=lo, maximum=hi, doc=doc)
+
+
+# The alarm thresholds the catalogue (berthcache.ops.alarm_catalogue) reads by key.
+_THRESHOLDS = (
+    _threshold(
+        "hostCpuBudgetPercent",
+        90,
+        10,
+        100,
+        "Host CPU budget; the CPUUtilization alarm fires above budget / vCPUs on <= 2 vCPUs.",
+    ),
+    _threshold("engineCpuThresholdPercent", 90, 10, 100, "EngineCPUUtilization alarm threshold."),
+    _threshold(
+        "memoryThresholdPercent", 80, 10, 100, "DatabaseMemoryUsagePercentage alarm threshold."
+    ),
+    _threshold("currConnectionsThreshold", 5000, 1, 65000, "CurrConnections alarm threshold."),
+    _threshold("replicationLagThresholdSeconds", 10, 1, 3600, "ReplicationLag alarm threshold."),
+    _threshold("evictionsThreshold", 500, 0, 10_000_000, "Evictions per 5 minutes that alarm."),
+    _threshold("swapThresholdMb", 50, 1, 10_240, "SwapUsage alarm threshold in MB (AWS: 50 MB)."),
+    _threshold(
+        "hitRateThresholdPercent", 80, 1, 99, "Cache hit rate below this alarms (the seed's 80%)."
+    ),
 )
-_SW_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
-_RG_ID_RE = re.compile(r"^[a-z](?!.*--)[a-z0-9-]{0,39}(?<!-)$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9:_.\-]{1,64}$")
-_VPC_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-_SG_RE = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_GROUP = "the replication group"
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        key="environment",
+        type="string",
+        default="dev",
+        choices=("dev", "staging", "prod"),
+        doc="Stage of the stack; prod protects the group, key and secret from deletion and "
+        "requires multiAz.",
+    ),
+    Setting(
+        key="engine",
+        type="string",
+        default="redis",
+        choices=("redis", "valkey"),
+        doc="Cache engine (valkey needs engineVersion 7.2).",
+    ),
+    Setting(
+        key="engineVersion",
+        type="string",
+        default="7.1",
+        pattern=r"7\.\d+",
+        example="7.1",
+        doc="Engine version, 7.x only (Redis 7.0/7.1, Valkey 7.2). Downgrades replace the group.",
+    ),
+    Setting(
+        key="nodeType",
+        type="string",
+        default="cache.t4g.small",
+        choices=tuple(sorted(NODE_VCPUS)),
+        doc="Node type, e.g. cache.t4g.small (Graviton). Its vCPUs set the CPUUtilization alarm.",
+    ),
+    Setting(
+        key="numNodes",
+        type="integer",
+        default=2,
+        minimum=2,
+        maximum=6,
+        doc="Nodes in the group (primary + replicas); automatic failover and multiAz need >= 2.",
+    ),
+    Setting(
+        key="multiAz",
+        type="boolean",
+        default=True,
+        doc="Place replicas in other AZs. Required in prod; dev and staging may turn it off.",
+    ),
+    Setting(
+        key="replicationGroupId",
+        type="string",
+        default="",
+        pattern=f"({_GROUP_ID})?",
+        example="berthcache-dev",
+        replaces=_GROUP,
+        doc="Replication group id (lowercase, <= 40 chars). Empty: berthcache-<stack>.",
+    ),
+    Setting(
+        key="keyPrefix",
+        type="string",
+        default="berthcare:",
+        pattern=r"[A-Za-z0-9:_.\-]{1,64}",
+        example="berthcare:",
+        doc="The apps' key prefix; in RBAC mode the app user may only touch these keys.",
+    ),
+    Setting(
+        key="authMode",
+        type="string",
+        default="token",
+        choices=("token", "rbac"),
+        doc="token: one AUTH token (rotated in place); rbac: user group with a prefix-limited "
+        "app user and the default user disabled.",
+    ),
+    Setting(
+        key="maxmemoryPolicy",
+        type="string",
+        default="allkeys-lru",
+        choices=_MAXMEMORY_POLICIES,
+        doc="Eviction policy. allkeys-lru (seed default) may evict sessions under memory "
+        "pressure; volatile-lru protects keys without TTL instead.",
+    ),
+    Setting(
+        key="maintenanceWindow",
+        type="string",
+        default="sun:05:00-sun:06:00",
+        pattern=f"{_DAY}:{_TIME}-{_DAY}:{_TIME}",
+        example="sun:05:00-sun:06:00",
+        check=_weekly_window,
+        doc="Weekly maintenance window (UTC), 60 minutes to 24 hours.",
+    ),
+    Setting(
+        key="snapshotWindow",
+        type="string",
+        default="03:00-04:00",
+        pattern=f"{_TIME}-{_TIME}",
+        example="03:00-04:00",
+        check=_daily_window,
+        doc="Daily snapshot window (UTC), at least 60 minutes.",
+    ),
+    Setting(
+        key="snapshotRetentionDays",
+        type="integer",
+        default=7,
+        minimum=1,
+        maximum=35,
+        doc="Days automatic snapshots are kept.",
+    ),
+    Setting(
+        key="logRetentionDays",
+        type="integer",
+        default=30,
+        choices=_LOG_RETENTION,
+        doc="Retention of the slow-log and engine-log CloudWatch log groups.",
+    ),
+    Setting(
+        key="vpcId",
+        type="string",
+        default="",
+        pattern="(vpc-[0-9a-f]{8,17})?",
+        example="vpc-0123456789abcdef0",
+        replaces="the subnet group and security group, and so " + _GROUP,
+        doc="Existing VPC id. Empty: create a dedicated VPC with private subnets.",
+    ),
+    Setting(
+        key="subnetIds",
+        type="array",
+        default=[],
+        pattern="subnet-[0-9a-f]{8,17}",
+        example="subnet-0123456789abcdef0",
+        doc="Existing private subnet ids (>= 2, in different AZs); required with vpcId.",
+    ),
+    Setting(
+        key="vpcCidr",
+        type="string",
+        default="10.40.0.0/16",
+        check=_vpc_cidr,
+        replaces="the created VPC and its subnets, and so " + _GROUP,
+        doc="CIDR of the VPC created when vpcId is empty; a private network, /16 to /24.",
+    ),
+    Setting(
+        key="azCount",
+        type="integer",
+        default=2,
+        minimum=2,
+        maximum=6,
+        doc="AZs (and private subnets) of a created VPC.",
+    ),
+    Setting(
+        key="allowedSecurityGroupIds",
+        type="array",
+        default=[],
+        pattern="sg-[0-9a-f]{8,17}",
+        example="sg-0123456789abcdef0",
+        doc="Security groups whose members may connect on the cache port.",
+    ),
+    Setting(
+        key="allowedCidrs",
+        type="array",
+        default=[],
+        check=_private_cidr,
+        doc=f"CIDRs that may connect on the cache port; private networks only "
+        f"({PRIVATE_NETWORKS_TEXT}). Empty with a created VPC: the VPC's CIDR.",
+    ),
+    Setting(
+        key="alarmEmails",
+        type="array",
+        default=[],
+        pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+",
+        example="platform-alerts@example.com",
+        doc="E-mail addresses subscribed to the alarm topic.",
+    ),
+    *_THRESHOLDS,
+)
+_BY_KEY = {s.key: s for s in SETTINGS}
+THRESHOLD_SETTINGS = tuple(s.key for s in _THRESHOLDS)
+
+Violation = tuple[str, str]
+Rule = Callable[[Mapping[str, Any], str], Violation | None]
+"""(checked values by key, stack name) -> (offending key, message), or None when it holds."""
+
+
+def valkey_is_7_2(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["engine"] == "valkey" and v["engineVersion"] != "7.2":
+        return "engineVersion", f"Valkey 7 is 7.2, got {v['engineVersion']!r}"
+    return None
+
+
+def prod_is_multi_az(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["environment"] == "prod" and not v["multiAz"]:
+        return "multiAz", (
+            "must be true when environment is prod: a single-AZ group loses its primary and "
+            "replicas together when that AZ fails"
+        )
+    return None
+
+
+def existing_vpc_has_subnets(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["vpcId"] and len(v["subnetIds"]) < 2:
+        return "subnetIds", "an existing VPC needs at least 2 private subnets in 2 AZs"
+    if not v["vpcId"] and v["subnetIds"]:
+        return "subnetIds", "only valid together with vpcId"
+    return None
+
+
+def existing_vpc_admits_someone(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["vpcId"] and not v["allowedCidrs"] and not v["allowedSecurityGroupIds"]:
+        return "allowedCidrs", (
+            "with an existing VPC, set allowedCidrs or allowedSecurityGroupIds: nothing could "
+            "reach the cache otherwise"
+        )
+    return None
+
+
+def group_id_from_stack_is_valid(v: Mapping[str, Any], stack: str) -> Violation | None:
+    derived = _group_id(v, stack)
+    if not re.fullmatch(_GROUP_ID, derived):
+        return "replicationGroupId", (
+            f"{derived!r} (from the stack name) must be 1-40 lowercase letters, digits or single "
+            "hyphens, starting with a letter and not ending with a hyphen: set it explicitly"
+        )
+    return None
+
+
+# numNodes' minimum of 2 already gives automatic failover and multiAz their replica.
+RULES: tuple[Rule, ...] = (
+    valkey_is_7_2,
+    prod_is_multi_az,
+    existing_vpc_has_subnets,
+    existing_vpc_admits_someone,
+    group_id_from_stack_is_valid,
+)
+
+
+def _group_id(v: Mapping[str, Any], stack: str) -> str:
+    return str(v["replicationGroupId"] or f"berthcache-{stack}".lower())
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -286,10 +412,6 @@ class StackConfig:
         return self.environment == "prod"
 
     @property
-    def parameter_group_family(self) -> str:
-        return f"{self.engine}{self.engine_version.split('.')[0]}"
-
-    @property
     def member_cluster_ids(self) -> tuple[str, ...]:
         """ElastiCache names members ``<group-id>-001``…; known before the group exists."""
         return tuple(f"{self.replication_group_id}-{i:03d}" for i in range(1, self.num_nodes + 1))
@@ -304,201 +426,20 @@ class StackConfig:
         }
 
 
-def _err(key: str, msg: str) -> InfraConfigError:
-    return InfraConfigError(f"{NAMESPACE}:{key}: {msg}")
-
-
-def _parse(setting: Setting, raw: str | None) -> Any:
-    """Raw config text (as Pulumi passes it) -> a typed value, or the declared default."""
-    if raw is None:
-        return setting.default
-    key = setting.key
-    if setting.type == "string":
-        return raw.strip()
-    if setting.type == "integer":
-        try:
-            return int(raw)
-        except ValueError:
-            raise _err(key, f"must be an integer, got {raw!r}") from None
-    if setting.type == "boolean":
-        low = raw.strip().lower()
-        if low not in ("true", "false"):
-            raise _err(key, f"must be true or false, got {raw!r}")
-        return low == "true"
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        raise _err(key, "must be a list (set it with `pulumi config set --path`)") from None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _err(key, "must be a list of strings")
-    return value
-
-
-def _in_range(key: str, value: int, lo: int, hi: int) -> int:
-    if not lo <= value <= hi:
-        raise _err(key, f"must be between {lo} and {hi}, got {value}")
-    return value
-
-
-def _window_minutes(start: tuple[int, int, int], end: tuple[int, int, int]) -> int:
-    week = 7 * 24 * 60
-    a = (start[0] * 24 + start[1]) * 60 + start[2]
-    b = (end[0] * 24 + end[1]) * 60 + end[2]
-    return (b - a) % week
-
-
-def _check_maintenance_window(value: str) -> str:
-    m = _MW_RE.match(value)
-    if not m:
-        raise _err(
-            "maintenanceWindow",
-            f"must look like sun:05:00-sun:06:00 (ddd:hh24:mi-ddd:hh24:mi), got {value!r}",
-        )
-    d1, h1, m1, d2, h2, m2 = m.groups()
-    minutes = _window_minutes(
-        (_DAYS.index(d1), int(h1), int(m1)), (_DAYS.index(d2), int(h2), int(m2))
-    )
-    if not 60 <= minutes <= 24 * 60:
-        raise _err("maintenanceWindow", f"must last 60 minutes to 24 hours, got {minutes} min")
-    return value
-
-
-def _check_snapshot_window(value: str) -> str:
-    m = _SW_RE.match(value)
-    if not m:
-        raise _err("snapshotWindow", f"must look like 03:00-04:00 (hh24:mi-hh24:mi), got {value!r}")
-    h1, m1, h2, m2 = (int(g) for g in m.groups())
-    minutes = ((h2 * 60 + m2) - (h1 * 60 + m1)) % (24 * 60)
-    if minutes < 60:
-        raise _err("snapshotWindow", f"must last at least 60 minutes, got {minutes} min")
-    return value
-
-
-def _check_cidr(key: str, value: str) -> str:
-    """A valid network inside the private ranges (``infra.cidrs``): the cache port is never
-    offered to the internet, whole or in pieces (``0.0.0.0/1`` + ``128.0.0.0/1``)."""
-    try:
-        net = parse_network(value)
-    except ValueError:
-        raise _err(key, f"{value!r} is not a valid CIDR (like 10.0.0.0/16)") from None
-    if not is_private_network(net):
-        raise _err(
-            key,
-            f"{net} is not a private network; only networks inside {PRIVATE_NETWORKS_TEXT} "
-            "may reach the cache (name the clients' private networks)",
-        )
-    return str(net)
-
-
 def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
     """Validate raw settings (unnamespaced key -> text, as Pulumi passes them)."""
     unknown = sorted(set(raw) - set(_BY_KEY))
     if unknown:
-        raise _err(unknown[0], f"unknown setting; known: {', '.join(sorted(_BY_KEY))}")
-    v = {s.key: _parse(s, raw.get(s.key)) for s in SETTINGS}
-
-    if v["environment"] not in ("dev", "staging", "prod"):
-        raise _err("environment", f"must be dev, staging or prod, got {v['environment']!r}")
-    if v["engine"] not in ("redis", "valkey"):
-        raise _err("engine", f"must be redis or valkey, got {v['engine']!r}")
-    if not re.fullmatch(r"7\.\d+", v["engineVersion"]):
-        raise _err(
-            "engineVersion",
-            f"must be a 7.x version like 7.1 (this kit targets Redis 7), "
-            f"got {v['engineVersion']!r}",
+        raise setting_error(
+            NAMESPACE, unknown[0], f"unknown setting; known: {', '.join(sorted(_BY_KEY))}"
         )
-    if v["engine"] == "valkey" and v["engineVersion"] != "7.2":
-        raise _err("engineVersion", f"Valkey 7 is 7.2, got {v['engineVersion']!r}")
-    if v["nodeType"] not in NODE_VCPUS:
-        raise _err(
-            "nodeType",
-            f"unknown node type {v['nodeType']!r}; known: " + ", ".join(sorted(NODE_VCPUS)),
-        )
-    if v["numNodes"] < 2 and v["multiAz"]:
-        raise _err("numNodes", f"multi-AZ needs at least 2 nodes, got {v['numNodes']}")
-    if v["environment"] == "prod" and not v["multiAz"]:
-        raise _err(
-            "multiAz",
-            "must be true when environment is prod: a single-AZ group loses its primary and "
-            "replicas together when that AZ fails",
-        )
-    _in_range("numNodes", v["numNodes"], 2, 6)
-    rg_id = v["replicationGroupId"] or f"berthcache-{stack}".lower()
-    if not _RG_ID_RE.match(rg_id):
-        raise _err(
-            "replicationGroupId",
-            f"{rg_id!r} must be 1-40 lowercase letters, digits or single hyphens, "
-            "starting with a letter and not ending with a hyphen",
-        )
-    if not _PREFIX_RE.match(v["keyPrefix"]):
-        raise _err("keyPrefix", "must be 1-64 characters of letters, digits, ':', '_', '.', '-'")
-    if v["authMode"] not in ("token", "rbac"):
-        raise _err("authMode", f"must be token or rbac, got {v['authMode']!r}")
-    if v["maxmemoryPolicy"] not in _MAXMEMORY_POLICIES:
-        raise _err("maxmemoryPolicy", f"must be one of {', '.join(_MAXMEMORY_POLICIES)}")
-    _check_maintenance_window(v["maintenanceWindow"])
-    _check_snapshot_window(v["snapshotWindow"])
-    _in_range("snapshotRetentionDays", v["snapshotRetentionDays"], 1, 35)
-    if v["logRetentionDays"] not in _LOG_RETENTION:
-        raise _err("logRetentionDays", f"must be one of CloudWatch's values {_LOG_RETENTION}")
-
-    vpc_id = v["vpcId"] or None
-    if vpc_id is not None:
-        if not _VPC_RE.match(vpc_id):
-            raise _err("vpcId", f"must look like vpc-0123abcd, got {vpc_id!r}")
-        if len(v["subnetIds"]) < 2:
-            raise _err("subnetIds", "an existing VPC needs at least 2 private subnets in 2 AZs")
-    elif v["subnetIds"]:
-        raise _err("subnetIds", "only valid together with vpcId")
-    for sid in v["subnetIds"]:
-        if not _SUBNET_RE.match(sid):
-            raise _err("subnetIds", f"must look like subnet-0123abcd, got {sid!r}")
-    vpc_cidr = _check_cidr("vpcCidr", v["vpcCidr"])
-    if not 16 <= ipaddress.ip_network(vpc_cidr).prefixlen <= 24:
-        raise _err("vpcCidr", f"must be a /16 to /24 network, got {vpc_cidr}")
-    _in_range("azCount", v["azCount"], 2, 6)
-    for sg in v["allowedSecurityGroupIds"]:
-        if not _SG_RE.match(sg):
-            raise _err("allowedSecurityGroupIds", f"must look like sg-0123abcd, got {sg!r}")
-    cidrs = [_check_cidr("allowedCidrs", c) for c in v["allowedCidrs"]]
-    if not cidrs and not v["allowedSecurityGroupIds"]:
-        if vpc_id is not None:
-            raise _err(
-                "allowedCidrs",
-                "with an existing VPC, set allowedCidrs or "
-                "allowedSecurityGroupIds: nothing could reach the cache otherwise",
-            )
-        cidrs = [vpc_cidr]
-    for email in v["alarmEmails"]:
-        if not _EMAIL_RE.match(email):
-            raise _err("alarmEmails", f"{email!r} is not an e-mail address")
-
-    thresholds = {
-        "hostCpuBudgetPercent": float(
-            _in_range("hostCpuBudgetPercent", v["hostCpuBudgetPercent"], 10, 100)
-        ),
-        "engineCpuThresholdPercent": float(
-            _in_range("engineCpuThresholdPercent", v["engineCpuThresholdPercent"], 10, 100)
-        ),
-        "memoryThresholdPercent": float(
-            _in_range("memoryThresholdPercent", v["memoryThresholdPercent"], 10, 100)
-        ),
-        "currConnectionsThreshold": float(
-            _in_range("currConnectionsThreshold", v["currConnectionsThreshold"], 1, 65000)
-        ),
-        "replicationLagThresholdSeconds": float(
-            _in_range(
-                "replicationLagThresholdSeconds", v["replicationLagThresholdSeconds"], 1, 3600
-            )
-        ),
-        "evictionsThreshold": float(
-            _in_range("evictionsThreshold", v["evictionsThreshold"], 0, 10_000_000)
-        ),
-        "swapThresholdMb": float(_in_range("swapThresholdMb", v["swapThresholdMb"], 1, 10_240)),
-        "hitRateThresholdPercent": float(
-            _in_range("hitRateThresholdPercent", v["hitRateThresholdPercent"], 1, 99)
-        ),
-    }
+    v = {s.key: parse_setting(s, raw.get(s.key), namespace=NAMESPACE) for s in SETTINGS}
+    for rule in RULES:
+        violation = rule(v, stack)
+        if violation is not None:
+            raise setting_error(NAMESPACE, *violation)
+    # A created VPC admits its own CIDR when nobody is named (an existing one must name them).
+    cidrs = v["allowedCidrs"] or ([] if v["allowedSecurityGroupIds"] else [v["vpcCidr"]])
     return StackConfig(
         stack=stack,
         environment=v["environment"],
@@ -508,7 +449,7 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         node_vcpus=NODE_VCPUS[v["nodeType"]],
         num_nodes=v["numNodes"],
         multi_az=v["multiAz"],
-        replication_group_id=rg_id,
+        replication_group_id=_group_id(v, stack),
         key_prefix=v["keyPrefix"],
         auth_mode=v["authMode"],
         maxmemory_policy=v["maxmemoryPolicy"],
@@ -516,20 +457,37 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         snapshot_window=v["snapshotWindow"],
         snapshot_retention_days=v["snapshotRetentionDays"],
         log_retention_days=v["logRetentionDays"],
-        vpc_id=vpc_id,
+        vpc_id=v["vpcId"] or None,
         subnet_ids=tuple(v["subnetIds"]),
-        vpc_cidr=vpc_cidr,
+        vpc_cidr=v["vpcCidr"],
         az_count=v["azCount"],
         allowed_security_group_ids=tuple(v["allowedSecurityGroupIds"]),
         allowed_cidrs=tuple(cidrs),
         alarm_emails=tuple(v["alarmEmails"]),
-        thresholds=thresholds,
+        thresholds={key: float(v[key]) for key in THRESHOLD_SETTINGS},
     )
 
 
 def from_pulumi(get: Callable[[str], str | None] | None = None) -> StackConfig:
     """Read and validate this stack's settings from Pulumi config."""
-    cfg = pulumi.Config(NAMESPACE)
-    getter = get or cfg.get
+    getter = get or pulumi.Config(NAMESPACE).get
     raw = {s.key: val for s in SETTINGS if (val := getter(s.key)) is not None}
     return load(raw, stack=pulumi.get_stack())
+
+
+def pulumi_config_block() -> dict[str, Any]:
+    """``Pulumi.yaml``'s ``config:`` block as the table declares it."""
+    return {s.key: s.pulumi_declaration() for s in SETTINGS}
+
+
+if __name__ == "__main__":
+    # `python -m infra.config` prints docs/platform.md's table; `... pulumi-yaml` the config block.
+    import sys
+
+    import yaml
+
+    if sys.argv[1:] == ["pulumi-yaml"]:
+        block = {"config": pulumi_config_block()}
+        print(yaml.safe_dump(block, sort_keys=False, width=100, allow_unicode=True), end="")
+    else:
+        print(markdown_table(SETTINGS))

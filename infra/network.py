@@ -6,17 +6,32 @@ validation has already refused 0.0.0.0/0, and the group has no other ingress.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import StackConfig
-
-__all__ = ["CACHE_PORT", "Network"]
+__all__ = ["CACHE_PORT", "Network", "NetworkArgs"]
 
 CACHE_PORT = 6379
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NetworkArgs:
+    """Where the cache lives and who may reach it (already validated: private CIDRs only)."""
+
+    group_id: str
+    """Names the subnet group, the security group and a created VPC's resources."""
+    vpc_id: str | None
+    """An existing VPC, or ``None`` to create one from ``vpc_cidr`` over ``az_count`` AZs."""
+    subnet_ids: tuple[str, ...]
+    vpc_cidr: str
+    az_count: int
+    allowed_security_group_ids: tuple[str, ...]
+    allowed_cidrs: tuple[str, ...]
+    tags: Mapping[str, str]
 
 
 def _nth_az(i: int) -> Callable[[list[str]], str]:
@@ -36,31 +51,31 @@ class Network(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
 
     def __init__(
-        self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("berthcache:infra:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         subnet_ids: list[pulumi.Output[str]]
-        if cfg.vpc_id is not None:
-            vpc_id = pulumi.Output.from_input(cfg.vpc_id)
-            subnet_ids = [pulumi.Output.from_input(s) for s in cfg.subnet_ids]
+        if args.vpc_id is not None:
+            vpc_id = pulumi.Output.from_input(args.vpc_id)
+            subnet_ids = [pulumi.Output.from_input(s) for s in args.subnet_ids]
         else:
             vpc = aws.ec2.Vpc(
                 f"{name}-vpc",
-                cidr_block=cfg.vpc_cidr,
+                cidr_block=args.vpc_cidr,
                 enable_dns_support=True,
                 enable_dns_hostnames=True,
-                tags={**cfg.tags, "Name": f"{cfg.replication_group_id}-vpc"},
+                tags={**args.tags, "Name": f"{args.group_id}-vpc"},
                 opts=child,
             )
             vpc_id = vpc.id
             azs = aws.get_availability_zones_output(
                 state="available", opts=pulumi.InvokeOutputOptions(parent=self)
             )
-            net = ipaddress.ip_network(cfg.vpc_cidr)
+            net = ipaddress.ip_network(args.vpc_cidr)
             blocks = list(net.subnets(new_prefix=net.prefixlen + 4))
             subnet_ids = []
-            for i in range(cfg.az_count):
+            for i in range(args.az_count):
                 subnet = aws.ec2.Subnet(
                     f"{name}-private-{i + 1}",
                     vpc_id=vpc.id,
@@ -68,8 +83,8 @@ class Network(pulumi.ComponentResource):
                     availability_zone=azs.names.apply(_nth_az(i)),
                     map_public_ip_on_launch=False,
                     tags={
-                        **cfg.tags,
-                        "Name": f"{cfg.replication_group_id}-private-{i + 1}",
+                        **args.tags,
+                        "Name": f"{args.group_id}-private-{i + 1}",
                         "Tier": "private",
                     },
                     opts=child,
@@ -78,22 +93,21 @@ class Network(pulumi.ComponentResource):
 
         subnet_group = aws.elasticache.SubnetGroup(
             f"{name}-subnet-group",
-            name=f"{cfg.replication_group_id}-subnets",
-            description=f"Private subnets of {cfg.replication_group_id}",
+            name=f"{args.group_id}-subnets",
+            description=f"Private subnets of {args.group_id}",
             subnet_ids=subnet_ids,
-            tags=cfg.tags,
+            tags=args.tags,
             opts=child,
         )
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=f"{cfg.replication_group_id}-cache",
-            description=f"Cache port {CACHE_PORT} of {cfg.replication_group_id}, from named "
-            "clients only",
+            name=f"{args.group_id}-cache",
+            description=f"Cache port {CACHE_PORT} of {args.group_id}, from named clients only",
             vpc_id=vpc_id,
-            tags=cfg.tags,
+            tags=args.tags,
             opts=child,
         )
-        for i, source_sg in enumerate(cfg.allowed_security_group_ids):
+        for i, source_sg in enumerate(args.allowed_security_group_ids):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-from-sg-{i + 1}",
                 security_group_id=sg.id,
@@ -104,7 +118,7 @@ class Network(pulumi.ComponentResource):
                 description=f"Redis from {source_sg}",
                 opts=child,
             )
-        for i, cidr in enumerate(cfg.allowed_cidrs):
+        for i, cidr in enumerate(args.allowed_cidrs):
             v6 = ipaddress.ip_network(cidr).version == 6
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-from-cidr-{i + 1}",

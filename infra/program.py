@@ -1,5 +1,10 @@
 """The Pulumi program as a function, so ``infra/__main__.py``, the mock tests and the offline
-plan all run exactly the same code."""
+plan all run exactly the same code.
+
+This is the one place that knows both the stack's settings (:class:`StackConfig`) and the
+components: it gives each component only the arguments it uses (``NetworkArgs``, ``SecurityArgs``,
+``NotificationsArgs``, ``CacheArgs``, ``AlarmsArgs``) and wires their outputs together.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ from urllib.parse import quote
 import pulumi
 import pulumi_aws as aws
 
-from infra.alarms import Alarms, Notifications
-from infra.cache import Cache
+from infra.alarms import Alarms, AlarmsArgs, Notifications, NotificationsArgs
+from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig, from_pulumi
-from infra.network import Network
-from infra.security import Security, secret_str
+from infra.network import Network, NetworkArgs
+from infra.security import Security, SecurityArgs, secret_str
 
 __all__ = ["connection_url", "run"]
 
@@ -28,18 +33,78 @@ def run(cfg: StackConfig | None = None) -> None:
     """Declare every resource of one stack and export its outputs."""
     cfg = cfg or from_pulumi()
     name = cfg.replication_group_id
-    security = Security(f"{name}-security", cfg)
-    network = Network(f"{name}-network", cfg)
-    notifications = Notifications(f"{name}-notify", cfg, kms_key_arn=security.kms_key_arn)
+    tags = cfg.tags
+    security = Security(
+        f"{name}-security",
+        SecurityArgs(
+            group_id=name,
+            stack=cfg.stack,
+            engine=cfg.engine,
+            auth_mode=cfg.auth_mode,
+            key_prefix=cfg.key_prefix,
+            protect=cfg.protect,
+            tags=tags,
+        ),
+    )
+    network = Network(
+        f"{name}-network",
+        NetworkArgs(
+            group_id=name,
+            vpc_id=cfg.vpc_id,
+            subnet_ids=cfg.subnet_ids,
+            vpc_cidr=cfg.vpc_cidr,
+            az_count=cfg.az_count,
+            allowed_security_group_ids=cfg.allowed_security_group_ids,
+            allowed_cidrs=cfg.allowed_cidrs,
+            tags=tags,
+        ),
+    )
+    notifications = Notifications(
+        f"{name}-notify",
+        NotificationsArgs(
+            group_id=name,
+            kms_key_arn=security.kms_key_arn,
+            alarm_emails=cfg.alarm_emails,
+            tags=tags,
+        ),
+    )
     cache = Cache(
         f"{name}-cache",
-        cfg,
-        network=network,
-        security=security,
-        notification_topic_arn=notifications.topic_arn,
+        CacheArgs(
+            group_id=name,
+            stack=cfg.stack,
+            engine=cfg.engine,
+            engine_version=cfg.engine_version,
+            node_type=cfg.node_type,
+            num_nodes=cfg.num_nodes,
+            multi_az=cfg.multi_az,
+            maxmemory_policy=cfg.maxmemory_policy,
+            maintenance_window=cfg.maintenance_window,
+            snapshot_window=cfg.snapshot_window,
+            snapshot_retention_days=cfg.snapshot_retention_days,
+            log_retention_days=cfg.log_retention_days,
+            protect=cfg.protect,
+            tags=tags,
+            subnet_group_name=network.subnet_group_name,
+            security_group_id=network.security_group_id,
+            kms_key_arn=security.kms_key_arn,
+            auth_token=security.auth_token,
+            user_group_id=security.user_group_id,
+            notification_topic_arn=notifications.topic_arn,
+        ),
     )
     alarms = Alarms(
-        f"{name}-alarms", cfg, topic_arn=notifications.topic_arn, depends_on=[cache.group]
+        f"{name}-alarms",
+        AlarmsArgs(
+            group_id=name,
+            stack=cfg.stack,
+            member_cluster_ids=cfg.member_cluster_ids,
+            node_vcpus=cfg.node_vcpus,
+            thresholds=cfg.thresholds,
+            topic_arn=notifications.topic_arn,
+            tags=tags,
+        ),
+        depends_on=[cache.group],
     )
 
     url = pulumi.Output.all(security.password, cache.primary_endpoint, cache.port).apply(

@@ -10,7 +10,9 @@ travel as Pulumi secrets.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from typing import Any, cast
 
 import pulumi
@@ -18,9 +20,8 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from berthcache.acl import app_user_access
-from infra.config import StackConfig
 
-__all__ = ["AUTH_TOKEN_SPECIALS", "Security", "app_access_string", "secret_str"]
+__all__ = ["AUTH_TOKEN_SPECIALS", "Security", "SecurityArgs", "app_access_string", "secret_str"]
 
 # ElastiCache accepts printable ASCII, 16-128 characters, and only these non-alphanumerics.
 AUTH_TOKEN_SPECIALS = "!&#$^<>-"
@@ -94,6 +95,23 @@ def _key_policy(account_id: str, region: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SecurityArgs:
+    """What the key, the credentials and the secret depend on."""
+
+    group_id: str
+    """Names the key alias, the RBAC users and group, and (with ``stack``) the secret."""
+    stack: str
+    engine: str
+    auth_mode: str
+    """``token`` (one AUTH token) or ``rbac`` (a user group with a prefix-limited app user)."""
+    key_prefix: str
+    """The only keys and channels an RBAC app user may touch."""
+    protect: bool
+    """Protect the key and the secret from deletion and keep the secret 30 days when deleted."""
+    tags: Mapping[str, str]
+
+
 class Security(pulumi.ComponentResource):
     """KMS key with rotation, AUTH token or RBAC user group, and the connection secret."""
 
@@ -106,30 +124,29 @@ class Security(pulumi.ComponentResource):
     password: pulumi.Output[str]
 
     def __init__(
-        self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: SecurityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("berthcache:infra:Security", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        keep = pulumi.ResourceOptions(parent=self, protect=cfg.protect)
+        keep = pulumi.ResourceOptions(parent=self, protect=args.protect)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         identity = aws.get_caller_identity_output(opts=invoke)
         region = aws.get_region_output(opts=invoke)
 
         key = aws.kms.Key(
             f"{name}-key",
-            description=f"Encrypts {cfg.replication_group_id}: data at rest, snapshots, logs, "
-            "secret",
+            description=f"Encrypts {args.group_id}: data at rest, snapshots, logs, secret",
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=pulumi.Output.all(identity.account_id, region.region).apply(
                 lambda a: _key_policy(a[0], a[1])
             ),
-            tags=cfg.tags,
+            tags=args.tags,
             opts=keep,
         )
         aws.kms.Alias(
             f"{name}-key-alias",
-            name=f"alias/{cfg.replication_group_id}",
+            name=f"alias/{args.group_id}",
             target_key_id=key.key_id,
             opts=child,
         )
@@ -137,7 +154,7 @@ class Security(pulumi.ComponentResource):
         self.auth_token = None
         self.user_group_id = None
         self.username = None
-        if cfg.auth_mode == "token":
+        if args.auth_mode == "token":
             token = _token(f"{name}-auth-token", child)
             self.auth_token = secret_str(token.result)
             self.password = self.auth_token
@@ -146,37 +163,37 @@ class Security(pulumi.ComponentResource):
             default_pw = _token(f"{name}-default-password", child)
             default_user = aws.elasticache.User(
                 f"{name}-default-user",
-                user_id=f"{cfg.replication_group_id}-default",
+                user_id=f"{args.group_id}-default",
                 user_name="default",
-                engine=cfg.engine,
+                engine=args.engine,
                 access_string="off -@all",
                 authentication_mode={
                     "type": "password",
                     "passwords": [secret_str(default_pw.result)],
                 },
-                tags=cfg.tags,
+                tags=args.tags,
                 opts=child,
             )
             app_user = aws.elasticache.User(
                 f"{name}-app-user",
-                user_id=f"{cfg.replication_group_id}-app",
+                user_id=f"{args.group_id}-app",
                 user_name="app",
-                engine=cfg.engine,
-                access_string=app_access_string(cfg.key_prefix),
+                engine=args.engine,
+                access_string=app_access_string(args.key_prefix),
                 authentication_mode={
                     "type": "password",
                     "passwords": [secret_str(app_pw.result)],
                 },
-                tags=cfg.tags,
+                tags=args.tags,
                 # The password is set at creation; rotated later outside Pulumi, never reset.
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=["authentication_mode"]),
             )
             group = aws.elasticache.UserGroup(
                 f"{name}-user-group",
-                user_group_id=f"{cfg.replication_group_id}-users",
-                engine=cfg.engine,
+                user_group_id=f"{args.group_id}-users",
+                engine=args.engine,
                 user_ids=[default_user.user_id, app_user.user_id],
-                tags=cfg.tags,
+                tags=args.tags,
                 opts=child,
             )
             self.user_group_id = group.id
@@ -185,11 +202,11 @@ class Security(pulumi.ComponentResource):
 
         secret = aws.secretsmanager.Secret(
             f"{name}-secret",
-            name=f"berthcache/{cfg.stack}/{cfg.replication_group_id}",
-            description=f"Connection to {cfg.replication_group_id}: endpoints and credentials",
+            name=f"berthcache/{args.stack}/{args.group_id}",
+            description=f"Connection to {args.group_id}: endpoints and credentials",
             kms_key_id=key.arn,
-            recovery_window_in_days=30 if cfg.protect else 7,
-            tags=cfg.tags,
+            recovery_window_in_days=30 if args.protect else 7,
+            tags=args.tags,
             opts=keep,
         )
         self.kms_key_arn = key.arn

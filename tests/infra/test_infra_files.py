@@ -13,11 +13,12 @@ import pytest
 import yaml
 
 from berthcache.ops.alarm_catalogue import CATALOGUE
-from infra.config import SETTINGS, InfraConfigError, load
+from infra.config import SETTINGS, InfraConfigError, load, pulumi_config_block
 from infra.offline import REPO_ROOT
 
 SCHEMA = REPO_ROOT / "infra" / "schemas" / "pulumi-project.schema.json"
-SHARED_SCHEMA = REPO_ROOT.parent / "shared" / "schemas" / "pulumi-project.schema.json"
+UPSTREAM_ID = "https://github.com/pulumi/pulumi/blob/master/sdk/go/common/workspace/project.json"
+jsonschema: Any = importlib.import_module("jsonschema")  # no type stubs installed
 
 
 def _project() -> dict[str, Any]:
@@ -25,26 +26,61 @@ def _project() -> dict[str, Any]:
     return data
 
 
-def test_pulumi_yaml_validates_against_the_vendored_official_schema() -> None:
-    jsonschema = importlib.import_module("jsonschema")  # no type stubs installed
-    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    jsonschema.validate(_project(), schema)
+def _schema() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    return data
 
 
-def test_pulumi_yaml_schema_check_rejects_a_broken_project() -> None:
-    jsonschema = importlib.import_module("jsonschema")
-    broken = {**_project(), "runtime": 42}
+def test_vendored_schema_is_a_valid_json_schema_of_its_declared_draft() -> None:
+    schema = _schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    validator = jsonschema.validators.validator_for(schema, default=None)
+    assert validator is jsonschema.Draft202012Validator
+    validator.check_schema(schema)  # raises SchemaError on a malformed schema
+
+
+def test_schema_readme_names_the_upstream_file_and_how_to_refresh_it() -> None:
+    assert _schema()["$id"] == UPSTREAM_ID
+    readme = (SCHEMA.parent / "README.md").read_text(encoding="utf-8")
+    assert UPSTREAM_ID in readme
+    assert "sdk/go/common/workspace/project.json" in readme
+    assert "## Refresh" in readme
+
+
+def test_pulumi_yaml_validates_against_the_vendored_schema() -> None:
+    jsonschema.Draft202012Validator(_schema()).validate(_project())
+
+
+def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        pytest.param(lambda p: _without(p, "runtime"), id="no-runtime"),
+        pytest.param(lambda p: _without(p, "name"), id="no-name"),
+        pytest.param(lambda p: {**p, "runtime": 42}, id="runtime-not-a-name-or-object"),
+        pytest.param(lambda p: {**p, "name": ""}, id="empty-name"),
+        pytest.param(lambda p: {**p, "main": ["infra/"]}, id="main-not-a-string"),
+        pytest.param(
+            lambda p: {**p, "config": {**p["config"], "numNodes": {"type": "float"}}},
+            id="unknown-config-type",
+        ),
+        pytest.param(
+            lambda p: {**p, "config": {**p["config"], "subnetIds": {"type": "array"}}},
+            id="array-setting-without-items",
+        ),
+        pytest.param(
+            lambda p: {**p, "config": {**p["config"], "vpcId": {"type": "string", "doc": "x"}}},
+            id="unknown-config-field",
+        ),
+    ],
+)
+def test_schema_rejects_a_broken_pulumi_yaml(breakage: Any) -> None:
+    broken = breakage(_project())
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(broken, json.loads(SCHEMA.read_text(encoding="utf-8")))
-
-
-def test_vendored_schema_equals_the_shared_copy_when_there_is_one() -> None:
-    """A newer shared schema must be noticed; on a plain clone there is nothing to compare."""
-    if SHARED_SCHEMA.is_file():
-        assert SCHEMA.read_bytes() == SHARED_SCHEMA.read_bytes(), (
-            f"{SHARED_SCHEMA} differs from the vendored {SCHEMA}: copy the newer one in"
-        )
+        jsonschema.Draft202012Validator(_schema()).validate(broken)
 
 
 def test_pulumi_yaml_runs_infra_in_the_project_venv() -> None:
@@ -58,13 +94,12 @@ def test_pulumi_yaml_runs_infra_in_the_project_venv() -> None:
     assert (REPO_ROOT / "infra" / "__main__.py").is_file()
 
 
-def test_pulumi_yaml_declares_every_setting_the_program_reads() -> None:
+def test_pulumi_yaml_declares_exactly_the_settings_table() -> None:
+    """Key order, types, items, descriptions (doc + allowed values), secrecy and defaults:
+    regenerate with `python -m infra.config pulumi-yaml` after changing ``SETTINGS``."""
     declared = _project()["config"]
     assert list(declared) == [s.key for s in SETTINGS]
-    for s in SETTINGS:
-        assert declared[s.key]["type"] == s.type, s.key
-        assert declared[s.key]["default"] == s.default, s.key
-        assert declared[s.key]["description"], s.key
+    assert declared == pulumi_config_block()
 
 
 def test_dev_stack_is_realistic_and_holds_no_secrets() -> None:
