@@ -24,7 +24,6 @@ from rich.table import Table
 from berthcache._config import CacheConfig
 from berthcache._exceptions import CacheError
 from berthcache.ops._aws import AwsClients, describe_aws_error
-from berthcache.ops._catalogue import find_spec, runbook_link, runbook_text
 from berthcache.ops._errors import ExitCode, OpsError
 from berthcache.ops._outputs import (
     Connection,
@@ -34,6 +33,7 @@ from berthcache.ops._outputs import (
     load_outputs,
     resolve_connection,
 )
+from berthcache.ops._runbooks import find_spec, runbook_link, runbook_text
 
 __all__ = ["app", "main"]
 
