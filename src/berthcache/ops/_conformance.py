@@ -78,6 +78,8 @@ def plan_suite_run(
     argv = [python, "-m", "pytest", "--pyargs", "berthcache.conformance"]
     # The clause table; no .pytest_cache (outside a checkout, rootdir is the installed package).
     argv += ["-p", "berthcache.testing.clauses", "-p", "no:cacheprovider"]
+    # The checkout's pyproject sets this; outside it pytest-asyncio would warn that it is unset.
+    argv += ["-o", "asyncio_default_fixture_loop_scope=function"]
     argv += ["--target", chosen]
     env = dict(environ)
     env.pop("REDIS_URL", None)  # the plugin would read it; only the url target passes one

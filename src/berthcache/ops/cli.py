@@ -351,7 +351,8 @@ def conformance(
         str | None,
         typer.Option(
             "--redis-url",
-            help="Test this endpoint (redis[s]://user:password@host:port); $REDIS_URL too. "
+            help="Test this endpoint (redis:// or rediss://user:password@host:port); $REDIS_URL "
+            "too. "
             "Only tests that need no admin rights run; nothing outside the run's namespace is "
             "touched.",
         ),
