@@ -206,7 +206,7 @@ def test_conformance_runs_the_packaged_suite_on_the_local_target(installed: Inst
     done = installed.run("conformance", "-k", "c05", "-q")
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    assert "on the local" in done.stderr  # the target it chose, said before pytest starts
+    assert "on the local target" in done.stderr  # the target it chose, said before pytest starts
     row = re.search(r"^C5\s+Basic operations\s+(\d+)\s+0\s+0\s+PASS\s*$", out, re.M)
     assert row, out[-3000:]
     assert int(row.group(1)) > 0

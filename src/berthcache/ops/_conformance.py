@@ -90,16 +90,16 @@ def plan_suite_run(
         else:
             assert outputs is not None
             argv += ["--stack-outputs", str(outputs.resolve())]
-            where = f"stack outputs {str(outputs)!r}"
+            where = f"outputs file {str(outputs)!r}"
     elif chosen == "url":
         url = redis_url if redis_url is not None else environ.get("REDIS_URL", "").strip()
         _check_url(url)
         env["REDIS_URL"] = url
-        where = f"url {mask_url(url)}"
+        where = mask_url(url)
     elif chosen == "docker":
-        where = "docker (testcontainers redis:7)"
+        where = "testcontainers redis:7"
     else:
-        where = "local (a Redis 7 group this run starts and stops)"
+        where = "a Redis 7 group this run starts and stops"
     if tls_ca is not None:
         argv += ["--tls-ca", str(tls_ca.resolve())]
     if junitxml is not None:
@@ -109,7 +109,7 @@ def plan_suite_run(
         target=chosen,
         argv=tuple(argv),
         env=env,
-        description=f"the conformance suite (berthcache.conformance) on the {where} target",
+        description=f"the packaged conformance suite on the {chosen} target ({where})",
     )
 
 
