@@ -143,6 +143,24 @@ def test_stack_target_errors_name_what_is_missing(mocked_aws: None, tmp_path: Pa
         stack_target(outputs_file=str(path))
 
 
-def test_default_ca_bundle_is_a_file() -> None:
-    bundle = default_ca_bundle()
-    assert bundle is None or Path(bundle).is_file()
+def test_default_ca_bundle_is_the_systems_else_certifis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssl
+
+    import certifi
+
+    system = tmp_path / "system-ca.pem"
+    system.write_text("-----BEGIN CERTIFICATE-----\n")
+    paths = ssl.get_default_verify_paths()
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths._replace(cafile=str(system)))
+    assert default_ca_bundle() == str(system)
+    monkeypatch.setattr(
+        ssl,
+        "get_default_verify_paths",
+        lambda: paths._replace(
+            cafile=str(tmp_path / "absent.pem"), openssl_cafile=str(tmp_path / "absent.pem")
+        ),
+    )
+    assert default_ca_bundle() == certifi.where()  # no system bundle: certifi's
+    assert Path(certifi.where()).is_file()
