@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+from pathlib import Path
 
 from berthcache.ops._runbooks import catalogue, parse_runbook_sections, slugify
 from berthcache.ops.alarm_catalogue import CATALOGUE
@@ -39,3 +40,13 @@ def test_slugs_follow_github_anchors() -> None:
         "network-bandwidth-in-allowance-exceeded"
     )
     assert slugify("CPU utilization") == "cpu-utilization"
+
+
+def test_the_old_runbooks_page_sends_every_alarm_to_its_packaged_section() -> None:
+    """Alarms deployed before the runbooks moved link docs/runbooks.md#<anchor>."""
+    stub = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
+    sections = parse_runbook_sections(stub.read_text(encoding="utf-8"))
+    assert set(sections) == {spec.runbook_anchor for spec in CATALOGUE}
+    for spec in CATALOGUE:
+        target = f"../src/berthcache/ops/runbooks.md#{spec.runbook_anchor}"
+        assert f"]({target})" in sections[spec.runbook_anchor], spec.key
