@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from berthcache._config import CacheConfig
-from berthcache._exceptions import CacheError
+from berthcache import CacheConfig, CacheError
 from berthcache.ops._aws import AwsClients, aws_errors
 from berthcache.ops._errors import ExitCode, OpsError
 from berthcache.ops._stack_outputs import StackOutputs, load_outputs

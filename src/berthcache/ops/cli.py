@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
-from berthcache._exceptions import CacheError
+from berthcache import CacheError
 from berthcache.ops import _render
 from berthcache.ops._aws import AwsClients, describe_aws_error
 from berthcache.ops._connection import cache_config_for, outputs_if_given, resolve_connection
