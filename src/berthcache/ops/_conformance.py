@@ -2,8 +2,8 @@
 
 The suite ships in the wheel as :mod:`berthcache.conformance`; it runs in a child
 ``python -m pytest --pyargs berthcache.conformance -p berthcache.testing.clauses`` from any
-directory, no checkout needed. The target is chosen as ``./scripts/conformance`` and the plugin
-choose it: ``--target`` wins; else ``--stack`` / ``--outputs`` mean the deployed stack,
+directory, no checkout needed. The target is chosen the way ``./scripts/conformance`` and the
+plugin choose it: ``--target`` wins; else ``--stack`` / ``--outputs`` mean the deployed stack,
 ``--redis-url`` (or ``$REDIS_URL``) an existing endpoint, and nothing at all the local Redis 7
 group the suite starts itself (``redis-server`` >= 7 needed on this machine).
 

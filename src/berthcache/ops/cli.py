@@ -351,10 +351,9 @@ def conformance(
         str | None,
         typer.Option(
             "--redis-url",
-            help="Test this endpoint (redis:// or rediss://user:password@host:port); $REDIS_URL "
-            "too. "
-            "Only tests that need no admin rights run; nothing outside the run's namespace is "
-            "touched.",
+            help="Test this endpoint (redis:// or rediss://user:password@host:port). Prefer "
+            "$REDIS_URL: a password on the command line shows in ps. Tests that need admin "
+            "rights skip; nothing outside the run's namespace is touched.",
         ),
     ] = None,
     stack: StackOpt = None,
