@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-import redis
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
@@ -285,10 +284,23 @@ def test_elasticache_steps_send_rotate_then_set(aws_env: None) -> None:
     stubber.assert_no_pending_responses()
 
 
-def test_verifier_names_the_refusal(group: LocalRedis) -> None:
+def test_verifier_accepts_the_token_with_auth_and_ping_only_and_names_the_refusal(
+    group: LocalRedis,
+) -> None:
     verify = redis_verifier(app_config(group))
+    _user, password = group.users["app"]
+    before = commandstats(group)
+    verify(password)  # the right token: no error
+    after = commandstats(group)
+    sent = {
+        name.removeprefix("cmdstat_").split("|")[0].upper()
+        for name in after
+        if after[name] != before.get(name, 0)
+    }
+    # PING after the handshake (HELLO/AUTH/CLIENT); INFO is commandstats itself.
+    assert "PING" in sent
+    assert sent <= {"HELLO", "AUTH", "CLIENT", "PING", "INFO"}, sent
     with pytest.raises(OpsError, match="refused the token") as info:
         verify("wrong-token-123")
     assert "wrong-token-123" not in str(info.value)
     assert info.value.code == ExitCode.REDIS
-    assert isinstance(redis.Redis, type)

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 
-from berthcache.ops._catalogue import catalogue, parse_runbook_sections, slugify
+from berthcache.ops._runbooks import catalogue, parse_runbook_sections, slugify
 from berthcache.ops.alarm_catalogue import CATALOGUE
 
-RUNBOOKS = Path(__file__).resolve().parents[2] / "src" / "berthcache" / "ops" / "runbooks.md"
+# The runbooks as the installed package reads them (package data), not a checkout path.
+RUNBOOKS = importlib.resources.files("berthcache.ops").joinpath("runbooks.md")
 
 
 def test_every_alarm_has_a_section_and_every_section_an_alarm() -> None:
-    sections = parse_runbook_sections(RUNBOOKS.read_text())
+    sections = parse_runbook_sections(RUNBOOKS.read_text(encoding="utf-8"))
     anchors = {spec.runbook_anchor for spec in CATALOGUE}
     assert set(sections) == anchors
     assert catalogue() == CATALOGUE
 
 
 def test_each_section_has_meaning_commands_remedies_and_escalation() -> None:
-    sections = parse_runbook_sections(RUNBOOKS.read_text())
+    sections = parse_runbook_sections(RUNBOOKS.read_text(encoding="utf-8"))
     for spec in CATALOGUE:
         text = sections[spec.runbook_anchor]
         for part in (
@@ -38,3 +40,13 @@ def test_slugs_follow_github_anchors() -> None:
         "network-bandwidth-in-allowance-exceeded"
     )
     assert slugify("CPU utilization") == "cpu-utilization"
+
+
+def test_the_old_runbooks_page_sends_every_alarm_to_its_packaged_section() -> None:
+    """Alarms deployed before the runbooks moved link docs/runbooks.md#<anchor>."""
+    stub = Path(__file__).resolve().parents[2] / "docs" / "runbooks.md"
+    sections = parse_runbook_sections(stub.read_text(encoding="utf-8"))
+    assert set(sections) == {spec.runbook_anchor for spec in CATALOGUE}
+    for spec in CATALOGUE:
+        target = f"../src/berthcache/ops/runbooks.md#{spec.runbook_anchor}"
+        assert f"]({target})" in sections[spec.runbook_anchor], spec.key

@@ -14,8 +14,8 @@ from typing import Any
 
 import redis
 
-from berthcache._config import CacheConfig
-from berthcache._exceptions import CacheError, map_redis_errors
+from berthcache import CacheConfig, CacheError
+from berthcache._exceptions import map_redis_errors
 from berthcache.ops._errors import ExitCode, OpsError
 
 __all__ = ["READ_ONLY_COMMANDS", "Diagnosis", "diagnose"]

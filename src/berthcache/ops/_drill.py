@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from berthcache._client import Cache
-from berthcache._config import CacheConfig
+from berthcache import Cache, CacheConfig
 from berthcache.ops._aws import AwsClients, aws_errors
 from berthcache.ops._errors import ExitCode, OpsError
 

@@ -26,11 +26,11 @@ from urllib.parse import quote, urlsplit
 
 import redis
 
-from berthcache._config import CacheConfig
-from berthcache._exceptions import AuthenticationError, CacheError, map_redis_errors
+from berthcache import AuthenticationError, CacheConfig, CacheError
+from berthcache._exceptions import map_redis_errors
 from berthcache.ops._aws import AwsClients, aws_errors
+from berthcache.ops._connection import read_secret
 from berthcache.ops._errors import ExitCode, OpsError
-from berthcache.ops._outputs import read_secret
 
 __all__ = [
     "ElastiCacheTokenSetter",

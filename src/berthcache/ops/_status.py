@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any
 
 from berthcache.ops._aws import AwsClients, aws_errors
-from berthcache.ops._catalogue import alarm_key, find_spec, runbook_link
+from berthcache.ops._runbooks import alarm_key, find_spec, runbook_link
 
 __all__ = ["AlarmState", "GroupStatus", "NodeInfo", "describe_group", "list_alarms"]
 

@@ -1,39 +1,29 @@
 """``berthcache-ops``: the on-call commands (see ``docs/oncall.md``).
 
-Human output by default, ``--json`` for machines; exit codes from :class:`ExitCode`. Every
-failure is one line on stderr naming what is missing — never a traceback, never a secret.
+This module only wires options to operations: what each command shows is
+:mod:`berthcache.ops._render`, how it connects is :mod:`berthcache.ops._connection`, the
+conformance run is :mod:`berthcache.ops._conformance`. Human output by default, ``--json`` for
+machines; exit codes from :class:`ExitCode`. Every failure is one line on stderr naming what is
+missing — never a traceback, never a secret.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.markup import escape
-from rich.table import Table
 
-from berthcache._config import CacheConfig
-from berthcache._exceptions import CacheError
+from berthcache import CacheError
+from berthcache.ops import _render
 from berthcache.ops._aws import AwsClients, describe_aws_error
-from berthcache.ops._catalogue import find_spec, runbook_link, runbook_text
+from berthcache.ops._connection import cache_config_for, outputs_if_given, resolve_connection
 from berthcache.ops._errors import ExitCode, OpsError
-from berthcache.ops._outputs import (
-    Connection,
-    StackOutputs,
-    default_ca_bundle,
-    group_id_from,
-    load_outputs,
-    resolve_connection,
-)
+from berthcache.ops._runbooks import find_spec, runbook_link, runbook_text
+from berthcache.ops._stack_outputs import group_id_from
 
 __all__ = ["app", "main"]
 
@@ -47,8 +37,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # -- shared options ----------------------------------------------------------------------------
 
@@ -114,49 +102,8 @@ def _handled(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def _fail(exc: OpsError) -> NoReturn:
-    err.print(f"berthcache-ops: error: {exc.message}", markup=False)
+    _render.error_line(exc)
     raise typer.Exit(int(exc.code))
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _outputs(stack: str | None, outputs: Path | None) -> StackOutputs | None:
-    if stack is None and outputs is None:
-        return None
-    return load_outputs(stack=stack, outputs_file=outputs)
-
-
-def _connection_config(
-    redis_url: str | None,
-    stack: str | None,
-    outputs: Path | None,
-    tls_ca: Path | None,
-    clients: AwsClients,
-) -> CacheConfig:
-    """``--redis-url`` if given, else the stack's endpoint + secret; TLS verified."""
-    ca = str(tls_ca) if tls_ca else None
-    try:
-        if redis_url:
-            return CacheConfig.from_url(redis_url, **({"tls_ca_file": ca} if ca else {}))
-        loaded = _outputs(stack, outputs)
-        if loaded is None:
-            raise OpsError(
-                "which endpoint? pass --redis-url URL, --stack NAME or --outputs FILE",
-                ExitCode.USAGE,
-            )
-        connection: Connection = resolve_connection(loaded, clients)
-        overrides: dict[str, Any] = {}
-        if connection.key_prefix:
-            overrides["key_prefix"] = connection.key_prefix
-        if connection.tls:
-            bundle = ca or default_ca_bundle()
-            if bundle:
-                overrides["tls_ca_file"] = bundle
-        return CacheConfig.from_url(connection.url(), **overrides)
-    except CacheError as exc:  # ConfigurationError names the setting, never the token
-        raise OpsError(f"connection settings: {exc}", ExitCode.USAGE) from None
 
 
 # -- status / alarms / runbook -------------------------------------------------------------------
@@ -176,44 +123,14 @@ def status(
     """The replication group: status, engine, nodes (role, AZ), flags, and alarms in ALARM."""
     from berthcache.ops._status import describe_group, list_alarms
 
-    loaded = _outputs(stack, outputs)
+    loaded = outputs_if_given(stack, outputs)
     group_id = group_id_from(replication_group, loaded)
     clients = AwsClients()
     group = describe_group(clients, group_id, engine_hint=loaded.engine if loaded else None)
     firing = list_alarms(clients, group_id, state="ALARM")
-    if as_json:
-        _print_json({**group.as_dict(), "alarms_in_alarm": [a.as_dict() for a in firing]})
-    else:
-        out.print(f"[bold]{group.group_id}[/]  status: {group.status}")
-        out.print(f"engine: {group.engine} {group.engine_version}   node type: {group.node_type}")
-        out.print(
-            f"automatic failover: {group.automatic_failover}   multi-AZ: {group.multi_az}   "
-            f"TLS in transit: {_yes(group.transit_encryption)}   "
-            f"at rest: {_yes(group.at_rest_encryption)}   "
-            f"AUTH token: {_yes(group.auth_token_enabled)}"
-            + (
-                f"   RBAC user groups: {', '.join(group.user_group_ids)}"
-                if group.user_group_ids
-                else ""
-            )
-        )
-        table = Table("node", "node group", "role", "AZ")
-        for node in group.nodes:
-            table.add_row(node.cluster_id, node.node_group, node.role, node.availability_zone)
-        out.print(table)
-        if firing:
-            out.print(f"[bold red]{len(firing)} alarm(s) in ALARM:[/]")
-            for alarm in firing:
-                out.print(f"  {alarm.name}: {alarm.reason}", markup=False)
-                out.print(f"    runbook: {alarm.runbook or 'not in the catalogue'}", markup=False)
-        else:
-            out.print("no alarm in ALARM")
+    _render.show_status(group, firing, as_json=as_json)
     if fail_on_alarm and firing:
         raise typer.Exit(int(ExitCode.ALARMING))
-
-
-def _yes(flag: bool) -> str:
-    return "on" if flag else "off"
 
 
 @app.command()
@@ -236,7 +153,7 @@ def alarms(
 
     if state is not None and state.upper() not in ("ALARM", "OK", "INSUFFICIENT_DATA"):
         raise OpsError(f"--state {state!r}: choose ALARM, OK or INSUFFICIENT_DATA", ExitCode.USAGE)
-    loaded = _outputs(stack, outputs)
+    loaded = outputs_if_given(stack, outputs)
     group_id = group_id_from(replication_group, loaded)
     found = list_alarms(
         AwsClients(),
@@ -244,17 +161,7 @@ def alarms(
         state=state.upper() if state else None,
         expected=loaded.alarm_names if loaded else (),
     )
-    if as_json:
-        _print_json([a.as_dict() for a in found])
-    else:
-        if not found:
-            out.print(f"no alarms named {group_id}-<NNN>-<key> in CloudWatch", markup=False)
-        for alarm in found:  # plain lines: a table would cut the runbook link on narrow terminals
-            style = {"ALARM": "bold red", "MISSING": "yellow"}.get(alarm.state, "bold")
-            out.print(f"[{style}]{alarm.state:<17}[/] {escape(alarm.name)}")
-            if alarm.reason:
-                out.print(f"    reason: {alarm.reason}", markup=False)
-            out.print(f"    runbook: {alarm.runbook or 'not in the catalogue'}", markup=False)
+    _render.show_alarms(found, group_id, as_json=as_json)
     if fail_on_alarm and any(a.state == "ALARM" for a in found):
         raise typer.Exit(int(ExitCode.ALARMING))
 
@@ -269,14 +176,7 @@ def runbook(
 ) -> None:
     """Print the runbook of an alarm."""
     spec = find_spec(name)
-    text = runbook_text(spec)
-    if as_json:
-        _print_json(
-            {"key": spec.key, "title": spec.title, "runbook": runbook_link(spec), "text": text}
-        )
-    else:
-        out.print(f"runbook: {runbook_link(spec)}", markup=False)
-        out.print(Markdown(text))
+    _render.show_runbook(spec, runbook_text(spec), runbook_link(spec), as_json=as_json)
 
 
 # -- diagnose ------------------------------------------------------------------------------------
@@ -303,46 +203,11 @@ def diagnose(
     LATENCY, largest keys (bounded SCAN + MEMORY USAGE). Safe on production."""
     from berthcache.ops._diagnose import diagnose as run
 
-    config = _connection_config(redis_url, stack, outputs, tls_ca, AwsClients())
-    report = run(config, match=match, max_keys=max_keys, top=top)
-    if as_json:
-        _print_json(report.as_dict())
-        return
-    out.print(f"[bold]{report.endpoint}[/]", markup=True)
-    for title, section in (
-        ("server", report.server),
-        ("memory", report.memory),
-        ("stats", report.stats),
-        ("clients", report.clients),
-        ("replication", report.replication),
-    ):
-        if section:
-            out.print(
-                f"{title}: " + ", ".join(f"{k}={v}" for k, v in section.items()), markup=False
-            )
-    rate = (
-        "n/a (no reads yet)" if report.hit_rate_percent is None else f"{report.hit_rate_percent}%"
+    config = cache_config_for(
+        redis_url=redis_url, stack=stack, outputs=outputs, tls_ca=tls_ca, clients=AwsClients()
     )
-    out.print(f"hit rate: {rate} (the seed's target: above 80%)", markup=False)
-    if report.slowlog:
-        out.print("slowlog:")
-        for entry in report.slowlog:
-            out.print(
-                f"  #{entry['id']} {entry['duration_us']} us  {entry['command']}", markup=False
-            )
-    if report.latency:
-        out.print("latency latest:")
-        for event in report.latency:
-            out.print(
-                f"  {event['event']}: latest {event['latest_ms']} ms, max {event['max_ms']} ms",
-                markup=False,
-            )
-    scan = "complete" if report.scan_complete else f"stopped at the cap of {max_keys}"
-    out.print(f"largest keys ({report.keys_examined} examined, scan {scan}):", markup=False)
-    for item in report.largest_keys:
-        out.print(f"  {item['bytes']:>10} B  {item['key']}", markup=False)
-    for what, why in report.unavailable.items():
-        out.print(f"not readable: {what}: {why}", markup=False)
+    report = run(config, match=match, max_keys=max_keys, top=top)
+    _render.show_diagnosis(report, max_keys=max_keys, as_json=as_json)
 
 
 # -- failover drill ------------------------------------------------------------------------------
@@ -378,9 +243,11 @@ def failover_drill(
     )
 
     clients = AwsClients()
-    loaded = _outputs(stack, outputs)
+    loaded = outputs_if_given(stack, outputs)
     group_id = group_id_from(replication_group, loaded)
-    config = _connection_config(redis_url, stack, outputs, tls_ca, clients)
+    config = cache_config_for(
+        redis_url=redis_url, stack=stack, outputs=outputs, tls_ca=tls_ca, clients=clients
+    )
     trigger = aws_failover_trigger(clients, group_id, node_group)
     if not yes and not typer.confirm(
         f"Fail over node group {node_group} of {group_id} now?", default=False
@@ -397,17 +264,7 @@ def failover_drill(
         )
     finally:
         cache.close()
-    if as_json:
-        _print_json(report.as_dict())
-    else:
-        out.print(
-            f"probes: {report.probes}, errors: {report.errors} {report.error_kinds or ''}\n"
-            f"longest error window: {report.longest_error_window:.2f} s\n"
-            f"time to recovery: "
-            + (f"{report.time_to_recovery:.2f} s" if report.time_to_recovery is not None else "-")
-            + f"\nrecovered: {_yes(report.recovered)}",
-            markup=False,
-        )
+    _render.show_drill(report, as_json=as_json)
     if report.trigger_error:
         raise OpsError(f"failover-drill: the trigger failed: {report.trigger_error}", ExitCode.AWS)
     if not report.recovered:
@@ -448,7 +305,7 @@ def rotate_auth_token(
     from berthcache.ops._status import describe_group
 
     clients = AwsClients()
-    loaded = _outputs(stack, outputs)
+    loaded = outputs_if_given(stack, outputs)
     if loaded is None:
         raise OpsError("rotate-auth-token: pass --stack NAME or --outputs FILE", ExitCode.USAGE)
     group_id = group_id_from(replication_group, loaded)
@@ -461,7 +318,9 @@ def rotate_auth_token(
             "password with `aws elasticache modify-user` instead",
             ExitCode.USAGE,
         )
-    config = _connection_config(None, stack, outputs, tls_ca, clients)
+    config = cache_config_for(
+        redis_url=None, stack=stack, outputs=outputs, tls_ca=tls_ca, clients=clients
+    )
     if not yes and not typer.confirm(f"Rotate the AUTH token of {group_id}?", default=False):
         raise OpsError("rotate-auth-token: not confirmed (pass --yes)", ExitCode.USAGE)
     report = rotate(
@@ -470,11 +329,7 @@ def rotate_auth_token(
         redis_verifier(config),
         grace=grace,
     )
-    if as_json:
-        _print_json(report.as_dict())
-    else:
-        for step in report.steps:
-            out.print(f"ok  {step}", markup=False)
+    _render.show_rotation(report, as_json=as_json)
 
 
 # -- conformance ---------------------------------------------------------------------------------
@@ -484,6 +339,23 @@ def rotate_auth_token(
 @_handled
 def conformance(
     ctx: typer.Context,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="local, docker, url or stack (default: stack with --stack/--outputs, url with "
+            "--redis-url or $REDIS_URL, else local: a Redis 7 group this run starts).",
+        ),
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            help="Test this endpoint (redis:// or rediss://user:password@host:port). Prefer "
+            "$REDIS_URL: a password on the command line shows in ps. Tests that need admin "
+            "rights skip; nothing outside the run's namespace is touched.",
+        ),
+    ] = None,
     stack: StackOpt = None,
     outputs: OutputsOpt = None,
     tls_ca: TlsCaOpt = None,
@@ -491,38 +363,28 @@ def conformance(
         Path | None, typer.Option("--junitxml", help="Write a JUnit XML report here.")
     ] = None,
 ) -> None:
-    """Run the conformance suite against the deployed stack (TLS verified with the system CA
-    bundle). Further arguments go to pytest; the exit code is pytest's."""
-    loaded = _outputs(stack, outputs)
-    if loaded is None:
-        raise OpsError("conformance: pass --stack NAME or --outputs FILE", ExitCode.USAGE)
-    resolve_connection(loaded, AwsClients())  # fail here, in one line, before pytest starts
-    suite = _find_suite()
-    command = [sys.executable, "-m", "pytest", str(suite), "-p", "berthcache.testing.clauses"]
-    command += ["--target", "stack"]
-    if stack:
-        command += ["--stack", stack]
-    else:
-        assert outputs is not None
-        command += ["--stack-outputs", str(outputs.resolve())]
-    if tls_ca:
-        command += ["--tls-ca", str(tls_ca.resolve())]
-    if junitxml:
-        command += [f"--junitxml={junitxml.resolve()}"]
-    command += list(ctx.args)
-    done = subprocess.run(command, cwd=suite.parent, check=False, env=dict(os.environ))
-    raise typer.Exit(done.returncode)
+    """Run the packaged conformance suite (the cache contract C1-C16) from any directory: on a
+    local Redis 7 it starts (needs redis-server >= 7), an existing endpoint or the deployed
+    stack. Further arguments go to pytest (e.g. -k c05); the exit code is pytest's."""
+    from berthcache.ops._conformance import check_prerequisites, plan_suite_run, run_suite
 
-
-def _find_suite() -> Path:
-    here = Path(__file__).resolve()
-    for root in (*here.parents, Path.cwd(), *Path.cwd().parents):
-        if (root / "conformance" / "conftest.py").is_file():
-            return root / "conformance"
-    raise OpsError(
-        "conformance: the suite (conformance/) was not found: run from the berthcache checkout",
-        ExitCode.USAGE,
+    environ = dict(os.environ)
+    run = plan_suite_run(
+        target=target,
+        redis_url=redis_url,
+        stack=stack,
+        outputs=outputs,
+        tls_ca=tls_ca,
+        junitxml=junitxml,
+        extra=list(ctx.args),
+        environ=environ,
     )
+    check_prerequisites(run, environ)
+    loaded = outputs_if_given(stack, outputs)
+    if loaded is not None:  # the stack target: fail here, in one line, before pytest starts
+        resolve_connection(loaded, AwsClients())
+    _render.note(f"running {run.description}")
+    raise typer.Exit(run_suite(run))
 
 
 def main() -> None:

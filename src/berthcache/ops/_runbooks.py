@@ -1,7 +1,8 @@
-"""The alarm catalogue and the runbooks, as the CLI sees them.
+"""Runbook lookup: from an alarm name, key or anchor to its entry and its runbook section.
 
-The catalogue is :mod:`berthcache.ops.alarm_catalogue` (the Pulumi program's single source of
-alarms, shipped in the package). The runbooks ship beside it (``runbooks.md``); an alarm without a
+The alarm data is :mod:`berthcache.ops.alarm_catalogue` (the Pulumi program's single source of
+alarms); the runbooks are ``runbooks.md``, package data of :mod:`berthcache.ops`, read with
+:mod:`importlib.resources` so the installed package needs no checkout. An alarm without a
 section falls back to the catalogue's own meaning / first steps.
 """
 
@@ -65,7 +66,7 @@ def find_spec(name: str) -> AlarmSpec:
 
 
 def runbook_link(spec: AlarmSpec) -> str:
-    """``docs/runbooks.md#<anchor>``, under ``$BERTHCACHE_RUNBOOK_BASE`` when set."""
+    """``src/berthcache/ops/runbooks.md#<anchor>``, under ``$BERTHCACHE_RUNBOOK_BASE`` when set."""
     url = runbook_url(spec)
     base = os.environ.get(RUNBOOK_BASE_ENV, "").strip()
     return f"{base.rstrip('/')}/{url}" if base else url
@@ -99,7 +100,8 @@ def parse_runbook_sections(markdown: str) -> dict[str, str]:
 
 
 def runbook_text(spec: AlarmSpec) -> str:
-    """The runbook section for ``spec`` from ``docs/runbooks.md``, or the catalogue's summary."""
+    """The runbook section for ``spec`` from the packaged ``runbooks.md``, or the catalogue's
+    summary."""
     runbooks = importlib.resources.files("berthcache.ops").joinpath("runbooks.md")
     section = parse_runbook_sections(runbooks.read_text(encoding="utf-8")).get(spec.runbook_anchor)
     if section is not None:

@@ -1,0 +1,184 @@
+"""How ``berthcache-ops`` shows its results: human text (rich) on stdout, or JSON with ``--json``.
+
+Every command's output lives here, so the CLI module only wires options to operations. Values
+that come from outside (alarm reasons, key names, Redis commands) are printed without rich
+markup, so a ``[`` in them is shown, not interpreted. Nothing here ever sees a token.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.table import Table
+
+from berthcache.ops._errors import OpsError
+
+if TYPE_CHECKING:
+    from berthcache.ops._diagnose import Diagnosis
+    from berthcache.ops._drill import DrillReport
+    from berthcache.ops._rotate import RotationReport
+    from berthcache.ops._status import AlarmState, GroupStatus
+    from berthcache.ops.alarm_catalogue import AlarmSpec
+
+__all__ = [
+    "error_line",
+    "note",
+    "print_json",
+    "show_alarms",
+    "show_diagnosis",
+    "show_drill",
+    "show_rotation",
+    "show_runbook",
+    "show_status",
+]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Indented, key-sorted JSON on stdout (dates and other objects as strings)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def error_line(exc: OpsError) -> None:
+    """The one stderr line every failure becomes."""
+    err.print(f"berthcache-ops: error: {exc.message}", markup=False)
+
+
+def note(message: str) -> None:
+    """A progress line on stderr (stdout stays the command's result)."""
+    err.print(f"berthcache-ops: {message}", markup=False)
+
+
+def _on_off(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def show_status(group: GroupStatus, firing: list[AlarmState], *, as_json: bool) -> None:
+    if as_json:
+        print_json({**group.as_dict(), "alarms_in_alarm": [a.as_dict() for a in firing]})
+        return
+    out.print(f"[bold]{escape(group.group_id)}[/]  status: {escape(group.status)}")
+    out.print(
+        f"engine: {group.engine} {group.engine_version}   node type: {group.node_type}",
+        markup=False,
+    )
+    out.print(
+        f"automatic failover: {group.automatic_failover}   multi-AZ: {group.multi_az}   "
+        f"TLS in transit: {_on_off(group.transit_encryption)}   "
+        f"at rest: {_on_off(group.at_rest_encryption)}   "
+        f"AUTH token: {_on_off(group.auth_token_enabled)}"
+        + (
+            f"   RBAC user groups: {', '.join(group.user_group_ids)}"
+            if group.user_group_ids
+            else ""
+        ),
+        markup=False,
+    )
+    table = Table("node", "node group", "role", "AZ")
+    for node in group.nodes:
+        table.add_row(
+            escape(node.cluster_id),
+            escape(node.node_group),
+            escape(node.role),
+            escape(node.availability_zone),
+        )
+    out.print(table)
+    if firing:
+        out.print(f"[bold red]{len(firing)} alarm(s) in ALARM:[/]")
+        for alarm in firing:
+            out.print(f"  {alarm.name}: {alarm.reason}", markup=False)
+            out.print(f"    runbook: {alarm.runbook or 'not in the catalogue'}", markup=False)
+    else:
+        out.print("no alarm in ALARM")
+
+
+def show_alarms(found: list[AlarmState], group_id: str, *, as_json: bool) -> None:
+    if as_json:
+        print_json([a.as_dict() for a in found])
+        return
+    if not found:
+        out.print(f"no alarms named {group_id}-<NNN>-<key> in CloudWatch", markup=False)
+    for alarm in found:  # plain lines: a table would cut the runbook link on narrow terminals
+        style = {"ALARM": "bold red", "MISSING": "yellow"}.get(alarm.state, "bold")
+        out.print(f"[{style}]{alarm.state:<17}[/] {escape(alarm.name)}")
+        if alarm.reason:
+            out.print(f"    reason: {alarm.reason}", markup=False)
+        out.print(f"    runbook: {alarm.runbook or 'not in the catalogue'}", markup=False)
+
+
+def show_runbook(spec: AlarmSpec, text: str, link: str, *, as_json: bool) -> None:
+    if as_json:
+        print_json({"key": spec.key, "title": spec.title, "runbook": link, "text": text})
+        return
+    out.print(f"runbook: {link}", markup=False)
+    out.print(Markdown(text))
+
+
+def show_diagnosis(report: Diagnosis, *, max_keys: int, as_json: bool) -> None:
+    if as_json:
+        print_json(report.as_dict())
+        return
+    out.print(f"[bold]{escape(report.endpoint)}[/]")
+    for title, section in (
+        ("server", report.server),
+        ("memory", report.memory),
+        ("stats", report.stats),
+        ("clients", report.clients),
+        ("replication", report.replication),
+    ):
+        if section:
+            out.print(
+                f"{title}: " + ", ".join(f"{k}={v}" for k, v in section.items()), markup=False
+            )
+    rate = (
+        "n/a (no reads yet)" if report.hit_rate_percent is None else f"{report.hit_rate_percent}%"
+    )
+    out.print(f"hit rate: {rate} (the seed's target: above 80%)", markup=False)
+    if report.slowlog:
+        out.print("slowlog:")
+        for entry in report.slowlog:
+            out.print(
+                f"  #{entry['id']} {entry['duration_us']} us  {entry['command']}", markup=False
+            )
+    if report.latency:
+        out.print("latency latest:")
+        for event in report.latency:
+            out.print(
+                f"  {event['event']}: latest {event['latest_ms']} ms, max {event['max_ms']} ms",
+                markup=False,
+            )
+    scan = "complete" if report.scan_complete else f"stopped at the cap of {max_keys}"
+    out.print(f"largest keys ({report.keys_examined} examined, scan {scan}):", markup=False)
+    for item in report.largest_keys:
+        out.print(f"  {item['bytes']:>10} B  {item['key']}", markup=False)
+    for what, why in report.unavailable.items():
+        out.print(f"not readable: {what}: {why}", markup=False)
+
+
+def show_drill(report: DrillReport, *, as_json: bool) -> None:
+    if as_json:
+        print_json(report.as_dict())
+        return
+    recovery = f"{report.time_to_recovery:.2f} s" if report.time_to_recovery is not None else "-"
+    out.print(
+        f"probes: {report.probes}, errors: {report.errors} {report.error_kinds or ''}\n"
+        f"longest error window: {report.longest_error_window:.2f} s\n"
+        f"time to recovery: {recovery}\n"
+        f"recovered: {_on_off(report.recovered)}",
+        markup=False,
+    )
+
+
+def show_rotation(report: RotationReport, *, as_json: bool) -> None:
+    if as_json:
+        print_json(report.as_dict())
+        return
+    for step in report.steps:
+        out.print(f"ok  {step}", markup=False)
