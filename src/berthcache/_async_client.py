@@ -28,10 +28,10 @@ from berthcache._retry import build_async_retry
 from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
-    from berthcache._api_cache import AsyncResponseCache
     from berthcache._presence import AsyncPresence
     from berthcache._pubsub import AsyncSubscription
     from berthcache._ratelimit import AsyncRateLimiter
+    from berthcache._responses import AsyncResponseCache
     from berthcache._sessions import AsyncSessionStore
 
 __all__ = ["AsyncCache", "AsyncPipeline"]
@@ -191,7 +191,7 @@ class AsyncCache(CacheBase):
     @functools.cached_property
     def responses(self) -> AsyncResponseCache:
         """:class:`AsyncResponseCache` on this cache."""
-        from berthcache._api_cache import AsyncResponseCache
+        from berthcache._responses import AsyncResponseCache
 
         return AsyncResponseCache(self)
 

@@ -26,10 +26,10 @@ from berthcache._retry import build_retry
 from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
-    from berthcache._api_cache import ResponseCache
     from berthcache._presence import Presence
     from berthcache._pubsub import Subscription
     from berthcache._ratelimit import RateLimiter
+    from berthcache._responses import ResponseCache
     from berthcache._sessions import SessionStore
 
 __all__ = ["Cache", "Pipeline"]
@@ -189,7 +189,7 @@ class Cache(CacheBase):
     @functools.cached_property
     def responses(self) -> ResponseCache:
         """:class:`ResponseCache` on this cache."""
-        from berthcache._api_cache import ResponseCache
+        from berthcache._responses import ResponseCache
 
         return ResponseCache(self)
 

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from berthcache._exceptions import SerializationError
-from berthcache._sessions import CacheHost, as_text, check_part
+from berthcache._host import CacheHost
+from berthcache._parts import as_text, check_part
 from berthcache._ttl import TTL, TTLLike, to_seconds
 
 __all__ = ["AsyncPresence", "Presence"]

@@ -35,9 +35,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
-from berthcache._exceptions import CacheError, CacheUnavailableError, map_redis_errors
+from berthcache._exceptions import CacheError, CacheUnavailableError, map_errors
+from berthcache._host import CacheHost
+from berthcache._parts import as_text, check_part
 from berthcache._serialization import encode_value
-from berthcache._sessions import CacheHost, as_text, check_part
 
 __all__ = [
     "AsyncSubscription",
@@ -273,7 +274,7 @@ class Subscription(_SubscriptionBase):
         failures = 0
         while not self._stop.is_set():
             try:
-                with map_redis_errors():
+                with map_errors():
                     raw = self._pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=_POLL_SECONDS
                     )
@@ -408,7 +409,7 @@ class AsyncSubscription(_SubscriptionBase):
         failures = 0
         while not self._closed:
             try:
-                with map_redis_errors():
+                with map_errors():
                     raw = await self._pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=1.0
                     )

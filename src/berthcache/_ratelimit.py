@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import importlib.resources
 import ipaddress
 import logging
-from functools import cache
 from typing import Any, NamedTuple
 
 from berthcache._exceptions import (
@@ -32,26 +30,17 @@ from berthcache._exceptions import (
     ReadOnlyError,
     TLSError,
 )
-from berthcache._sessions import CacheHost, check_part
+from berthcache._host import CacheHost
+from berthcache._parts import check_part
+from berthcache._scripts import load_script
 from berthcache._ttl import to_seconds
 
-__all__ = ["AsyncRateLimiter", "RateLimitResult", "RateLimiter", "load_script"]
+__all__ = ["AsyncRateLimiter", "RateLimitResult", "RateLimiter", "normalize_ip"]
 
 #: How many (ip, endpoint) -> key translations a limiter remembers before starting over.
 _KEY_MEMO_SIZE = 4096
 
 logger = logging.getLogger("berthcache.ratelimit")
-
-
-@cache
-def load_script(name: str) -> str:
-    """The text of a Lua script shipped in ``berthcache/resources`` (read once)."""
-    return (
-        importlib.resources.files("berthcache")
-        .joinpath("resources")
-        .joinpath(name)
-        .read_text("utf-8")
-    )
 
 
 class RateLimitResult(NamedTuple):

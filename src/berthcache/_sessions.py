@@ -13,54 +13,23 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import redis.exceptions
 
-from berthcache._exceptions import CacheServerError, InvalidKeyError, SerializationError
-from berthcache._keys import KeyBuilder
+from berthcache._exceptions import CacheServerError, SerializationError
+from berthcache._host import CacheHost
+from berthcache._parts import as_text, check_part
 from berthcache._serialization import decode_json, encode_json
 from berthcache._ttl import TTL, TTLLike, to_seconds
 
-__all__ = ["AsyncSessionStore", "CacheHost", "SessionStore", "as_text", "check_part"]
+__all__ = ["AsyncSessionStore", "SessionStore"]
 
 _SESSION_ID = re.compile(
     r"^user-(?P<user>.+)-session-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
 _MAX_WATCH_RETRIES = 16
-
-
-class CacheHost(Protocol):
-    """The part of ``Cache`` / ``AsyncCache`` the feature classes use."""
-
-    @property
-    def redis(self) -> Any: ...
-
-    @property
-    def keys(self) -> KeyBuilder: ...
-
-    def _operation(self) -> AbstractContextManager[Any]: ...
-
-    def _on_close(self, callback: Callable[[], Any]) -> None: ...
-
-    def _forget_on_close(self, callback: Callable[[], Any]) -> None: ...
-
-
-def as_text(value: str | bytes) -> str:
-    """Redis replies as ``str`` whether or not the client decodes responses."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def check_part(value: object, name: str) -> str:
-    """A non-empty str/int argument as text, else :class:`InvalidKeyError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidKeyError(f"{name} must be a string or integer, got {type(value).__name__}")
-    text = str(value)
-    if not text:
-        raise InvalidKeyError(f"{name} must not be empty")
-    return text
 
 
 class _SessionBase:

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from berthcache._exceptions import InvalidKeyError, SerializationError
+from berthcache._host import CacheHost
 from berthcache._presence import AsyncPresence, Presence
-from berthcache._sessions import CacheHost
 from berthcache._ttl import TTL
 
 

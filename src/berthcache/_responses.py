@@ -31,14 +31,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar, overload
 
 from berthcache._exceptions import CacheError, ConfigurationError
-from berthcache._ratelimit import load_script
+from berthcache._host import CacheHost
+from berthcache._parts import check_part
+from berthcache._scripts import load_script
 from berthcache._serialization import decode_json, encode_json
-from berthcache._sessions import CacheHost, check_part
 from berthcache._ttl import TTL, TTLLike, to_seconds
 
 __all__ = ["AsyncResponseCache", "CacheStats", "ResponseCache"]
 
-logger = logging.getLogger("berthcache.api_cache")
+logger = logging.getLogger("berthcache.responses")
 
 T = TypeVar("T")
 _SCAN_BATCH = 500
