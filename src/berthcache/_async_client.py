@@ -162,7 +162,7 @@ class AsyncCache(CacheBase):
     # -- pub/sub (engineer D's _pubsub module) ------------------------------------------------
 
     async def publish(self, channel: str, message: Any) -> int:
-        """Publish ``message`` (dict/list as JSON) on the prefixed ``channel``; receivers count."""
+        """Publish ``message`` (dict/list as JSON) on ``channel`` (see prefix_channels)."""
         from berthcache._pubsub import async_publish
 
         return await async_publish(self, channel, message)

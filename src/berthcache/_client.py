@@ -160,7 +160,7 @@ class Cache(CacheBase):
     # -- pub/sub (engineer D's _pubsub module) ------------------------------------------------
 
     def publish(self, channel: str, message: Any) -> int:
-        """Publish ``message`` (dict/list as JSON) on the prefixed ``channel``; receivers count."""
+        """Publish ``message`` (dict/list as JSON) on ``channel`` (see prefix_channels)."""
         from berthcache._pubsub import publish
 
         return publish(self, channel, message)
