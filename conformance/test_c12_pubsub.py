@@ -135,7 +135,7 @@ def seed(bare_conf: CacheConfig) -> Iterator[redis.Redis]:
 
 def seed_subscribe(seed: redis.Redis, channel: str) -> Any:
     """The seed's ``subscribe(channel)``: listening once the server confirmed it."""
-    pubsub = seed.pubsub()
+    pubsub = seed.pubsub()  # type: ignore[no-untyped-call]
     pubsub.subscribe(channel)
     confirmed = pubsub.get_message(timeout=WAIT)
     assert confirmed is not None

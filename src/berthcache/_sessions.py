@@ -5,8 +5,9 @@ every session is also recorded in a per-user index set ``{prefix}session-index:u
 written in the same MULTI/EXEC as the session and expiring with the newest one. Index members
 whose session already expired are harmless: deleting a missing key is a no-op.
 
-The feature modules talk to the cache only through :class:`CacheHost` (``.redis``, ``.keys``,
-``._operation()``, ``._on_close()``), which ``Cache`` and ``AsyncCache`` provide.
+Which commands each step queues, and how their replies read, is decided in :class:`_SessionBase`
+(``_queue_*``); the twins only create the pipeline, execute it and hand the replies back. The
+feature talks to the cache only through :class:`~berthcache._host.CacheHost`.
 """
 
 from __future__ import annotations
@@ -69,16 +70,57 @@ class _SessionBase:
             raise SerializationError(f"value at key {key!r} is not a session object")
         return value
 
-    def _queue_create(self, pipe: Any, key: str, index: str, session_id: str, payload: str) -> None:
-        pipe.set(key, payload, ex=self.ttl)
+    def _queue_create(self, pipe: Any, user_id: str | int, data: Mapping[str, Any]) -> str:
+        """Queue a new session of ``user_id`` holding ``data``; its id."""
+        session_id = self._new_id(user_id)
+        key, index = self._key(session_id), self._index_key(user_id)
+        pipe.set(key, self._encode(data, key), ex=self.ttl)
         pipe.sadd(index, session_id)
         # The index lives as long as the longest-lived session in it: NX sets a first TTL,
         # GT only ever extends it.
         pipe.expire(index, self.ttl, nx=True)
         pipe.expire(index, self.ttl, gt=True)
+        return session_id
 
-    def _session_keys(self, members: Any) -> list[str]:
-        return [self._key(as_text(m)) for m in members]
+    def _queue_refresh(self, pipe: Any, session_id: str) -> None:
+        pipe.expire(self._key(session_id), self.ttl)
+        index = self._index_of(session_id)
+        if index is not None:
+            pipe.expire(index, self.ttl, gt=True)
+
+    def _queue_invalidate(self, pipe: Any, session_id: str) -> None:
+        pipe.delete(self._key(session_id))
+        index = self._index_of(session_id)
+        if index is not None:
+            pipe.srem(index, session_id)
+
+    @staticmethod
+    def _first_done(results: list[Any]) -> bool:
+        """Whether the first queued command found its key (EXPIRE / DEL reply)."""
+        return bool(results[0])
+
+    def _queue_invalidate_all(self, pipe: Any, index: str, members: Any) -> int:
+        """On a WATCHed pipeline that read the index's ``members``: start the transaction and
+        queue the deletes; how many session keys were queued."""
+        keys = [self._key(as_text(m)) for m in members]
+        pipe.multi()
+        if keys:
+            pipe.delete(*keys)
+        pipe.delete(index)
+        return len(keys)
+
+    @staticmethod
+    def _deleted(results: list[Any], queued: int) -> int:
+        """How many sessions existed, from the transaction of :meth:`_queue_invalidate_all`."""
+        return int(results[0]) if queued else 0
+
+    @staticmethod
+    def _watch_attempts() -> range:
+        return range(_MAX_WATCH_RETRIES)
+
+    @staticmethod
+    def _kept_changing(user_id: str | int) -> CacheServerError:
+        return CacheServerError(f"sessions of user {user_id!r} kept changing; try again")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ttl={self.ttl})"
@@ -89,12 +131,9 @@ class SessionStore(_SessionBase):
 
     def create(self, user_id: str | int, data: Mapping[str, Any]) -> str:
         """Store ``data`` under a new session id and return the id."""
-        session_id = self._new_id(user_id)
-        key, index = self._key(session_id), self._index_key(user_id)
-        payload = self._encode(data, key)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        session_id = self._queue_create(pipe, user_id, data)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            self._queue_create(pipe, key, index, session_id, payload)
             pipe.execute()
         return session_id
 
@@ -107,25 +146,17 @@ class SessionStore(_SessionBase):
 
     def refresh(self, session_id: str) -> bool:
         """Restart the session's TTL (sliding expiry); False when it no longer exists."""
-        key, index = self._key(session_id), self._index_of(session_id)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_refresh(pipe, session_id)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            pipe.expire(key, self.ttl)
-            if index is not None:
-                pipe.expire(index, self.ttl, gt=True)
-            results = pipe.execute()
-        return bool(results[0])
+            return self._first_done(pipe.execute())
 
     def invalidate(self, session_id: str) -> bool:
         """Delete the session (logout); False when it did not exist."""
-        key, index = self._key(session_id), self._index_of(session_id)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_invalidate(pipe, session_id)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            pipe.delete(key)
-            if index is not None:
-                pipe.srem(index, session_id)
-            results = pipe.execute()
-        return bool(results[0])
+            return self._first_done(pipe.execute())
 
     def invalidate_all(self, user_id: str | int) -> int:
         """Delete every session of ``user_id`` (log out everywhere); returns how many existed.
@@ -135,20 +166,15 @@ class SessionStore(_SessionBase):
         """
         index = self._index_key(user_id)
         with self._cache._operation():
-            for _ in range(_MAX_WATCH_RETRIES):
+            for _ in self._watch_attempts():
                 with self._cache.redis.pipeline(transaction=True) as pipe:
                     try:
                         pipe.watch(index)
-                        keys = self._session_keys(pipe.smembers(index))
-                        pipe.multi()
-                        if keys:
-                            pipe.delete(*keys)
-                        pipe.delete(index)
-                        results = pipe.execute()
+                        queued = self._queue_invalidate_all(pipe, index, pipe.smembers(index))
+                        return self._deleted(pipe.execute(), queued)
                     except redis.exceptions.WatchError:
                         continue
-                return int(results[0]) if keys else 0
-        raise CacheServerError(f"sessions of user {user_id!r} kept changing; try again")
+        raise self._kept_changing(user_id)
 
 
 class AsyncSessionStore(_SessionBase):
@@ -156,12 +182,9 @@ class AsyncSessionStore(_SessionBase):
 
     async def create(self, user_id: str | int, data: Mapping[str, Any]) -> str:
         """Store ``data`` under a new session id and return the id."""
-        session_id = self._new_id(user_id)
-        key, index = self._key(session_id), self._index_key(user_id)
-        payload = self._encode(data, key)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        session_id = self._queue_create(pipe, user_id, data)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            self._queue_create(pipe, key, index, session_id, payload)
             await pipe.execute()
         return session_id
 
@@ -174,41 +197,33 @@ class AsyncSessionStore(_SessionBase):
 
     async def refresh(self, session_id: str) -> bool:
         """Restart the session's TTL (sliding expiry); False when it no longer exists."""
-        key, index = self._key(session_id), self._index_of(session_id)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_refresh(pipe, session_id)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            pipe.expire(key, self.ttl)
-            if index is not None:
-                pipe.expire(index, self.ttl, gt=True)
-            results = await pipe.execute()
-        return bool(results[0])
+            return self._first_done(await pipe.execute())
 
     async def invalidate(self, session_id: str) -> bool:
         """Delete the session (logout); False when it did not exist."""
-        key, index = self._key(session_id), self._index_of(session_id)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_invalidate(pipe, session_id)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            pipe.delete(key)
-            if index is not None:
-                pipe.srem(index, session_id)
-            results = await pipe.execute()
-        return bool(results[0])
+            return self._first_done(await pipe.execute())
 
     async def invalidate_all(self, user_id: str | int) -> int:
-        """Delete every session of ``user_id`` (log out everywhere); returns how many existed."""
+        """Delete every session of ``user_id`` (log out everywhere); returns how many existed.
+
+        WATCHes the index so a session created concurrently is either deleted too or kept in
+        the index — never orphaned.
+        """
         index = self._index_key(user_id)
         with self._cache._operation():
-            for _ in range(_MAX_WATCH_RETRIES):
+            for _ in self._watch_attempts():
                 async with self._cache.redis.pipeline(transaction=True) as pipe:
                     try:
                         await pipe.watch(index)
-                        keys = self._session_keys(await pipe.smembers(index))
-                        pipe.multi()
-                        if keys:
-                            pipe.delete(*keys)
-                        pipe.delete(index)
-                        results = await pipe.execute()
+                        members = await pipe.smembers(index)
+                        queued = self._queue_invalidate_all(pipe, index, members)
+                        return self._deleted(await pipe.execute(), queued)
                     except redis.exceptions.WatchError:
                         continue
-                return int(results[0]) if keys else 0
-        raise CacheServerError(f"sessions of user {user_id!r} kept changing; try again")
+        raise self._kept_changing(user_id)
