@@ -194,6 +194,16 @@ class _SubscriptionBase:
     def _callback_failed(self) -> None:
         logger.exception("subscription callback for channel %r failed", self.channel)
 
+    @staticmethod
+    def _confirms(reply: dict[str, Any] | None) -> bool:
+        """Whether ``reply`` is the server's confirmation of the SUBSCRIBE."""
+        return reply is not None and reply["type"] == "subscribe"
+
+    def _not_confirmed(self) -> CacheUnavailableError:
+        return CacheUnavailableError(
+            f"subscription to channel {self.channel!r} not confirmed within {self._ready_timeout}s"
+        )
+
 
 class Subscription(_SubscriptionBase):
     """A channel subscription on its own connection, read by a background thread."""
@@ -276,12 +286,9 @@ class Subscription(_SubscriptionBase):
     def _confirm(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
-            reply = self._pubsub.get_message(timeout=remaining)
-            if reply is not None and reply["type"] == "subscribe":
+            if self._confirms(self._pubsub.get_message(timeout=remaining)):
                 return
-        raise CacheUnavailableError(
-            f"subscription to channel {self.channel!r} not confirmed within {timeout}s"
-        )
+        raise self._not_confirmed()
 
     def _listen(self) -> None:
         failures = 0
@@ -335,17 +342,13 @@ class AsyncSubscription(_SubscriptionBase):
             async with asyncio.timeout(self._ready_timeout):
                 with self._cache._operation():
                     await pubsub.subscribe(self._full)
-                    while True:
+                    reply = None
+                    while not self._confirms(reply):
                         reply = await pubsub.get_message(timeout=self._ready_timeout)
-                        if reply is not None and reply["type"] == "subscribe":
-                            break
             self._cache._on_close(self.aclose)
         except TimeoutError:
             await pubsub.aclose()
-            raise CacheUnavailableError(
-                f"subscription to channel {self.channel!r} not confirmed within "
-                f"{self._ready_timeout}s"
-            ) from None
+            raise self._not_confirmed() from None
         except BaseException:
             await pubsub.aclose()
             raise
