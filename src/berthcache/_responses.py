@@ -173,6 +173,17 @@ class _ResponseCacheBase:
             else:
                 self._misses += 1
 
+    def _answer(self, value: Any) -> Any | None:
+        """What ``get`` returns for a read ``value`` (None on a miss), counted."""
+        found = value is not _MISS
+        self._count(found)
+        return value if found else None
+
+    @staticmethod
+    def _stored(raw: Any, key: str) -> Any:
+        """A GET reply as the stored value (JSON ``null`` included), or ``_MISS``."""
+        return _MISS if raw is None else decode_json(raw, key=key)
+
     def _hit(self, value: Any) -> bool:
         """Whether ``value`` was found in the cache; counts the hit when it was."""
         if value is _MISS:
@@ -227,11 +238,7 @@ class ResponseCache(_ResponseCacheBase):
 
     def get(self, endpoint: str, user_id: str | int) -> Any | None:
         """The cached response, or None on a miss."""
-        key = self._key(endpoint, user_id)
-        value = self._read(key)
-        found = value is not _MISS
-        self._count(found)
-        return value if found else None
+        return self._answer(self._read(self._key(endpoint, user_id)))
 
     def set(self, endpoint: str, user_id: str | int, data: Any, ttl: TTLLike | None = None) -> None:
         """Cache ``data`` (stored as JSON) for ``ttl`` seconds (default: the store's TTL)."""
@@ -277,7 +284,7 @@ class ResponseCache(_ResponseCacheBase):
         """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
             raw = self._cache.redis.get(key)
-        return _MISS if raw is None else decode_json(raw, key=key)
+        return self._stored(raw, key)
 
     def _write(self, key: str, data: Any, seconds: int) -> None:
         payload = encode_json(data, key=key)
@@ -339,11 +346,7 @@ class AsyncResponseCache(_ResponseCacheBase):
 
     async def get(self, endpoint: str, user_id: str | int) -> Any | None:
         """The cached response, or None on a miss."""
-        key = self._key(endpoint, user_id)
-        value = await self._read(key)
-        found = value is not _MISS
-        self._count(found)
-        return value if found else None
+        return self._answer(await self._read(self._key(endpoint, user_id)))
 
     async def set(
         self, endpoint: str, user_id: str | int, data: Any, ttl: TTLLike | None = None
@@ -435,7 +438,7 @@ class AsyncResponseCache(_ResponseCacheBase):
         """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
             raw = await self._cache.redis.get(key)
-        return _MISS if raw is None else decode_json(raw, key=key)
+        return self._stored(raw, key)
 
     async def _write(self, key: str, data: Any, seconds: int) -> None:
         payload = encode_json(data, key=key)
