@@ -31,7 +31,7 @@ import redis
 import redis.asyncio as aredis
 
 from berthcache import AsyncCache, Cache, CacheConfig
-from berthcache._ratelimit import load_script
+from berthcache._scripts import load_script
 from berthcache.testing._certs import make_tls_files
 from berthcache.testing._server import RedisServer
 

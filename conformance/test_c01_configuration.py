@@ -54,7 +54,9 @@ async def test_defaults_are_the_seeds() -> None:
     config = CacheConfig.from_env({})
     assert config.key_prefix == "berthcare:"
     assert config.max_retries_per_request == 3
-    assert config.retry_strategy == "linear"
+    # The seed's .env name for its 50, 100, 150 ... ms schedule (see C2).
+    assert config.retry_strategy == "exponential"
+    assert config.prefix_channels is True  # channels carry the key prefix unless turned off
     assert (config.retry_base_delay_ms, config.retry_max_delay_ms) == (50, 2000)
     assert (config.host, config.port, config.db) == ("localhost", 6379, 0)
 
@@ -93,6 +95,7 @@ async def test_rediss_url_turns_tls_on_with_verification() -> None:
         ({"REDIS_DB": "-1"}, "REDIS_DB"),
         ({"REDIS_MAX_RETRIES_PER_REQUEST": "many"}, "REDIS_MAX_RETRIES_PER_REQUEST"),
         ({"REDIS_RETRY_STRATEGY": "sometimes"}, "REDIS_RETRY_STRATEGY"),
+        ({"REDIS_PREFIX_CHANNELS": "sometimes"}, "REDIS_PREFIX_CHANNELS"),
         ({"REDIS_URL": "http://cache:6379"}, "REDIS_URL"),
     ],
 )

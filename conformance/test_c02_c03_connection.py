@@ -1,5 +1,6 @@
-"""C2 connection and retry (linear 50 ms steps capped, bounded retries per command, recovery
-after a restart) and C3 connection events (connect, ready, error, close, reconnecting, end)."""
+"""C2 connection and retry (the seed's schedule — ``REDIS_RETRY_STRATEGY=exponential``: 50, 100,
+150 … ms capped at 2000 ms — bounded retries per command, recovery after a restart) and C3
+connection events (connect, ready, error, close, reconnecting, end)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from berthcache import CacheConfig, CacheUnavailableError
+from berthcache import CacheConfig, CacheUnavailableError, retry_schedule
 
 from .support import (
     WAIT,
     CacheFactory,
     aw,
+    config_environ,
     dead_port,
     elapsed,
     server_config,
@@ -76,15 +78,54 @@ async def test_backoff_is_capped(cache_factory: CacheFactory, down: CacheConfig)
     assert events.delays() == [10, 20, 25, 25, 25]
 
 
+def seed_delay_ms(attempt: int) -> int:
+    """The seed's documented delay before retry ``attempt``: 50 ms per attempt, capped."""
+    return min(50 * attempt, 2000)
+
+
 @pytest.mark.clause("C2")
 async def test_default_schedule_reaches_the_2000ms_cap() -> None:
-    # The documented schedule: 50, 100, 150 ... capped at 2000 ms.
-    from berthcache._retry import linear_schedule
+    # The documented schedule: 50, 100, 150 ... capped at 2000 ms, as the public function says.
+    schedule = retry_schedule("exponential", 45)
+    assert [d.min_ms for d in schedule] == [seed_delay_ms(n) for n in range(1, 46)]
+    assert all(d.exact for d in schedule)
+    assert schedule[39].min_ms == 2000
+    assert retry_schedule("linear", 45) == schedule  # another name for the same schedule
 
-    schedule = linear_schedule(45)
-    assert schedule[:3] == [50, 100, 150]
-    assert schedule[39] == 2000
-    assert max(schedule) == 2000
+
+@pytest.mark.clause("C1", "C2")
+async def test_the_seeds_env_gives_the_seeds_schedule(
+    cache_factory: CacheFactory, down: CacheConfig
+) -> None:
+    # The seed's .env: REDIS_RETRY_STRATEGY=exponential  # 50ms -> 2000ms
+    env = config_environ(down) | {
+        "REDIS_RETRY_STRATEGY": "exponential",
+        "REDIS_MAX_RETRIES_PER_REQUEST": "2",
+    }
+    cache = cache_factory(CacheConfig.from_env(env, key_prefix=down.key_prefix))
+    events = Recorder(cache)
+    with pytest.raises(CacheUnavailableError):
+        await aw(cache.get("k"))
+    assert events.delays() == [seed_delay_ms(n) for n in (1, 2)]
+
+
+@pytest.mark.clause("C1", "C2")
+async def test_jittered_exponential_has_its_own_name(
+    cache_factory: CacheFactory, down: CacheConfig
+) -> None:
+    env = config_environ(down) | {
+        "REDIS_RETRY_STRATEGY": "exponential-jitter",
+        "REDIS_MAX_RETRIES_PER_REQUEST": "2",
+    }
+    cache = cache_factory(CacheConfig.from_env(env, key_prefix=down.key_prefix))
+    events = Recorder(cache)
+    with pytest.raises(CacheUnavailableError):
+        await aw(cache.get("k"))
+    bands = [(d.min_ms, d.max_ms) for d in retry_schedule("exponential-jitter", 2)]
+    assert bands == [(25, 50), (50, 100)]
+    delays = events.delays()
+    assert len(delays) == 2
+    assert all(lo <= d <= hi for d, (lo, hi) in zip(delays, bands, strict=True)), delays
 
 
 @pytest.mark.clause("C2")

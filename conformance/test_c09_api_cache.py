@@ -1,17 +1,22 @@
-"""C9 API response cache: ``api:{endpoint}:{userId}``, 5-minute TTL, invalidation on change,
-hit rate above 80% on repeated reads, and one computation per key when many miss at once."""
+"""C9 API response cache: ``api:{endpoint}:{userId}``, 5-minute TTL, invalidation on change
+(of exactly one endpoint's entries), hit rate above 80% on repeated reads, one computation per key
+when many miss at once — and a seed service shares the entries (the seed side is a plain
+redis-py client doing what the seed does)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
-from berthcache import TTL, AsyncCache, Cache
+from berthcache import TTL, AsyncCache, Cache, CacheConfig, InvalidKeyError
 
 from .support import AnyCache, CacheFactory, aw
 
@@ -128,3 +133,77 @@ async def test_stampede_computes_once(cache_factory: CacheFactory) -> None:
     assert len(results) == 16
     assert all(r == CLIENTS for r in results)
     assert len(calls) == 1
+
+
+# -- interop with the seed ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def seed(conf: CacheConfig) -> Iterator[redis.Redis]:
+    """A plain client on the target standing in for a service built from the seed."""
+    client = redis.Redis(**conf.connection_kwargs(), decode_responses=True)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def seed_key(conf: CacheConfig, endpoint: str, user_id: object) -> str:
+    return f"{conf.key_prefix}api:{endpoint}:{user_id}"  # ioredis keyPrefix + the seed's key
+
+
+def seed_cache_api_response(
+    seed: redis.Redis, conf: CacheConfig, endpoint: str, user_id: object, data: Any
+) -> None:
+    seed.set(seed_key(conf, endpoint, user_id), json.dumps(data), ex=300)
+
+
+def seed_get_cached_api_response(
+    seed: redis.Redis, conf: CacheConfig, endpoint: str, user_id: object
+) -> Any:
+    raw = seed.get(seed_key(conf, endpoint, user_id))
+    return None if raw is None else json.loads(raw)
+
+
+async def test_entries_are_shared_with_the_seed(
+    cache: AnyCache, seed: redis.Redis, conf: CacheConfig
+) -> None:
+    seed_cache_api_response(seed, conf, "clients", 1, CLIENTS)
+    assert await aw(cache.responses.get("clients", 1)) == CLIENTS
+    await aw(cache.responses.set("clients", 2, CLIENTS[:1]))
+    assert seed_get_cached_api_response(seed, conf, "clients", 2) == CLIENTS[:1]
+
+
+async def test_invalidate_removes_exactly_that_endpoints_entries(
+    cache: AnyCache, seed: redis.Redis, conf: CacheConfig
+) -> None:
+    for user in (1, 2, 3):
+        seed_cache_api_response(seed, conf, "clients", user, CLIENTS)
+        seed_cache_api_response(seed, conf, "clients:list", user, CLIENTS)
+    await aw(cache.responses.set("clients:list:archived", 1, CLIENTS))
+    assert await aw(cache.responses.invalidate("clients")) == 3
+    for user in (1, 2, 3):
+        assert seed_get_cached_api_response(seed, conf, "clients", user) is None
+        # The nested endpoint clients:list is another endpoint: its entries stay.
+        assert seed_get_cached_api_response(seed, conf, "clients:list", user) == CLIENTS
+    assert await aw(cache.responses.get("clients:list:archived", 1)) == CLIENTS
+    assert await aw(cache.responses.invalidate("clients:list")) == 3
+    assert await aw(cache.responses.get("clients:list:archived", 1)) == CLIENTS
+
+
+async def test_invalidate_walks_every_scan_page(cache: AnyCache, seed: redis.Redis) -> None:
+    # More entries than one SCAN page holds, mixed with a nested endpoint's.
+    prefix = cache.config.key_prefix
+    seed.mset({f"{prefix}api:big:{n}": "1" for n in range(1200)})
+    seed.mset({f"{prefix}api:big:nested:{n}": "1" for n in range(300)})
+    assert await aw(cache.responses.invalidate("big")) == 1200
+    assert await aw(cache.responses.invalidate("big")) == 0
+    assert await aw(cache.responses.invalidate("big:nested")) == 300
+
+
+async def test_a_user_id_with_a_colon_is_refused(cache: AnyCache) -> None:
+    # "api:clients:list:7" could be user "list:7" of "clients" or user 7 of "clients:list".
+    with pytest.raises(InvalidKeyError, match="user_id"):
+        await aw(cache.responses.set("clients", "list:7", CLIENTS))
+    with pytest.raises(InvalidKeyError, match="user_id"):
+        await aw(cache.responses.get("clients", "list:7"))

@@ -1,17 +1,23 @@
 """C12 Pub/sub: subscribe, receive and publish JSON on the ``alerts`` channel, on a connection of
-its own so the same client keeps running commands meanwhile."""
+its own so the same client keeps running commands meanwhile. Channels carry the key prefix by
+default; with ``prefix_channels=False`` (``REDIS_PREFIX_CHANNELS=false``) a seed service on the
+bare ``alerts`` channel and berthcache hear each other (the seed side is a plain redis-py
+client doing what the seed does)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
-from berthcache import AsyncCache
+from berthcache import AsyncCache, CacheConfig
 
-from .support import WAIT, AnyCache, CacheFactory, Inbox, aw
+from .support import WAIT, AnyCache, CacheFactory, Inbox, aw, config_environ, server_config
 
 pytestmark = [pytest.mark.clause("C12"), pytest.mark.asyncio]
 
@@ -103,3 +109,84 @@ async def test_async_iteration(cache: AsyncCache) -> None:
             async for message in sub:
                 assert message.data == ALERT
                 break
+
+
+# -- interop with the seed ---------------------------------------------------------------------
+# The seed publishes on the bare channel name. The target's application user may only use
+# channels under its key prefix (the ACL's &prefix*), so these tests run on a plain server of
+# their own, where a bare channel is allowed.
+
+
+@pytest.fixture
+def bare_conf(local_redis_factory: Any, conf: CacheConfig) -> CacheConfig:
+    """``conf`` pointed at a plain local server of this test's own (no ACL, no TLS)."""
+    return server_config(local_redis_factory.server(appendonly=False), conf)
+
+
+@pytest.fixture
+def seed(bare_conf: CacheConfig) -> Iterator[redis.Redis]:
+    """A plain client on that server standing in for a service built from the seed."""
+    client = redis.Redis(**bare_conf.connection_kwargs(), decode_responses=True)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def seed_subscribe(seed: redis.Redis, channel: str) -> Any:
+    """The seed's ``subscribe(channel)``: listening once the server confirmed it."""
+    pubsub = seed.pubsub()  # type: ignore[no-untyped-call]
+    pubsub.subscribe(channel)
+    confirmed = pubsub.get_message(timeout=WAIT)
+    assert confirmed is not None
+    assert confirmed["type"] == "subscribe"
+    return pubsub
+
+
+async def test_bare_channels_reach_the_seed(
+    cache_factory: CacheFactory, bare_conf: CacheConfig, seed: redis.Redis
+) -> None:
+    env = config_environ(bare_conf) | {"REDIS_PREFIX_CHANNELS": "false"}
+    cache = cache_factory(CacheConfig.from_env(env))
+    assert cache.config.prefix_channels is False
+    listener = seed_subscribe(seed, "alerts")
+    try:
+        assert await aw(cache.publish("alerts", ALERT)) == 1
+        message = listener.get_message(timeout=WAIT)
+        assert message is not None
+        assert message["channel"] == "alerts"
+        assert json.loads(message["data"]) == ALERT  # the seed JSON.parses the payload
+    finally:
+        listener.close()
+
+
+async def test_the_seeds_messages_reach_bare_subscribers(
+    cache_factory: CacheFactory, bare_conf: CacheConfig, seed: redis.Redis
+) -> None:
+    cache = cache_factory(bare_conf, prefix_channels=False)
+    inbox = Inbox()
+    sub = await _subscribe(cache, "alerts", inbox)
+    try:
+        assert seed.publish("alerts", json.dumps(ALERT)) == 1  # the seed's publish()
+        message = await inbox.get()
+        assert message.channel == "alerts"  # the name as sent
+        assert message.data == ALERT
+    finally:
+        await _stop(sub)
+
+
+async def test_prefixed_by_default_so_the_seed_does_not_hear(
+    cache_factory: CacheFactory, bare_conf: CacheConfig, seed: redis.Redis
+) -> None:
+    cache = cache_factory(bare_conf)
+    assert cache.config.prefix_channels is True  # the documented default
+    listener = seed_subscribe(seed, "alerts")
+    try:
+        assert await aw(cache.publish("alerts", ALERT)) == 0  # berthcare:...:alerts, not alerts
+        prefixed = seed_subscribe(seed, f"{bare_conf.key_prefix}alerts")
+        try:
+            assert await aw(cache.publish("alerts", ALERT)) == 1
+        finally:
+            prefixed.close()
+    finally:
+        listener.close()

@@ -6,7 +6,6 @@ presence and pub/sub; plus the seed's module-level functions (``initialize_cache
 Everything public is importable from here; the underscored modules are private.
 """
 
-from berthcache._api_cache import AsyncResponseCache, CacheStats, ResponseCache
 from berthcache._async_client import AsyncCache
 from berthcache._client import Cache
 from berthcache._config import DEFAULT_KEY_PREFIX, CacheConfig
@@ -54,6 +53,8 @@ from berthcache._module_api import (
 from berthcache._presence import AsyncPresence, Presence
 from berthcache._pubsub import AsyncSubscription, Message, Subscription
 from berthcache._ratelimit import AsyncRateLimiter, RateLimiter, RateLimitResult
+from berthcache._responses import AsyncResponseCache, CacheStats, ResponseCache
+from berthcache._retry import RetryDelay, retry_schedule
 from berthcache._sessions import AsyncSessionStore, SessionStore
 from berthcache._ttl import TTL
 
@@ -91,6 +92,7 @@ __all__ = [
     "RateLimiter",
     "ReadOnlyError",
     "ResponseCache",
+    "RetryDelay",
     "SerializationError",
     "SessionStore",
     "Subscription",
@@ -113,6 +115,7 @@ __all__ = [
     "invalidate_session",
     "is_user_online",
     "publish",
+    "retry_schedule",
     "set",
     "subscribe",
     "ttl",

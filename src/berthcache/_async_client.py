@@ -28,10 +28,10 @@ from berthcache._retry import build_async_retry
 from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
-    from berthcache._api_cache import AsyncResponseCache
     from berthcache._presence import AsyncPresence
     from berthcache._pubsub import AsyncSubscription
     from berthcache._ratelimit import AsyncRateLimiter
+    from berthcache._responses import AsyncResponseCache
     from berthcache._sessions import AsyncSessionStore
 
 __all__ = ["AsyncCache", "AsyncPipeline"]
@@ -162,7 +162,7 @@ class AsyncCache(CacheBase):
     # -- pub/sub (engineer D's _pubsub module) ------------------------------------------------
 
     async def publish(self, channel: str, message: Any) -> int:
-        """Publish ``message`` (dict/list as JSON) on the prefixed ``channel``; receivers count."""
+        """Publish ``message`` (dict/list as JSON) on ``channel`` (see prefix_channels)."""
         from berthcache._pubsub import async_publish
 
         return await async_publish(self, channel, message)
@@ -191,7 +191,7 @@ class AsyncCache(CacheBase):
     @functools.cached_property
     def responses(self) -> AsyncResponseCache:
         """:class:`AsyncResponseCache` on this cache."""
-        from berthcache._api_cache import AsyncResponseCache
+        from berthcache._responses import AsyncResponseCache
 
         return AsyncResponseCache(self)
 

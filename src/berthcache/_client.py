@@ -26,10 +26,10 @@ from berthcache._retry import build_retry
 from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
-    from berthcache._api_cache import ResponseCache
     from berthcache._presence import Presence
     from berthcache._pubsub import Subscription
     from berthcache._ratelimit import RateLimiter
+    from berthcache._responses import ResponseCache
     from berthcache._sessions import SessionStore
 
 __all__ = ["Cache", "Pipeline"]
@@ -160,7 +160,7 @@ class Cache(CacheBase):
     # -- pub/sub (engineer D's _pubsub module) ------------------------------------------------
 
     def publish(self, channel: str, message: Any) -> int:
-        """Publish ``message`` (dict/list as JSON) on the prefixed ``channel``; receivers count."""
+        """Publish ``message`` (dict/list as JSON) on ``channel`` (see prefix_channels)."""
         from berthcache._pubsub import publish
 
         return publish(self, channel, message)
@@ -189,7 +189,7 @@ class Cache(CacheBase):
     @functools.cached_property
     def responses(self) -> ResponseCache:
         """:class:`ResponseCache` on this cache."""
-        from berthcache._api_cache import ResponseCache
+        from berthcache._responses import ResponseCache
 
         return ResponseCache(self)
 

@@ -17,10 +17,18 @@ from urllib.parse import unquote, urlsplit
 
 from berthcache._exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_KEY_PREFIX", "CacheConfig", "RetryStrategy"]
+__all__ = ["DEFAULT_KEY_PREFIX", "RETRY_STRATEGIES", "CacheConfig", "RetryStrategy"]
 
-RetryStrategy = Literal["linear", "exponential", "none"]
-_RETRY_STRATEGIES: tuple[str, ...] = ("linear", "exponential", "none")
+RetryStrategy = Literal["exponential", "linear", "exponential-jitter", "none"]
+#: ``exponential`` is the seed's name (its ``.env``) for its schedule 50, 100, 150 … ms capped
+#: at 2000 ms, and the default; ``linear`` names the same schedule; ``exponential-jitter``
+#: doubles per attempt with equal jitter; ``none`` never retries. See ``retry_schedule``.
+RETRY_STRATEGIES: tuple[RetryStrategy, ...] = (
+    "exponential",
+    "linear",
+    "exponential-jitter",
+    "none",
+)
 DEFAULT_KEY_PREFIX = "berthcare:"
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _TRUE = {"1", "true", "yes", "on"}
@@ -47,6 +55,7 @@ ENV_VARS: dict[str, str] = {
     "socket_timeout": "REDIS_SOCKET_TIMEOUT",
     "max_connections": "REDIS_MAX_CONNECTIONS",
     "pool_timeout": "REDIS_POOL_TIMEOUT",
+    "prefix_channels": "REDIS_PREFIX_CHANNELS",
 }
 _INT_FIELDS = {
     "port": (1, 65535),
@@ -61,7 +70,7 @@ _FLOAT_FIELDS = {
     "socket_timeout": (0.01, 600.0),
     "pool_timeout": (0.01, 600.0),
 }
-_BOOL_FIELDS = ("tls", "tls_verify")
+_BOOL_FIELDS = ("tls", "tls_verify", "prefix_channels")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -69,8 +78,10 @@ class CacheConfig:
     """Where the cache lives and how the client behaves.
 
     Defaults are the seed module's: ``localhost:6379``, db 0, prefix ``berthcare:``, at most 3
-    retries per command with a linear backoff of 50 ms per attempt capped at 2000 ms. TLS, once
-    on, verifies the server certificate unless ``tls_verify=False`` is set explicitly.
+    retries per command with the seed's ``exponential`` schedule (50 ms per attempt: 50, 100,
+    150 … capped at 2000 ms). TLS, once on, verifies the server certificate unless
+    ``tls_verify=False`` is set explicitly. Pub/sub channels carry the key prefix unless
+    ``prefix_channels=False`` (the seed publishes on bare channel names).
     """
 
     host: str = "localhost"
@@ -80,7 +91,7 @@ class CacheConfig:
     db: int = 0
     key_prefix: str = DEFAULT_KEY_PREFIX
     max_retries_per_request: int = 3
-    retry_strategy: RetryStrategy = "linear"
+    retry_strategy: RetryStrategy = "exponential"
     retry_base_delay_ms: int = 50
     retry_max_delay_ms: int = 2000
     tls: bool = False
@@ -95,6 +106,9 @@ class CacheConfig:
     #: busy, before failing with CacheUnavailableError (the pool blocks instead of erroring).
     pool_timeout: float = 5.0
     client_name: str = "berthcache"
+    #: Publish/subscribe on ``{key_prefix}{channel}`` (True) or on the bare channel name as the
+    #: seed does (False), so both can share a channel.
+    prefix_channels: bool = True
 
     def __post_init__(self) -> None:
         self._validate(names={})
@@ -219,11 +233,11 @@ class CacheConfig:
                 raise ConfigurationError(name(field), "must be true or false")
         if not isinstance(self.host, str) or not self.host.strip():
             raise ConfigurationError(name("host"), "must be a non-empty host name or address")
-        if self.retry_strategy not in _RETRY_STRATEGIES:
+        if self.retry_strategy not in RETRY_STRATEGIES:
             raise ConfigurationError(
                 name("retry_strategy"),
                 f"unknown retry strategy {self.retry_strategy!r}; "
-                f"choose one of {', '.join(_RETRY_STRATEGIES)}",
+                f"choose one of {', '.join(RETRY_STRATEGIES)}",
             )
         if self.retry_max_delay_ms < self.retry_base_delay_ms:
             raise ConfigurationError(

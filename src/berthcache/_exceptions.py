@@ -205,3 +205,6 @@ def map_redis_errors() -> Iterator[None]:
         raise
     except (rex.RedisError, OSError) as exc:
         raise (mapped(exc) or CacheServerError(_first_line(str(exc)))) from exc
+
+
+map_errors = map_redis_errors  # the core branch defines map_errors

@@ -1,26 +1,45 @@
-"""Presence: ``{prefix}presence:{user_id}`` = unix time of the last activity, 5-minute TTL.
+"""Presence: ``{prefix}presence:{user_id}`` = epoch MILLISECONDS of the last activity, 5-minute TTL.
 
-A user is online while the key exists — the TTL does the "seen in the last 5 minutes" test on
-the server, so app servers with skewed clocks still agree. ``online()`` asks about many users
-in one MGET round trip.
+The value is what the seed's ``Date.now()`` writes (an integer string such as
+``"1764452400123"``), so a TypeScript service on the seed and a Python one on berthcache read
+each other's presence. Values below 100 000 000 000 are older berthcache values in epoch
+SECONDS (``"1764452400.123"``) and are still read, converted.
+
+A user is online when the key exists AND the stored time is within the window (the TTL, 5
+minutes): ``now_ms - stored_ms < window_ms``, the seed's own test. Existence alone is not
+enough — a key re-armed with a fresh TTL may hold a value 10 minutes old. ``online()`` asks about
+many users in one MGET round trip; ``offline()`` deletes the key (logout).
+
+Every decision (keys, the value written, parsing, the online rule) is made in
+:class:`_PresenceBase`; the twins only send the command and hand the reply back to it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from berthcache._exceptions import SerializationError
-from berthcache._sessions import CacheHost, as_text, check_part
+from berthcache._host import CacheHost
+from berthcache._parts import as_text, check_part
 from berthcache._ttl import TTL, TTLLike, to_seconds
 
-__all__ = ["AsyncPresence", "Presence"]
+__all__ = ["SECONDS_VALUE_BELOW", "AsyncPresence", "Presence"]
+
+#: A stored value below this is epoch seconds (older berthcache), not epoch milliseconds:
+#: 1e11 ms is March 1973, 1e11 s is the year 5138.
+SECONDS_VALUE_BELOW = 100_000_000_000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class _PresenceBase:
-    """Keys and parsing — no I/O."""
+    """Keys, the stored value, its parsing and the online rule — no I/O."""
 
     def __init__(self, cache: CacheHost, *, ttl: TTLLike = TTL.PRESENCE) -> None:
         self._cache = cache
@@ -31,7 +50,8 @@ class _PresenceBase:
 
     @staticmethod
     def _now() -> str:
-        return f"{time.time():.3f}"
+        """The value ``touch`` writes: ``Date.now()`` as the seed writes it."""
+        return str(_now_ms())
 
     def _ids(self, user_ids: Iterable[str | int]) -> tuple[list[str], list[str]]:
         if isinstance(user_ids, str | bytes):
@@ -40,13 +60,42 @@ class _PresenceBase:
         return ids, [self._cache.keys("presence", u) for u in ids]
 
     @staticmethod
-    def _parse(raw: Any, key: str) -> _dt.datetime | None:
+    def _stored_ms(raw: Any, key: str) -> int | None:
+        """The stored time in epoch ms (seconds values converted), None for a missing key."""
         if raw is None:
             return None
         try:
-            return _dt.datetime.fromtimestamp(float(as_text(raw)), tz=_dt.UTC)
-        except (ValueError, OverflowError, OSError) as exc:
-            raise SerializationError(f"value at key {key!r} is not a unix timestamp") from exc
+            number = float(as_text(raw))
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise SerializationError(
+                f"value at key {key!r} is not a time in epoch milliseconds (or seconds)"
+            )
+        return round(number * 1000 if number < SECONDS_VALUE_BELOW else number)
+
+    def _online(self, raw: Any, key: str, now_ms: int | None = None) -> bool:
+        """The seed's rule on the stored time: seen less than the window (the TTL) ago."""
+        stored = self._stored_ms(raw, key)
+        if stored is None:
+            return False
+        return (_now_ms() if now_ms is None else now_ms) - stored < self.ttl * 1000
+
+    def _online_many(self, ids: list[str], keys: list[str], values: list[Any]) -> dict[str, bool]:
+        now_ms = _now_ms()
+        return {
+            user: self._online(value, key, now_ms)
+            for user, key, value in zip(ids, keys, values, strict=True)
+        }
+
+    def _last_seen(self, raw: Any, key: str) -> _dt.datetime | None:
+        stored = self._stored_ms(raw, key)
+        if stored is None:
+            return None
+        try:
+            return _dt.datetime.fromtimestamp(stored / 1000, tz=_dt.UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise SerializationError(f"value at key {key!r} is not a usable time") from exc
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ttl={self.ttl})"
@@ -62,17 +111,18 @@ class Presence(_PresenceBase):
             self._cache.redis.set(key, self._now(), ex=self.ttl)
 
     def is_online(self, user_id: str | int) -> bool:
-        """True when the user was seen within the last ``ttl`` seconds."""
-        key = self._key(user_id)
-        with self._cache._operation():
-            return bool(self._cache.redis.exists(key))
-
-    def last_seen(self, user_id: str | int) -> _dt.datetime | None:
-        """When the user was last seen (UTC), or None when not online."""
+        """True when the user was seen within the last ``ttl`` seconds (by the stored time)."""
         key = self._key(user_id)
         with self._cache._operation():
             raw = self._cache.redis.get(key)
-        return self._parse(raw, key)
+        return self._online(raw, key)
+
+    def last_seen(self, user_id: str | int) -> _dt.datetime | None:
+        """When the user was last seen (aware UTC), or None when there is no record."""
+        key = self._key(user_id)
+        with self._cache._operation():
+            raw = self._cache.redis.get(key)
+        return self._last_seen(raw, key)
 
     def online(self, user_ids: Iterable[str | int]) -> dict[str, bool]:
         """``{user_id: online}`` for many users in one round trip."""
@@ -81,7 +131,13 @@ class Presence(_PresenceBase):
             return {}
         with self._cache._operation():
             values = self._cache.redis.mget(keys)
-        return {u: v is not None for u, v in zip(ids, values, strict=True)}
+        return self._online_many(ids, keys, values)
+
+    def offline(self, user_id: str | int) -> bool:
+        """Mark the user offline now (logout); False when there was no record."""
+        key = self._key(user_id)
+        with self._cache._operation():
+            return bool(self._cache.redis.delete(key))
 
 
 class AsyncPresence(_PresenceBase):
@@ -94,17 +150,18 @@ class AsyncPresence(_PresenceBase):
             await self._cache.redis.set(key, self._now(), ex=self.ttl)
 
     async def is_online(self, user_id: str | int) -> bool:
-        """True when the user was seen within the last ``ttl`` seconds."""
-        key = self._key(user_id)
-        with self._cache._operation():
-            return bool(await self._cache.redis.exists(key))
-
-    async def last_seen(self, user_id: str | int) -> _dt.datetime | None:
-        """When the user was last seen (UTC), or None when not online."""
+        """True when the user was seen within the last ``ttl`` seconds (by the stored time)."""
         key = self._key(user_id)
         with self._cache._operation():
             raw = await self._cache.redis.get(key)
-        return self._parse(raw, key)
+        return self._online(raw, key)
+
+    async def last_seen(self, user_id: str | int) -> _dt.datetime | None:
+        """When the user was last seen (aware UTC), or None when there is no record."""
+        key = self._key(user_id)
+        with self._cache._operation():
+            raw = await self._cache.redis.get(key)
+        return self._last_seen(raw, key)
 
     async def online(self, user_ids: Iterable[str | int]) -> dict[str, bool]:
         """``{user_id: online}`` for many users in one round trip."""
@@ -113,4 +170,10 @@ class AsyncPresence(_PresenceBase):
             return {}
         with self._cache._operation():
             values = await self._cache.redis.mget(keys)
-        return {u: v is not None for u, v in zip(ids, values, strict=True)}
+        return self._online_many(ids, keys, values)
+
+    async def offline(self, user_id: str | int) -> bool:
+        """Mark the user offline now (logout); False when there was no record."""
+        key = self._key(user_id)
+        with self._cache._operation():
+            return bool(await self._cache.redis.delete(key))

@@ -4,10 +4,13 @@ A connection in subscribe mode can run nothing but (P)SUBSCRIBE/UNSUBSCRIBE/PING
 "subscribe, then publish on the same client" cannot work. Every subscription here takes its own
 connection from the pool (redis-py ``PubSub``); publishing uses the ordinary command connection.
 
-Channels carry the key prefix (``berthcare:alerts``) so apps sharing a server do not hear each
-other; :class:`Message` gives the channel back without it. Dicts and lists are published as
-JSON, strings as they are; with ``parse_json`` (the default) a payload that parses as JSON is
-decoded, anything else arrives as the text sent.
+By default channels carry the key prefix (``berthcare:alerts``) so apps sharing a server do not
+hear each other; :class:`Message` gives the channel back without it. The seed (ioredis, whose
+``keyPrefix`` does not apply to channels) publishes on the bare name (``alerts``): with
+``prefix_channels=False`` (``REDIS_PREFIX_CHANNELS=false``) berthcache publishes and subscribes
+on the bare name too, and ``Message.channel`` is the name as sent. Dicts and lists are
+published as JSON, strings as they are; with ``parse_json`` (the default) a payload that parses
+as JSON is decoded, anything else arrives as the text sent.
 
 Sync: :class:`Subscription` runs a listener thread that calls ``callback(message)`` (or queues
 messages for :meth:`Subscription.get` / iteration). Async: :class:`AsyncSubscription` is an
@@ -35,9 +38,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
-from berthcache._exceptions import CacheError, CacheUnavailableError, map_redis_errors
+from berthcache._exceptions import CacheError, CacheUnavailableError, map_errors
+from berthcache._host import CacheHost
+from berthcache._parts import as_text, check_part
 from berthcache._serialization import encode_value
-from berthcache._sessions import CacheHost, as_text, check_part
 
 __all__ = [
     "AsyncSubscription",
@@ -72,7 +76,9 @@ _CLOSED = _Closed()
 
 
 def _channel(cache: CacheHost, channel: str) -> str:
-    return cache.keys(check_part(channel, "channel"))
+    """The channel's name on the server: prefixed, or bare with ``prefix_channels=False``."""
+    name = check_part(channel, "channel")
+    return cache.keys(name) if cache.config.prefix_channels else name
 
 
 def _payload(cache: CacheHost, channel: str, message: Any) -> tuple[str, Any]:
@@ -80,12 +86,18 @@ def _payload(cache: CacheHost, channel: str, message: Any) -> tuple[str, Any]:
     return full, encode_value(message, key=full)
 
 
-def _message(cache: CacheHost, raw: dict[str, Any], parse_json: bool) -> Message:
+def _message(cache: CacheHost, raw: dict[str, Any] | None, parse_json: bool) -> Message | None:
+    """The :class:`Message` in a reply of the subscription, or None for anything else."""
+    if raw is None or raw.get("type") != "message":
+        return None
     data: Any = as_text(raw["data"]) if isinstance(raw["data"], bytes | str) else raw["data"]
     if parse_json and isinstance(data, str):
         with contextlib.suppress(ValueError):  # plain text was published: deliver it as sent
             data = json.loads(data)
-    return Message(channel=cache.keys.strip(as_text(raw["channel"])), data=data)
+    channel = as_text(raw["channel"])
+    if cache.config.prefix_channels:
+        channel = cache.keys.strip(channel)
+    return Message(channel=channel, data=data)
 
 
 def _backoff(failures: int) -> float:
@@ -93,7 +105,8 @@ def _backoff(failures: int) -> float:
 
 
 def publish(cache: CacheHost, channel: str, message: Any) -> int:
-    """Publish on the prefixed ``channel``; returns how many subscribers received it."""
+    """Publish on ``channel`` (prefixed unless ``prefix_channels=False``); returns how many
+    subscribers received it."""
     full, payload = _payload(cache, channel, message)
     with cache._operation():
         return int(cache.redis.publish(full, payload))
@@ -111,7 +124,8 @@ def subscribe(
 
 
 async def async_publish(cache: CacheHost, channel: str, message: Any) -> int:
-    """Publish on the prefixed ``channel``; returns how many subscribers received it."""
+    """Publish on ``channel`` (prefixed unless ``prefix_channels=False``); returns how many
+    subscribers received it."""
     full, payload = _payload(cache, channel, message)
     with cache._operation():
         return int(await cache.redis.publish(full, payload))
@@ -179,6 +193,16 @@ class _SubscriptionBase:
 
     def _callback_failed(self) -> None:
         logger.exception("subscription callback for channel %r failed", self.channel)
+
+    @staticmethod
+    def _confirms(reply: dict[str, Any] | None) -> bool:
+        """Whether ``reply`` is the server's confirmation of the SUBSCRIBE."""
+        return reply is not None and reply["type"] == "subscribe"
+
+    def _not_confirmed(self) -> CacheUnavailableError:
+        return CacheUnavailableError(
+            f"subscription to channel {self.channel!r} not confirmed within {self._ready_timeout}s"
+        )
 
 
 class Subscription(_SubscriptionBase):
@@ -262,18 +286,15 @@ class Subscription(_SubscriptionBase):
     def _confirm(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
-            reply = self._pubsub.get_message(timeout=remaining)
-            if reply is not None and reply["type"] == "subscribe":
+            if self._confirms(self._pubsub.get_message(timeout=remaining)):
                 return
-        raise CacheUnavailableError(
-            f"subscription to channel {self.channel!r} not confirmed within {timeout}s"
-        )
+        raise self._not_confirmed()
 
     def _listen(self) -> None:
         failures = 0
         while not self._stop.is_set():
             try:
-                with map_redis_errors():
+                with map_errors():
                     raw = self._pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=_POLL_SECONDS
                     )
@@ -284,9 +305,8 @@ class Subscription(_SubscriptionBase):
                 self._stop.wait(self._connection_lost(exc, failures))
                 continue
             failures = 0
-            if raw is None or raw.get("type") != "message":
-                continue
-            self._deliver(_message(self._cache, raw, self._parse_json))
+            if (message := _message(self._cache, raw, self._parse_json)) is not None:
+                self._deliver(message)
 
     def _deliver(self, message: Message) -> None:
         if self._callback is None:
@@ -322,17 +342,13 @@ class AsyncSubscription(_SubscriptionBase):
             async with asyncio.timeout(self._ready_timeout):
                 with self._cache._operation():
                     await pubsub.subscribe(self._full)
-                    while True:
+                    reply = None
+                    while not self._confirms(reply):
                         reply = await pubsub.get_message(timeout=self._ready_timeout)
-                        if reply is not None and reply["type"] == "subscribe":
-                            break
             self._cache._on_close(self.aclose)
         except TimeoutError:
             await pubsub.aclose()
-            raise CacheUnavailableError(
-                f"subscription to channel {self.channel!r} not confirmed within "
-                f"{self._ready_timeout}s"
-            ) from None
+            raise self._not_confirmed() from None
         except BaseException:
             await pubsub.aclose()
             raise
@@ -408,7 +424,7 @@ class AsyncSubscription(_SubscriptionBase):
         failures = 0
         while not self._closed:
             try:
-                with map_redis_errors():
+                with map_errors():
                     raw = await self._pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=1.0
                     )
@@ -417,9 +433,8 @@ class AsyncSubscription(_SubscriptionBase):
                 await asyncio.sleep(self._connection_lost(exc, failures))
                 continue
             failures = 0
-            if raw is None or raw.get("type") != "message":
-                continue
-            await self._deliver(_message(self._cache, raw, self._parse_json))
+            if (message := _message(self._cache, raw, self._parse_json)) is not None:
+                await self._deliver(message)
 
     async def _deliver(self, message: Message) -> None:
         if self._callback is None:

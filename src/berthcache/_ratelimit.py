@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import importlib.resources
 import ipaddress
 import logging
-from functools import cache
 from typing import Any, NamedTuple
 
 from berthcache._exceptions import (
@@ -32,26 +30,19 @@ from berthcache._exceptions import (
     ReadOnlyError,
     TLSError,
 )
-from berthcache._sessions import CacheHost, check_part
+from berthcache._host import CacheHost
+from berthcache._parts import check_part
+from berthcache._scripts import load_script
 from berthcache._ttl import to_seconds
 
-__all__ = ["AsyncRateLimiter", "RateLimitResult", "RateLimiter", "load_script"]
+__all__ = ["AsyncRateLimiter", "RateLimitResult", "RateLimiter", "normalize_ip"]
 
+#: Server errors that mean "cannot count now" (TLSError, a configuration problem, excepted).
+_OUTAGES = (CacheUnavailableError, ReadOnlyError, OutOfMemoryError)
 #: How many (ip, endpoint) -> key translations a limiter remembers before starting over.
 _KEY_MEMO_SIZE = 4096
 
 logger = logging.getLogger("berthcache.ratelimit")
-
-
-@cache
-def load_script(name: str) -> str:
-    """The text of a Lua script shipped in ``berthcache/resources`` (read once)."""
-    return (
-        importlib.resources.files("berthcache")
-        .joinpath("resources")
-        .joinpath(name)
-        .read_text("utf-8")
-    )
 
 
 class RateLimitResult(NamedTuple):
@@ -143,10 +134,16 @@ class _RateLimiterBase:
             reset_after=max(pttl, 0) / 1000.0,
         )
 
+    def _window_ms(self) -> list[int]:
+        """The script's ARGV: the window in milliseconds."""
+        return [self.window * 1000]
+
     def _unavailable(self, endpoint: str, exc: CacheServerError) -> RateLimitResult:
         """Redis could not count this request (unreachable, read-only after a failover, out of
         memory): allow it (fail open) or refuse it. Any other server error (a wrong-typed key,
-        bad credentials, a script bug) is not an outage and is raised by the caller."""
+        bad credentials, a script bug, a TLS certificate problem) is not an outage: re-raised."""
+        if isinstance(exc, TLSError) or not isinstance(exc, _OUTAGES):
+            raise exc
         if not self.fail_open:
             raise RateLimitUnavailableError(
                 f"rate limit for endpoint {endpoint!r} cannot be checked: {exc}; "
@@ -176,11 +173,9 @@ class RateLimiter(_RateLimiterBase):
         key = self._key(ip, endpoint)
         try:
             with self._cache._operation():
-                reply = self._script(keys=[key], args=[self.window * 1000])
-        except TLSError:
-            raise  # a certificate problem is configuration, not an outage
-        except (CacheUnavailableError, ReadOnlyError, OutOfMemoryError) as exc:
-            return self._unavailable(endpoint, exc)
+                reply = self._script(keys=[key], args=self._window_ms())
+        except CacheServerError as exc:
+            return self._unavailable(endpoint, exc)  # re-raises what is not an outage
         return self._result(reply)
 
     def reset(self, ip: str, endpoint: str) -> None:
@@ -198,11 +193,9 @@ class AsyncRateLimiter(_RateLimiterBase):
         key = self._key(ip, endpoint)
         try:
             with self._cache._operation():
-                reply = await self._script(keys=[key], args=[self.window * 1000])
-        except TLSError:
-            raise  # a certificate problem is configuration, not an outage
-        except (CacheUnavailableError, ReadOnlyError, OutOfMemoryError) as exc:
-            return self._unavailable(endpoint, exc)
+                reply = await self._script(keys=[key], args=self._window_ms())
+        except CacheServerError as exc:
+            return self._unavailable(endpoint, exc)  # re-raises what is not an outage
         return self._result(reply)
 
     async def reset(self, ip: str, endpoint: str) -> None:

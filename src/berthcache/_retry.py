@@ -1,8 +1,16 @@
 """Backoff schedules and the redis-py retry policy.
 
-The seed's schedule is linear: ``base * attempt`` capped (50 ms, 100 ms, 150 ms … 2000 ms).
-``exponential`` doubles per attempt with "equal jitter" (half fixed, half random) so that many
-clients reconnecting after a failover do not stampede the new primary in lock step.
+The strategies (``REDIS_RETRY_STRATEGY``), named as the seed's ``.env`` names them:
+
+* ``exponential`` (the default) — the seed's documented schedule, ``min(base * attempt, cap)``:
+  50, 100, 150 … ms capped at 2000 ms. ``linear`` is another name for the same schedule.
+* ``exponential-jitter`` — doubles per attempt with "equal jitter" (each delay in
+  ``[d/2, d]``, ``d = min(base * 2**(n-1), cap)``) so that many clients reconnecting after a
+  failover do not stampede the new primary in lock step.
+* ``none`` — no retries.
+
+:func:`retry_schedule` says the delays of a strategy (exact, or the range of a jittered one),
+so ops tools and docs print the same schedule the client follows.
 
 redis-py's own :class:`~redis.retry.Retry` retries every ``ConnectionError`` — including
 ``AuthenticationError``, which subclasses it — and nests: a command retry reconnects through the
@@ -20,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import dataclasses
 import random
 import socket
 import time
@@ -31,19 +40,20 @@ from redis.asyncio.retry import Retry as _AsyncRedisRetry
 from redis.backoff import AbstractBackoff
 from redis.retry import Retry as _SyncRedisRetry
 
-from berthcache._config import CacheConfig
-from berthcache._exceptions import AuthenticationError, TLSError, translate
+from berthcache._config import RETRY_STRATEGIES, CacheConfig
+from berthcache._exceptions import AuthenticationError, ConfigurationError, TLSError, translate
 
 __all__ = [
     "AsyncRetryPolicy",
     "Backoff",
+    "RetryDelay",
     "RetryPolicy",
     "build_async_retry",
     "build_retry",
-    "exponential_delay_ms",
     "is_retryable",
+    "jittered_delay_ms",
     "linear_delay_ms",
-    "linear_schedule",
+    "retry_schedule",
 ]
 
 T = TypeVar("T")
@@ -72,20 +82,71 @@ def linear_delay_ms(attempt: int, base_ms: int = 50, cap_ms: int = 2000) -> int:
     return min(base_ms * attempt, cap_ms)
 
 
-def linear_schedule(retries: int, base_ms: int = 50, cap_ms: int = 2000) -> list[int]:
-    """Delays (ms) before each of ``retries`` retries — the documented schedule."""
-    return [linear_delay_ms(n, base_ms, cap_ms) for n in range(1, retries + 1)]
-
-
-def exponential_delay_ms(
-    attempt: int, base_ms: int = 50, cap_ms: int = 2000, rng: random.Random | None = None
-) -> float:
-    """Exponential with equal jitter: in ``[d/2, d]``, ``d = min(base * 2**(n-1), cap)``."""
+def _jitter_ceiling_ms(attempt: int, base_ms: int, cap_ms: int) -> float:
     if attempt < 1:
         raise ValueError(f"attempt must be >= 1, got {attempt}")
-    ceiling = float(min(base_ms * 2 ** min(attempt - 1, 32), cap_ms))
+    return float(min(base_ms * 2 ** min(attempt - 1, 32), cap_ms))
+
+
+def jittered_delay_ms(
+    attempt: int, base_ms: int = 50, cap_ms: int = 2000, rng: random.Random | None = None
+) -> float:
+    """``exponential-jitter``: in ``[d/2, d]``, ``d = min(base * 2**(n-1), cap)``."""
+    ceiling = _jitter_ceiling_ms(attempt, base_ms, cap_ms)
     gen = rng if rng is not None else random
     return ceiling / 2 + gen.uniform(0, ceiling / 2)
+
+
+def _strategy(strategy: str) -> str:
+    if strategy not in RETRY_STRATEGIES:
+        raise ConfigurationError(
+            "retry_strategy",
+            f"unknown retry strategy {strategy!r} (REDIS_RETRY_STRATEGY); "
+            f"choose one of {', '.join(RETRY_STRATEGIES)}",
+        )
+    return strategy
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryDelay:
+    """The wait before one retry: exactly ``min_ms`` when ``min_ms == max_ms``, else a random
+    time in ``[min_ms, max_ms]`` (``exponential-jitter``)."""
+
+    attempt: int
+    min_ms: float
+    max_ms: float
+
+    @property
+    def exact(self) -> bool:
+        return self.min_ms == self.max_ms
+
+    def __str__(self) -> str:
+        if self.exact:
+            return f"{self.min_ms:g} ms"
+        return f"{self.min_ms:g}-{self.max_ms:g} ms"
+
+
+def retry_schedule(
+    strategy: str, retries: int, *, base_ms: int = 50, cap_ms: int = 2000
+) -> list[RetryDelay]:
+    """The waits before each of ``retries`` retries under ``strategy`` (``none``: no retries).
+
+    ``retry_schedule("exponential", 4)`` is 50, 100, 150, 200 ms — the seed's schedule.
+    """
+    name = _strategy(strategy)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigurationError("retries", f"must be a non-negative integer, got {retries!r}")
+    if name == "none":
+        return []
+    delays = []
+    for attempt in range(1, retries + 1):
+        if name == "exponential-jitter":
+            ceiling = _jitter_ceiling_ms(attempt, base_ms, cap_ms)
+            delays.append(RetryDelay(attempt, ceiling / 2, ceiling))
+        else:
+            exact = float(linear_delay_ms(attempt, base_ms, cap_ms))
+            delays.append(RetryDelay(attempt, exact, exact))
+    return delays
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -105,16 +166,14 @@ class Backoff(AbstractBackoff):
 
     def __init__(
         self,
-        strategy: str = "linear",
+        strategy: str = "exponential",
         base_ms: int = 50,
         cap_ms: int = 2000,
         *,
         on_reconnecting: OnReconnecting | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if strategy not in ("linear", "exponential", "none"):
-            raise ValueError(f"unknown retry strategy {strategy!r}")
-        self.strategy = strategy
+        self.strategy = _strategy(strategy)
         self.base_ms = base_ms
         self.cap_ms = cap_ms
         self._on_reconnecting = on_reconnecting
@@ -124,9 +183,9 @@ class Backoff(AbstractBackoff):
         """Milliseconds to wait before retry ``attempt`` (1-based)."""
         if self.strategy == "none":
             return 0.0
-        if self.strategy == "exponential":
-            return exponential_delay_ms(attempt, self.base_ms, self.cap_ms, self._rng)
-        return float(linear_delay_ms(attempt, self.base_ms, self.cap_ms))
+        if self.strategy == "exponential-jitter":
+            return jittered_delay_ms(attempt, self.base_ms, self.cap_ms, self._rng)
+        return float(linear_delay_ms(attempt, self.base_ms, self.cap_ms))  # the seed's schedule
 
     def compute(self, failures: int) -> float:
         delay = self.delay_ms(failures)

@@ -5,62 +5,32 @@ every session is also recorded in a per-user index set ``{prefix}session-index:u
 written in the same MULTI/EXEC as the session and expiring with the newest one. Index members
 whose session already expired are harmless: deleting a missing key is a no-op.
 
-The feature modules talk to the cache only through :class:`CacheHost` (``.redis``, ``.keys``,
-``._operation()``, ``._on_close()``), which ``Cache`` and ``AsyncCache`` provide.
+Which commands each step queues, and how their replies read, is decided in :class:`_SessionBase`
+(``_queue_*``); the twins only create the pipeline, execute it and hand the replies back. The
+feature talks to the cache only through :class:`~berthcache._host.CacheHost`.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 import redis.exceptions
 
-from berthcache._exceptions import CacheServerError, InvalidKeyError, SerializationError
-from berthcache._keys import KeyBuilder
+from berthcache._exceptions import CacheServerError, SerializationError
+from berthcache._host import CacheHost
+from berthcache._parts import as_text, check_part
 from berthcache._serialization import decode_json, encode_json
 from berthcache._ttl import TTL, TTLLike, to_seconds
 
-__all__ = ["AsyncSessionStore", "CacheHost", "SessionStore", "as_text", "check_part"]
+__all__ = ["AsyncSessionStore", "SessionStore"]
 
 _SESSION_ID = re.compile(
     r"^user-(?P<user>.+)-session-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
 _MAX_WATCH_RETRIES = 16
-
-
-class CacheHost(Protocol):
-    """The part of ``Cache`` / ``AsyncCache`` the feature classes use."""
-
-    @property
-    def redis(self) -> Any: ...
-
-    @property
-    def keys(self) -> KeyBuilder: ...
-
-    def _operation(self) -> AbstractContextManager[Any]: ...
-
-    def _on_close(self, callback: Callable[[], Any]) -> None: ...
-
-    def _forget_on_close(self, callback: Callable[[], Any]) -> None: ...
-
-
-def as_text(value: str | bytes) -> str:
-    """Redis replies as ``str`` whether or not the client decodes responses."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def check_part(value: object, name: str) -> str:
-    """A non-empty str/int argument as text, else :class:`InvalidKeyError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidKeyError(f"{name} must be a string or integer, got {type(value).__name__}")
-    text = str(value)
-    if not text:
-        raise InvalidKeyError(f"{name} must not be empty")
-    return text
 
 
 class _SessionBase:
@@ -100,16 +70,57 @@ class _SessionBase:
             raise SerializationError(f"value at key {key!r} is not a session object")
         return value
 
-    def _queue_create(self, pipe: Any, key: str, index: str, session_id: str, payload: str) -> None:
-        pipe.set(key, payload, ex=self.ttl)
+    def _queue_create(self, pipe: Any, user_id: str | int, data: Mapping[str, Any]) -> str:
+        """Queue a new session of ``user_id`` holding ``data``; its id."""
+        session_id = self._new_id(user_id)
+        key, index = self._key(session_id), self._index_key(user_id)
+        pipe.set(key, self._encode(data, key), ex=self.ttl)
         pipe.sadd(index, session_id)
         # The index lives as long as the longest-lived session in it: NX sets a first TTL,
         # GT only ever extends it.
         pipe.expire(index, self.ttl, nx=True)
         pipe.expire(index, self.ttl, gt=True)
+        return session_id
 
-    def _session_keys(self, members: Any) -> list[str]:
-        return [self._key(as_text(m)) for m in members]
+    def _queue_refresh(self, pipe: Any, session_id: str) -> None:
+        pipe.expire(self._key(session_id), self.ttl)
+        index = self._index_of(session_id)
+        if index is not None:
+            pipe.expire(index, self.ttl, gt=True)
+
+    def _queue_invalidate(self, pipe: Any, session_id: str) -> None:
+        pipe.delete(self._key(session_id))
+        index = self._index_of(session_id)
+        if index is not None:
+            pipe.srem(index, session_id)
+
+    @staticmethod
+    def _first_done(results: list[Any]) -> bool:
+        """Whether the first queued command found its key (EXPIRE / DEL reply)."""
+        return bool(results[0])
+
+    def _queue_invalidate_all(self, pipe: Any, index: str, members: Any) -> int:
+        """On a WATCHed pipeline that read the index's ``members``: start the transaction and
+        queue the deletes; how many session keys were queued."""
+        keys = [self._key(as_text(m)) for m in members]
+        pipe.multi()
+        if keys:
+            pipe.delete(*keys)
+        pipe.delete(index)
+        return len(keys)
+
+    @staticmethod
+    def _deleted(results: list[Any], queued: int) -> int:
+        """How many sessions existed, from the transaction of :meth:`_queue_invalidate_all`."""
+        return int(results[0]) if queued else 0
+
+    @staticmethod
+    def _watch_attempts() -> range:
+        return range(_MAX_WATCH_RETRIES)
+
+    @staticmethod
+    def _kept_changing(user_id: str | int) -> CacheServerError:
+        return CacheServerError(f"sessions of user {user_id!r} kept changing; try again")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ttl={self.ttl})"
@@ -120,12 +131,9 @@ class SessionStore(_SessionBase):
 
     def create(self, user_id: str | int, data: Mapping[str, Any]) -> str:
         """Store ``data`` under a new session id and return the id."""
-        session_id = self._new_id(user_id)
-        key, index = self._key(session_id), self._index_key(user_id)
-        payload = self._encode(data, key)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        session_id = self._queue_create(pipe, user_id, data)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            self._queue_create(pipe, key, index, session_id, payload)
             pipe.execute()
         return session_id
 
@@ -138,25 +146,17 @@ class SessionStore(_SessionBase):
 
     def refresh(self, session_id: str) -> bool:
         """Restart the session's TTL (sliding expiry); False when it no longer exists."""
-        key, index = self._key(session_id), self._index_of(session_id)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_refresh(pipe, session_id)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            pipe.expire(key, self.ttl)
-            if index is not None:
-                pipe.expire(index, self.ttl, gt=True)
-            results = pipe.execute()
-        return bool(results[0])
+            return self._first_done(pipe.execute())
 
     def invalidate(self, session_id: str) -> bool:
         """Delete the session (logout); False when it did not exist."""
-        key, index = self._key(session_id), self._index_of(session_id)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_invalidate(pipe, session_id)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            pipe.delete(key)
-            if index is not None:
-                pipe.srem(index, session_id)
-            results = pipe.execute()
-        return bool(results[0])
+            return self._first_done(pipe.execute())
 
     def invalidate_all(self, user_id: str | int) -> int:
         """Delete every session of ``user_id`` (log out everywhere); returns how many existed.
@@ -166,20 +166,15 @@ class SessionStore(_SessionBase):
         """
         index = self._index_key(user_id)
         with self._cache._operation():
-            for _ in range(_MAX_WATCH_RETRIES):
+            for _ in self._watch_attempts():
                 with self._cache.redis.pipeline(transaction=True) as pipe:
                     try:
                         pipe.watch(index)
-                        keys = self._session_keys(pipe.smembers(index))
-                        pipe.multi()
-                        if keys:
-                            pipe.delete(*keys)
-                        pipe.delete(index)
-                        results = pipe.execute()
+                        queued = self._queue_invalidate_all(pipe, index, pipe.smembers(index))
+                        return self._deleted(pipe.execute(), queued)
                     except redis.exceptions.WatchError:
                         continue
-                return int(results[0]) if keys else 0
-        raise CacheServerError(f"sessions of user {user_id!r} kept changing; try again")
+        raise self._kept_changing(user_id)
 
 
 class AsyncSessionStore(_SessionBase):
@@ -187,12 +182,9 @@ class AsyncSessionStore(_SessionBase):
 
     async def create(self, user_id: str | int, data: Mapping[str, Any]) -> str:
         """Store ``data`` under a new session id and return the id."""
-        session_id = self._new_id(user_id)
-        key, index = self._key(session_id), self._index_key(user_id)
-        payload = self._encode(data, key)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        session_id = self._queue_create(pipe, user_id, data)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            self._queue_create(pipe, key, index, session_id, payload)
             await pipe.execute()
         return session_id
 
@@ -205,41 +197,33 @@ class AsyncSessionStore(_SessionBase):
 
     async def refresh(self, session_id: str) -> bool:
         """Restart the session's TTL (sliding expiry); False when it no longer exists."""
-        key, index = self._key(session_id), self._index_of(session_id)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_refresh(pipe, session_id)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            pipe.expire(key, self.ttl)
-            if index is not None:
-                pipe.expire(index, self.ttl, gt=True)
-            results = await pipe.execute()
-        return bool(results[0])
+            return self._first_done(await pipe.execute())
 
     async def invalidate(self, session_id: str) -> bool:
         """Delete the session (logout); False when it did not exist."""
-        key, index = self._key(session_id), self._index_of(session_id)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_invalidate(pipe, session_id)
         with self._cache._operation():
-            pipe = self._cache.redis.pipeline(transaction=True)
-            pipe.delete(key)
-            if index is not None:
-                pipe.srem(index, session_id)
-            results = await pipe.execute()
-        return bool(results[0])
+            return self._first_done(await pipe.execute())
 
     async def invalidate_all(self, user_id: str | int) -> int:
-        """Delete every session of ``user_id`` (log out everywhere); returns how many existed."""
+        """Delete every session of ``user_id`` (log out everywhere); returns how many existed.
+
+        WATCHes the index so a session created concurrently is either deleted too or kept in
+        the index — never orphaned.
+        """
         index = self._index_key(user_id)
         with self._cache._operation():
-            for _ in range(_MAX_WATCH_RETRIES):
+            for _ in self._watch_attempts():
                 async with self._cache.redis.pipeline(transaction=True) as pipe:
                     try:
                         await pipe.watch(index)
-                        keys = self._session_keys(await pipe.smembers(index))
-                        pipe.multi()
-                        if keys:
-                            pipe.delete(*keys)
-                        pipe.delete(index)
-                        results = await pipe.execute()
+                        members = await pipe.smembers(index)
+                        queued = self._queue_invalidate_all(pipe, index, members)
+                        return self._deleted(await pipe.execute(), queued)
                     except redis.exceptions.WatchError:
                         continue
-                return int(results[0]) if keys else 0
-        raise CacheServerError(f"sessions of user {user_id!r} kept changing; try again")
+        raise self._kept_changing(user_id)

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from berthcache._exceptions import InvalidKeyError, SerializationError
+from berthcache._host import CacheHost
 from berthcache._presence import AsyncPresence, Presence
-from berthcache._sessions import CacheHost
 from berthcache._ttl import TTL
 
 
@@ -65,3 +65,39 @@ async def test_async_twin(acache: CacheHost) -> None:
     assert await presence.is_online("u1")
     assert await presence.last_seen("u1") is not None
     assert await presence.online(["u1", "u2"]) == {"u1": True, "u2": False}
+
+
+@pytest.mark.parametrize(
+    ("stored", "ms"),
+    [
+        ("1764452400123", 1764452400123),  # the seed's Date.now()
+        ("1764452400.123", 1764452400123),  # older berthcache: epoch seconds
+        ("1764452400", 1764452400000),
+        (b"1764452400123", 1764452400123),
+    ],
+)
+def test_stored_times_in_ms_or_seconds_are_read(
+    cache: CacheHost, stored: str | bytes, ms: int
+) -> None:
+    assert Presence(cache)._stored_ms(stored, "k") == ms
+
+
+@pytest.mark.parametrize("stored", ["yesterday", "nan", "inf", "-5", ""])
+def test_a_stored_value_that_is_no_time_is_named(cache: CacheHost, stored: str) -> None:
+    with pytest.raises(SerializationError, match="presence:x"):
+        Presence(cache)._stored_ms(stored, "presence:x")
+
+
+def test_online_is_decided_by_the_stored_time_not_the_ttl(
+    cache: CacheHost, raw: redis.Redis
+) -> None:
+    presence = Presence(cache, ttl=60)
+    key = f"{cache.keys.prefix}presence:old"
+    now_ms = dt.datetime.now(dt.UTC).timestamp() * 1000
+    raw.set(key, str(int(now_ms - 61_000)), ex=60)  # fresh TTL, stale value
+    assert not presence.is_online("old")
+    raw.set(key, str(int(now_ms - 59_000)), ex=60)
+    assert presence.is_online("old")
+    assert presence.offline("old") is True
+    assert presence.offline("old") is False
+    assert raw.exists(key) == 0

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from berthcache._exceptions import InvalidKeyError
+from berthcache._host import CacheHost
 from berthcache._pubsub import (
     AsyncSubscription,
     Message,
@@ -22,7 +23,6 @@ from berthcache._pubsub import (
     publish,
     subscribe,
 )
-from berthcache._sessions import CacheHost
 
 WAIT = 5.0
 

@@ -19,8 +19,8 @@ from berthcache._exceptions import (
     InvalidKeyError,
     RateLimitUnavailableError,
 )
+from berthcache._host import CacheHost
 from berthcache._ratelimit import AsyncRateLimiter, RateLimiter, normalize_ip
-from berthcache._sessions import CacheHost
 from berthcache.testing._server import free_port
 from berthcache.testing.plugin import LocalRedisFactory
 from tests.unit.support import config_for

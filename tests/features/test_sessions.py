@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from berthcache._exceptions import InvalidKeyError, InvalidTTLError
-from berthcache._sessions import AsyncSessionStore, CacheHost, SessionStore
+from berthcache._host import CacheHost
+from berthcache._sessions import AsyncSessionStore, SessionStore
 from berthcache._ttl import TTL
 
 ID_FORMAT = re.compile(

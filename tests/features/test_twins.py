@@ -6,10 +6,10 @@ import inspect
 
 import pytest
 
-from berthcache._api_cache import AsyncResponseCache, ResponseCache
 from berthcache._presence import AsyncPresence, Presence
 from berthcache._pubsub import AsyncSubscription, Subscription
 from berthcache._ratelimit import AsyncRateLimiter, RateLimiter
+from berthcache._responses import AsyncResponseCache, ResponseCache
 from berthcache._sessions import AsyncSessionStore, SessionStore
 
 PAIRS = [

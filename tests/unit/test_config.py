@@ -22,6 +22,7 @@ PASSWORD = "pw-Zq81-never-printed"
         ({"REDIS_MAX_RETRIES_PER_REQUEST": "many"}, "REDIS_MAX_RETRIES_PER_REQUEST"),
         ({"REDIS_URL": "http://host:6379"}, "REDIS_URL"),
         ({"REDIS_TLS": "maybe"}, "REDIS_TLS"),
+        ({"REDIS_PREFIX_CHANNELS": "sometimes"}, "REDIS_PREFIX_CHANNELS"),
         # Values that come from REDIS_URL are reported as REDIS_URL, not REDIS_PORT / REDIS_DB.
         ({"REDIS_URL": "redis://cache:0/0", "REDIS_PORT": "6379"}, "REDIS_URL"),
         ({"REDIS_URL": "redis://cache:6379/99"}, "REDIS_URL"),
@@ -38,8 +39,12 @@ def test_bad_environment_names_the_variable(env: dict[str, str], variable: str) 
 def test_bad_arguments_name_the_argument() -> None:
     with pytest.raises(ConfigurationError, match=r"^db"):
         CacheConfig(db=-1)
-    with pytest.raises(ConfigurationError, match=r"retry_strategy.*linear, exponential, none"):
+    with pytest.raises(
+        ConfigurationError, match=r"retry_strategy.*exponential, linear, exponential-jitter, none"
+    ):
         CacheConfig(retry_strategy="fibonacci")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"^prefix_channels"):
+        CacheConfig(prefix_channels="no")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=r"^url: scheme"):
         CacheConfig.from_url("memcached://h:1")
 
@@ -49,7 +54,21 @@ def test_defaults_are_the_seeds() -> None:
     assert (config.host, config.port, config.db) == ("localhost", 6379, 0)
     assert config.key_prefix == "berthcare:"
     assert config.max_retries_per_request == 3
-    assert config.retry_strategy == "linear"
+    assert config.retry_strategy == "exponential"  # the seed's .env name for 50, 100, 150 ms …
+    assert config.prefix_channels is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("true", True), ("1", True), ("yes", True), ("false", False), ("0", False), ("NO", False)],
+)
+def test_prefix_channels_variable(raw: str, expected: bool) -> None:
+    assert CacheConfig.from_env({"REDIS_PREFIX_CHANNELS": raw}).prefix_channels is expected
+
+
+@pytest.mark.parametrize("name", ["exponential", "linear", "exponential-jitter", "none"])
+def test_every_retry_strategy_name_is_accepted(name: str) -> None:
+    assert CacheConfig.from_env({"REDIS_RETRY_STRATEGY": name.upper()}).retry_strategy == name
 
 
 def test_redis_url_wins_over_host_variables() -> None:

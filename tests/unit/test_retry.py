@@ -8,23 +8,30 @@ import ssl
 import pytest
 import redis.exceptions as rex
 
+from berthcache import RetryDelay, retry_schedule
 from berthcache._config import CacheConfig
-from berthcache._exceptions import CacheUnavailableError, TLSError, translate
+from berthcache._exceptions import CacheUnavailableError, ConfigurationError, TLSError, translate
 from berthcache._retry import (
     Backoff,
     build_async_retry,
     build_retry,
-    exponential_delay_ms,
     is_retryable,
+    jittered_delay_ms,
     linear_delay_ms,
-    linear_schedule,
 )
 
 
-def test_linear_schedule_is_the_documented_one() -> None:
+def _exact(strategy: str, retries: int) -> list[float]:
+    delays = retry_schedule(strategy, retries)
+    assert all(d.exact for d in delays)
+    return [d.min_ms for d in delays]
+
+
+@pytest.mark.parametrize("strategy", ["exponential", "linear"])
+def test_the_seeds_schedule_is_exponential_and_linear(strategy: str) -> None:
     expected = [50 * n for n in range(1, 41)] + [2000, 2000]
-    assert linear_schedule(42) == expected
-    assert linear_schedule(42)[-3:] == [2000, 2000, 2000]
+    assert _exact(strategy, 42) == expected
+    assert _exact(strategy, 42)[-3:] == [2000, 2000, 2000]
     assert [linear_delay_ms(n) for n in (1, 2, 3, 39, 40, 41, 100)] == [
         50,
         100,
@@ -34,6 +41,44 @@ def test_linear_schedule_is_the_documented_one() -> None:
         2000,
         2000,
     ]
+
+
+def test_schedule_of_the_jittered_strategy_gives_each_range() -> None:
+    delays = retry_schedule("exponential-jitter", 7)
+    assert [(d.min_ms, d.max_ms) for d in delays] == [
+        (25, 50),
+        (50, 100),
+        (100, 200),
+        (200, 400),
+        (400, 800),
+        (800, 1600),
+        (1000, 2000),
+    ]
+    assert str(delays[0]) == "25-50 ms"
+    assert str(retry_schedule("exponential", 1)[0]) == "50 ms"
+    assert retry_schedule("exponential", 2, base_ms=10, cap_ms=15) == [
+        RetryDelay(1, 10, 10),
+        RetryDelay(2, 15, 15),
+    ]
+    assert retry_schedule("none", 5) == []
+
+
+def test_schedule_of_an_unknown_strategy_names_the_setting_and_the_choices() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        retry_schedule("fibonacci", 3)
+    assert "REDIS_RETRY_STRATEGY" in str(info.value)
+    assert "exponential, linear, exponential-jitter, none" in str(info.value)
+    with pytest.raises(ConfigurationError, match="retries"):
+        retry_schedule("exponential", -1)
+
+
+def test_backoff_follows_the_schedule_of_its_strategy() -> None:
+    rng = random.Random(3)
+    for strategy in ("exponential", "linear", "exponential-jitter", "none"):
+        backoff = Backoff(strategy, 50, 2000, rng=rng)
+        for delay in retry_schedule(strategy, 12):
+            assert delay.min_ms <= backoff.delay_ms(delay.attempt) <= delay.max_ms
+    assert Backoff().strategy == "exponential"
 
 
 def test_backoff_reports_each_wait_and_returns_seconds() -> None:
@@ -47,7 +92,7 @@ def test_exponential_with_jitter_stays_in_its_band() -> None:
     rng = random.Random(7)
     for attempt in range(1, 12):
         ceiling = min(50 * 2 ** (attempt - 1), 2000)
-        delays = {exponential_delay_ms(attempt, 50, 2000, rng) for _ in range(50)}
+        delays = {jittered_delay_ms(attempt, 50, 2000, rng) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1, "jitter must vary the delay"
 

@@ -22,7 +22,7 @@ PAIRS = [
     ("berthcache._client:Cache", "berthcache._async_client:AsyncCache"),
     ("berthcache._client:Pipeline", "berthcache._async_client:AsyncPipeline"),
     ("berthcache._sessions:SessionStore", "berthcache._sessions:AsyncSessionStore"),
-    ("berthcache._api_cache:ResponseCache", "berthcache._api_cache:AsyncResponseCache"),
+    ("berthcache._responses:ResponseCache", "berthcache._responses:AsyncResponseCache"),
     ("berthcache._ratelimit:RateLimiter", "berthcache._ratelimit:AsyncRateLimiter"),
     ("berthcache._presence:Presence", "berthcache._presence:AsyncPresence"),
     ("berthcache._pubsub:Subscription", "berthcache._pubsub:AsyncSubscription"),

@@ -11,10 +11,16 @@ two layers:
    bounded backoff; if it does not appear within ``wait_timeout`` (the holder died or is too
    slow) they compute it themselves, so a crashed holder delays callers but never blocks them.
 
-``invalidate(endpoint)`` without a user walks ``SCAN MATCH`` (glob characters escaped) and
-UNLINKs in batches — bounded work per round trip, never ``KEYS``. The pattern is
-``api:{endpoint}:*``, so endpoints nested under it (``clients:list:archived``) are invalidated
-too — name endpoints accordingly.
+``invalidate(endpoint)`` without a user removes exactly that endpoint's entries
+``{prefix}api:{endpoint}:{user_id}``, as the seed's endpoint-wide invalidation means it: it walks
+``SCAN MATCH api:{endpoint}:*`` (glob characters escaped) and UNLINKs, in batches — bounded work
+per round trip, never ``KEYS`` — only the keys whose part after ``api:{endpoint}:`` holds no
+``:``, so a nested endpoint (``clients:list`` under ``clients``) keeps its entries. User ids
+containing ``:`` are refused (InvalidKeyError naming ``user_id``): they would make keys ambiguous.
+
+Every decision — keys, validation, encoding, which scanned keys go, when to give up waiting for
+another process's lock — is made in :class:`_ResponseCacheBase` and its step objects
+(:class:`_Sweep`, :class:`_LockTurn`); the twins only send the commands they are handed.
 """
 
 from __future__ import annotations
@@ -30,15 +36,17 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar, overload
 
-from berthcache._exceptions import CacheError, ConfigurationError
-from berthcache._ratelimit import load_script
+from berthcache._exceptions import CacheError, ConfigurationError, InvalidKeyError
+from berthcache._host import CacheHost
+from berthcache._parts import as_text, check_part
+from berthcache._scripts import load_script
 from berthcache._serialization import decode_json, encode_json
-from berthcache._sessions import CacheHost, check_part
 from berthcache._ttl import TTL, TTLLike, to_seconds
+from berthcache.acl import glob_escape
 
 __all__ = ["AsyncResponseCache", "CacheStats", "ResponseCache"]
 
-logger = logging.getLogger("berthcache.api_cache")
+logger = logging.getLogger("berthcache.responses")
 
 T = TypeVar("T")
 _SCAN_BATCH = 500
@@ -58,10 +66,6 @@ class CacheStats:
     hit_rate: float  # hits / (hits + misses); 0.0 before the first lookup
 
 
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
 def _positive(value: float, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(name, f"must be a positive number of seconds, got {value!r}")
@@ -79,12 +83,13 @@ class _LockTurn:
     """One caller's try at a key's cross-process lock: the token it SETs and how long it polls
     for another holder's value, so both twins run the same protocol."""
 
-    __slots__ = ("_base", "_deadline", "_delays", "key", "lock_key", "token")
+    __slots__ = ("_base", "_deadline", "_delays", "key", "lock_key", "ms", "token")
 
     def __init__(self, base: _ResponseCacheBase, key: str) -> None:
         self.key = key
         self.lock_key = base._lock_key(key)
         self.token = uuid.uuid4().hex
+        self.ms = max(1, int(base.lock_timeout * 1000))  # the lock's PX: it expires by itself
         self._base = base
         self._deadline = time.monotonic() + base.wait_timeout
         self._delays = _delays()
@@ -97,6 +102,36 @@ class _LockTurn:
             self._base._gave_up(self.key)
             return None
         return delay
+
+
+class _Sweep:
+    """One endpoint-wide invalidation: the SCAN cursor, which scanned keys belong to exactly
+    this endpoint, and how many were removed. The twin sends SCAN from ``cursor`` until
+    ``done``, hands each page to :meth:`page` and UNLINKs what it returns."""
+
+    __slots__ = ("_head", "cursor", "done", "pattern", "removed")
+
+    def __init__(self, pattern: str, head: str) -> None:
+        self.pattern = pattern
+        self._head = head  # "{prefix}api:{endpoint}:" — the user id follows, with no ':'
+        self.cursor: int = 0
+        self.done = False
+        self.removed = 0
+
+    def page(self, reply: tuple[Any, list[Any]]) -> list[Any]:
+        """Record one SCAN reply; the keys of this endpoint in it (to UNLINK, maybe none)."""
+        cursor, found = reply
+        self.cursor = int(cursor)
+        self.done = self.cursor == 0
+        keys = []
+        for key in found:
+            text = as_text(key)
+            if text.startswith(self._head) and ":" not in text[len(self._head) :]:
+                keys.append(key)
+        return keys
+
+    def unlinked(self, count: Any) -> None:
+        self.removed += int(count)
 
 
 class _ResponseCacheBase:
@@ -138,6 +173,17 @@ class _ResponseCacheBase:
             else:
                 self._misses += 1
 
+    def _answer(self, value: Any) -> Any | None:
+        """What ``get`` returns for a read ``value`` (None on a miss), counted."""
+        found = value is not _MISS
+        self._count(found)
+        return value if found else None
+
+    @staticmethod
+    def _stored(raw: Any, key: str) -> Any:
+        """A GET reply as the stored value (JSON ``null`` included), or ``_MISS``."""
+        return _MISS if raw is None else decode_json(raw, key=key)
+
     def _hit(self, value: Any) -> bool:
         """Whether ``value`` was found in the cache; counts the hit when it was."""
         if value is _MISS:
@@ -147,21 +193,25 @@ class _ResponseCacheBase:
         return True
 
     def _key(self, endpoint: str, user_id: str | int) -> str:
-        return self._cache.keys(
-            "api", check_part(endpoint, "endpoint"), check_part(user_id, "user_id")
-        )
+        user = check_part(user_id, "user_id")
+        if ":" in user:
+            raise InvalidKeyError(
+                f"user_id must not contain ':' (got {user!r}): api:{{endpoint}}:{{user_id}} "
+                "would be ambiguous with a nested endpoint"
+            )
+        return self._cache.keys("api", check_part(endpoint, "endpoint"), user)
 
     def _lock_key(self, key: str) -> str:
         return self._cache.keys("lock", self._cache.keys.strip(key))
 
-    def _pattern(self, endpoint: str) -> str:
-        return self._cache.keys.pattern("api", _glob_escape(check_part(endpoint, "endpoint")), "*")
+    def _sweep(self, endpoint: str) -> _Sweep:
+        """A new endpoint-wide invalidation of exactly ``endpoint``'s entries."""
+        name = check_part(endpoint, "endpoint")
+        pattern = self._cache.keys.pattern("api", glob_escape(name), "*")
+        return _Sweep(pattern, self._cache.keys("api", name) + ":")
 
     def _ttl(self, ttl: TTLLike | None) -> int:
         return self.ttl if ttl is None else to_seconds(ttl, name="ttl")
-
-    def _lock_ms(self) -> int:
-        return max(1, int(self.lock_timeout * 1000))
 
     def _lock_turn(self, key: str) -> _LockTurn:
         """A new try at ``key``'s cross-process lock; its wait starts now."""
@@ -188,11 +238,7 @@ class ResponseCache(_ResponseCacheBase):
 
     def get(self, endpoint: str, user_id: str | int) -> Any | None:
         """The cached response, or None on a miss."""
-        key = self._key(endpoint, user_id)
-        value = self._read(key)
-        found = value is not _MISS
-        self._count(found)
-        return value if found else None
+        return self._answer(self._read(self._key(endpoint, user_id)))
 
     def set(self, endpoint: str, user_id: str | int, data: Any, ttl: TTLLike | None = None) -> None:
         """Cache ``data`` (stored as JSON) for ``ttl`` seconds (default: the store's TTL)."""
@@ -205,16 +251,13 @@ class ResponseCache(_ResponseCacheBase):
             key = self._key(endpoint, user_id)
             with self._cache._operation():
                 return int(self._cache.redis.delete(key))
-        pattern, removed, batch = self._pattern(endpoint), 0, []
+        sweep = self._sweep(endpoint)
         with self._cache._operation():
-            for found in self._cache.redis.scan_iter(match=pattern, count=_SCAN_BATCH):
-                batch.append(found)
-                if len(batch) >= _SCAN_BATCH:
-                    removed += int(self._cache.redis.unlink(*batch))
-                    batch.clear()
-            if batch:
-                removed += int(self._cache.redis.unlink(*batch))
-        return removed
+            while not sweep.done:
+                reply = self._cache.redis.scan(sweep.cursor, match=sweep.pattern, count=_SCAN_BATCH)
+                if keys := sweep.page(reply):
+                    sweep.unlinked(self._cache.redis.unlink(*keys))
+        return sweep.removed
 
     def get_or_compute(
         self,
@@ -241,7 +284,7 @@ class ResponseCache(_ResponseCacheBase):
         """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
             raw = self._cache.redis.get(key)
-        return _MISS if raw is None else decode_json(raw, key=key)
+        return self._stored(raw, key)
 
     def _write(self, key: str, data: Any, seconds: int) -> None:
         payload = encode_json(data, key=key)
@@ -250,26 +293,27 @@ class ResponseCache(_ResponseCacheBase):
 
     def _fill(self, key: str, compute: Callable[[], T], seconds: int) -> T:
         turn = self._lock_turn(key)
-        while True:
-            with self._cache._operation():
-                acquired = self._cache.redis.set(
-                    turn.lock_key, turn.token, nx=True, px=self._lock_ms()
-                )
-            if acquired:
-                try:
-                    return self._compute_and_store(key, compute, seconds)
-                finally:
-                    # Best effort: the lock expires by itself (PX), and a failure here must not
-                    # hide the computed value or compute()'s own error.
-                    with contextlib.suppress(CacheError), self._cache._operation():
-                        self._release(keys=[turn.lock_key], args=[turn.token])
+        while not self._try_lock(turn):
             delay = turn.next_delay()
-            if delay is None:
+            if delay is None:  # the holder died or is too slow: compute it here
                 return self._compute_and_store(key, compute, seconds)
             time.sleep(delay)  # another process is computing: poll for its result
-            value = self._read(key)
-            if self._hit(value):
+            if self._hit(value := self._read(key)):
                 return value  # type: ignore[no-any-return]
+        try:
+            return self._compute_and_store(key, compute, seconds)
+        finally:
+            self._unlock(turn)
+
+    def _try_lock(self, turn: _LockTurn) -> bool:
+        with self._cache._operation():
+            return bool(self._cache.redis.set(turn.lock_key, turn.token, nx=True, px=turn.ms))
+
+    def _unlock(self, turn: _LockTurn) -> None:
+        # Best effort: the lock expires by itself (PX), and a failure here must not hide the
+        # computed value or compute()'s own error.
+        with contextlib.suppress(CacheError), self._cache._operation():
+            self._release(keys=[turn.lock_key], args=[turn.token])
 
     def _compute_and_store(self, key: str, compute: Callable[[], T], seconds: int) -> T:
         value = compute()
@@ -302,11 +346,7 @@ class AsyncResponseCache(_ResponseCacheBase):
 
     async def get(self, endpoint: str, user_id: str | int) -> Any | None:
         """The cached response, or None on a miss."""
-        key = self._key(endpoint, user_id)
-        value = await self._read(key)
-        found = value is not _MISS
-        self._count(found)
-        return value if found else None
+        return self._answer(await self._read(self._key(endpoint, user_id)))
 
     async def set(
         self, endpoint: str, user_id: str | int, data: Any, ttl: TTLLike | None = None
@@ -321,16 +361,15 @@ class AsyncResponseCache(_ResponseCacheBase):
             key = self._key(endpoint, user_id)
             with self._cache._operation():
                 return int(await self._cache.redis.delete(key))
-        pattern, removed, batch = self._pattern(endpoint), 0, []
+        sweep = self._sweep(endpoint)
         with self._cache._operation():
-            async for found in self._cache.redis.scan_iter(match=pattern, count=_SCAN_BATCH):
-                batch.append(found)
-                if len(batch) >= _SCAN_BATCH:
-                    removed += int(await self._cache.redis.unlink(*batch))
-                    batch.clear()
-            if batch:
-                removed += int(await self._cache.redis.unlink(*batch))
-        return removed
+            while not sweep.done:
+                reply = await self._cache.redis.scan(
+                    sweep.cursor, match=sweep.pattern, count=_SCAN_BATCH
+                )
+                if keys := sweep.page(reply):
+                    sweep.unlinked(await self._cache.redis.unlink(*keys))
+        return sweep.removed
 
     @overload
     async def get_or_compute(
@@ -399,7 +438,7 @@ class AsyncResponseCache(_ResponseCacheBase):
         """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
             raw = await self._cache.redis.get(key)
-        return _MISS if raw is None else decode_json(raw, key=key)
+        return self._stored(raw, key)
 
     async def _write(self, key: str, data: Any, seconds: int) -> None:
         payload = encode_json(data, key=key)
@@ -410,26 +449,27 @@ class AsyncResponseCache(_ResponseCacheBase):
         self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
     ) -> T:
         turn = self._lock_turn(key)
-        while True:
-            with self._cache._operation():
-                acquired = await self._cache.redis.set(
-                    turn.lock_key, turn.token, nx=True, px=self._lock_ms()
-                )
-            if acquired:
-                try:
-                    return await self._compute_and_store(key, compute, seconds)
-                finally:
-                    # Best effort: the lock expires by itself (PX), and a failure here must not
-                    # hide the computed value or compute()'s own error.
-                    with contextlib.suppress(CacheError), self._cache._operation():
-                        await self._release(keys=[turn.lock_key], args=[turn.token])
+        while not await self._try_lock(turn):
             delay = turn.next_delay()
-            if delay is None:
+            if delay is None:  # the holder died or is too slow: compute it here
                 return await self._compute_and_store(key, compute, seconds)
             await asyncio.sleep(delay)  # another process is computing: poll for its result
-            value = await self._read(key)
-            if self._hit(value):
+            if self._hit(value := await self._read(key)):
                 return value  # type: ignore[no-any-return]
+        try:
+            return await self._compute_and_store(key, compute, seconds)
+        finally:
+            await self._unlock(turn)
+
+    async def _try_lock(self, turn: _LockTurn) -> bool:
+        with self._cache._operation():
+            return bool(await self._cache.redis.set(turn.lock_key, turn.token, nx=True, px=turn.ms))
+
+    async def _unlock(self, turn: _LockTurn) -> None:
+        # Best effort: the lock expires by itself (PX), and a failure here must not hide the
+        # computed value or compute()'s own error.
+        with contextlib.suppress(CacheError), self._cache._operation():
+            await self._release(keys=[turn.lock_key], args=[turn.token])
 
     async def _compute_and_store(
         self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import redis
 
-from berthcache._api_cache import AsyncResponseCache, ResponseCache
 from berthcache._exceptions import ConfigurationError, InvalidKeyError, SerializationError
-from berthcache._sessions import CacheHost
+from berthcache._host import CacheHost
+from berthcache._responses import AsyncResponseCache, ResponseCache
 from berthcache._ttl import TTL
 
 

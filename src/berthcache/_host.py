@@ -1,0 +1,36 @@
+"""The part of ``Cache`` / ``AsyncCache`` the feature modules use, as a protocol.
+
+Features (sessions, responses, rate limiting, presence, pub/sub) are handed the client they run
+on and talk to it only through :class:`CacheHost`; they never import the client modules, so the
+clients can import the features (lazily) without a cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from berthcache._config import CacheConfig
+from berthcache._keys import KeyBuilder
+
+__all__ = ["CacheHost"]
+
+
+class CacheHost(Protocol):
+    """The part of ``Cache`` / ``AsyncCache`` the feature classes use."""
+
+    @property
+    def config(self) -> CacheConfig: ...
+
+    @property
+    def redis(self) -> Any: ...
+
+    @property
+    def keys(self) -> KeyBuilder: ...
+
+    def _operation(self) -> AbstractContextManager[Any]: ...
+
+    def _on_close(self, callback: Callable[[], Any]) -> None: ...
+
+    def _forget_on_close(self, callback: Callable[[], Any]) -> None: ...

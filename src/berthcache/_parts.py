@@ -1,0 +1,27 @@
+"""Key parts and reply text for the feature modules: the argument checks every feature makes.
+
+``check_part`` turns a caller's id/name argument into a key part or raises
+:class:`InvalidKeyError` naming the argument; ``as_text`` reads a Redis reply as ``str`` whether
+or not the client decodes responses. No I/O; imports only the errors.
+"""
+
+from __future__ import annotations
+
+from berthcache._exceptions import InvalidKeyError
+
+__all__ = ["as_text", "check_part"]
+
+
+def as_text(value: str | bytes) -> str:
+    """Redis replies as ``str`` whether or not the client decodes responses."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def check_part(value: object, name: str) -> str:
+    """A non-empty str/int argument as text, else :class:`InvalidKeyError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidKeyError(f"{name} must be a string or integer, got {type(value).__name__}")
+    text = str(value)
+    if not text:
+        raise InvalidKeyError(f"{name} must not be empty")
+    return text
