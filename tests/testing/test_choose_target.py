@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from berthcache.testing._targets import TargetChoice, UsageError, choose_target
+from berthcache.testing._target import UsageError
+from berthcache.testing._targets import TargetChoice, choose_target
 
 URL = "rediss://app:s3cret@cache.example.com:6379/0"
 ENV_URL = "redis://:envpass@10.0.0.5:6379/0"

@@ -7,14 +7,9 @@ import pytest
 import redis
 
 from berthcache._config import CacheConfig
-from berthcache.testing._targets import (
-    Target,
-    UsageError,
-    docker_target,
-    mask_url,
-    stack_target,
-    url_target,
-)
+from berthcache.testing._stack import stack_target
+from berthcache.testing._target import Target, UsageError, mask_url
+from berthcache.testing._targets import docker_target, url_target
 from berthcache.testing.plugin import LocalRedisFactory, delete_namespace
 
 
