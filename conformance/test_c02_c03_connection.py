@@ -77,6 +77,7 @@ async def test_backoff_is_capped(cache_factory: CacheFactory, down: CacheConfig)
 
 
 @pytest.mark.clause("C2")
+@pytest.mark.not_twinned(reason="the retry schedule is computed from config, no client")
 async def test_default_schedule_reaches_the_2000ms_cap() -> None:
     # The documented schedule: 50, 100, 150 ... capped at 2000 ms.
     from berthcache._retry import linear_schedule

@@ -26,6 +26,7 @@ POLICIES = {
 }
 
 
+@pytest.mark.not_twinned(reason="the TTL table is a constant of the package: no client")
 async def test_ttl_guidelines() -> None:
     assert dt.timedelta(days=7).total_seconds() == TTL.SESSION
     assert TTL.API_RESPONSE == 5 * 60
