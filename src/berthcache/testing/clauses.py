@@ -3,28 +3,41 @@
 Loaded with ``-p berthcache.testing.clauses`` (``./scripts/conformance`` and ``./scripts/test``
 do). Tests name the clause they prove with ``@pytest.mark.clause("C5")`` (or a module-level
 ``pytestmark``); after the run a table lists every clause C1-C16 with its passed / failed /
-skipped counts and a status, so a red run says *which promise* broke, not only which test.
+skipped counts, a status and where the clause is written — its section of ``docs/contract.md``
+(``docs/contract.md#c5-basic-operations``) — so a red run says *which promise* broke and where to
+read it, not only which test.
 
-The clause also goes into each test's ``user_properties``, so ``--junitxml`` carries it as a
-``<property name="clause" value="C5"/>``. The plugin never changes the exit status.
+The clause and its link also go into each test's ``user_properties``, so ``--junitxml`` carries
+``<property name="clause" value="C5"/>`` and
+``<property name="contract" value="docs/contract.md#c5-basic-operations"/>``.
+The plugin never changes the exit status.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 
 import pytest
 
 __all__ = [
     "CLAUSES",
+    "CONTRACT_DOC",
     "ClauseResult",
     "clause_ids",
+    "contract_anchor",
+    "contract_link",
     "format_table",
+    "github_anchor",
     "summarize",
 ]
 
-#: The contract's clauses, keyed by id, with their titles from the design (DESIGN.md).
+#: Where the clauses are written, relative to the repository root: one ``## C<n> <title>``
+#: section per clause.
+CONTRACT_DOC = "docs/contract.md"
+
+#: The contract's clauses, keyed by id, with their titles (the headings of CONTRACT_DOC).
 CLAUSES: dict[str, str] = {
     "C1": "Configuration",
     "C2": "Connection and retry",
@@ -45,6 +58,7 @@ CLAUSES: dict[str, str] = {
 }
 
 _PROPERTY = "clause"
+_LINK_PROPERTY = "contract"
 _MARKER_HELP = (
     "clause(id, ...): the cache-contract clause(s) this test proves, e.g. clause('C5'); "
     "summarized per clause by berthcache.testing.clauses"
@@ -68,6 +82,11 @@ class ClauseResult:
     skipped: int
 
     @property
+    def link(self) -> str:
+        """Where the clause is written (its section of the contract)."""
+        return contract_link(self.id) if self.id in CLAUSES else ""
+
+    @property
     def status(self) -> str:
         """FAIL wins over everything; SKIP only when nothing ran to a verdict."""
         if self.failed:
@@ -77,6 +96,22 @@ class ClauseResult:
         if self.skipped:
             return "SKIP"
         return "NOT COVERED"
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation other than ``-`` and
+    ``_`` dropped, spaces turned into ``-`` (``"C12 Pub/sub"`` -> ``"c12-pubsub"``)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def contract_anchor(cid: str) -> str:
+    """The anchor of clause ``cid``'s section: ``"C1"`` -> ``"c1-configuration"``."""
+    return github_anchor(f"{cid} {CLAUSES[cid]}")
+
+
+def contract_link(cid: str) -> str:
+    """Where clause ``cid`` is written: ``docs/contract.md#c1-configuration``."""
+    return f"{CONTRACT_DOC}#{contract_anchor(cid)}"
 
 
 def clause_ids(item: pytest.Item) -> tuple[str, ...]:
@@ -114,17 +149,20 @@ def summarize(
 
 
 def format_table(rows: Iterable[ClauseResult]) -> list[str]:
-    """The table as text lines (fixed-width columns, no colour)."""
+    """The table as text lines (fixed-width columns, no colour); the last column is where each
+    clause is written."""
     rows = list(rows)
     title_width = max([len("clause"), *(len(r.title) for r in rows)])
+    status_width = len("NOT COVERED")
     header = (
-        f"{'id':<4} {'clause':<{title_width}} {'passed':>6} {'failed':>6} {'skipped':>7}  status"
+        f"{'id':<4} {'clause':<{title_width}} {'passed':>6} {'failed':>6} {'skipped':>7}  "
+        f"{'status':<{status_width}}  contract"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
             f"{r.id:<4} {r.title:<{title_width}} {r.passed:>6} {r.failed:>6} {r.skipped:>7}"
-            f"  {r.status}"
+            f"  {r.status:<{status_width}}  {r.link}".rstrip()
         )
     return lines
 
@@ -150,8 +188,9 @@ class _ClauseSummary:
         # trylast: runs after -k/-m deselection, so only the tests that will run are marked.
         for item in items:
             for cid in clause_ids(item):
-                if (_PROPERTY, cid) not in item.user_properties:
-                    item.user_properties.append((_PROPERTY, cid))
+                for prop in ((_PROPERTY, cid), (_LINK_PROPERTY, contract_link(cid))):
+                    if prop not in item.user_properties:
+                        item.user_properties.append(prop)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # The clause travels on the report (user_properties), so reports that come from
