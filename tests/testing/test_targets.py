@@ -3,6 +3,9 @@ namespace clean-up that is the only thing the suite does on endpoints it did not
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import redis
 
@@ -77,13 +80,20 @@ def test_target_repr_masks_the_url() -> None:
     assert mask_url("redis://:pw@h:1") == "redis://:***@h:1"
 
 
-def test_docker_target_skips_with_the_reason_when_no_engine_answers() -> None:
+def test_docker_target_skips_with_the_reason_when_no_engine_answers(tmp_path: Path) -> None:
+    nowhere = f"unix://{tmp_path}/docker.sock"  # no engine here, whatever this machine runs
     with pytest.raises(pytest.skip.Exception) as info:
+        docker_target(env={"DOCKER_HOST": nowhere})
+    assert str(info.value).startswith(f"docker target: no Docker engine answered at {nowhere}: ")
+
+
+def test_docker_target_without_its_packages_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A missing package is an installation error, not a missing engine: no silent skip."""
+    monkeypatch.setitem(sys.modules, "docker", None)  # import docker -> ImportError
+    with pytest.raises(UsageError, match=r"needs testcontainers\[redis\].*berthcache\[testing\]"):
         docker_target(env={})
-    reason = str(info.value)
-    assert reason.startswith(
-        "docker target: no Docker engine answered at unix:///var/run/docker.sock: "
-    )
 
 
 def test_stack_target_without_a_stack_skips_saying_what_to_give() -> None:
