@@ -3,6 +3,7 @@ namespace clean-up that is the only thing the suite does on endpoints it did not
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -142,3 +143,18 @@ def test_session_target_fixtures_work_together(
         assert client.get(redis_namespace + "fixture-check") == b"1"
     finally:
         client.close()
+
+
+def test_the_plugin_loads_without_the_stack_targets_ops_helpers() -> None:
+    """Only the stack target needs berthcache.ops (boto3 in the ops extra): app teams with just
+    berthcache[testing] must be able to load the plugin."""
+    code = (
+        "import sys, berthcache.testing.plugin\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('berthcache.ops', "
+        "'berthcache.testing._stack')))\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
