@@ -3,9 +3,10 @@
 Loaded with ``-p berthcache.testing.clauses`` (``./scripts/conformance`` and ``./scripts/test``
 do). Tests name the clause they prove with ``@pytest.mark.clause("C5")`` (or a module-level
 ``pytestmark``); after the run a table lists every clause C1-C16 with its passed / failed /
-skipped counts, a status and where the clause is written — its section of ``docs/contract.md``
-(``docs/contract.md#c5-basic-operations``) — so a red run says *which promise* broke and where to
-read it, not only which test.
+skipped counts and a status, and the lines under it say where the clauses are written — one
+section of ``docs/contract.md`` each, linked for every clause that failed or was skipped
+(``C5 Basic operations: docs/contract.md#c5-basic-operations``) — so a red run says *which
+promise* broke and where to read it, not only which test.
 
 The clause and its link also go into each test's ``user_properties``, so ``--junitxml`` carries
 ``<property name="clause" value="C5"/>`` and
@@ -28,6 +29,7 @@ __all__ = [
     "clause_ids",
     "contract_anchor",
     "contract_link",
+    "format_footer",
     "format_table",
     "github_anchor",
     "summarize",
@@ -149,21 +151,39 @@ def summarize(
 
 
 def format_table(rows: Iterable[ClauseResult]) -> list[str]:
-    """The table as text lines (fixed-width columns, no colour); the last column is where each
-    clause is written."""
+    """The table as text lines (fixed-width columns, no colour). The status stays the last
+    column, so scripts that look for ``PASS`` at the end of a clause's line keep working."""
     rows = list(rows)
     title_width = max([len("clause"), *(len(r.title) for r in rows)])
-    status_width = len("NOT COVERED")
     header = (
-        f"{'id':<4} {'clause':<{title_width}} {'passed':>6} {'failed':>6} {'skipped':>7}  "
-        f"{'status':<{status_width}}  contract"
+        f"{'id':<4} {'clause':<{title_width}} {'passed':>6} {'failed':>6} {'skipped':>7}  status"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
             f"{r.id:<4} {r.title:<{title_width}} {r.passed:>6} {r.failed:>6} {r.skipped:>7}"
-            f"  {r.status:<{status_width}}  {r.link}".rstrip()
+            f"  {r.status}"
         )
+    return lines
+
+
+def format_footer(rows: Iterable[ClauseResult]) -> list[str]:
+    """The lines under the table: where the clauses are written, and for every clause that
+    failed or was skipped the link to its section, so a red run points at the promise."""
+    rows = list(rows)
+    lines = [
+        f"the contract: {CONTRACT_DOC}, one section per clause "
+        f"(e.g. {contract_link(next(iter(CLAUSES)))})"
+    ]
+    failing = [r for r in rows if r.status == "FAIL"]
+    skipped = [r for r in rows if r.status == "SKIP"]
+    uncovered = [r.id for r in rows if r.status == "NOT COVERED"]
+    for label, group in (("clauses failing", failing), ("clauses skipped", skipped)):
+        if group:
+            lines.append(f"{label}: {', '.join(r.id for r in group)}")
+            lines.extend(f"  {r.id} {r.title}: {r.link}" for r in group)
+    if uncovered:
+        lines.append(f"clauses not covered by the tests that ran: {', '.join(uncovered)}")
     return lines
 
 
@@ -225,9 +245,11 @@ class _ClauseSummary:
                 tr.write_line(line, **{colour: True})
             else:
                 tr.write_line(line)
-        failing = [r.id for r in rows if r.status == "FAIL"]
-        uncovered = [r.id for r in rows if r.status == "NOT COVERED"]
-        if failing:
-            tr.write_line(f"clauses failing: {', '.join(failing)}", red=True)
-        if uncovered:
-            tr.write_line(f"clauses not covered by the tests that ran: {', '.join(uncovered)}")
+        red = False
+        for line in format_footer(rows):
+            if not line.startswith("  "):
+                red = line.startswith("clauses failing")
+            if red:
+                tr.write_line(line, red=True)
+            else:
+                tr.write_line(line)
