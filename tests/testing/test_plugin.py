@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from berthcache import DEFAULT_KEY_PREFIX
 from berthcache.testing.plugin import LocalRedisFactory
 
 INNER_TESTS = textwrap.dedent(
@@ -101,7 +102,7 @@ def test_url_target_run_skips_with_reasons_and_cleans_its_namespace(
     assert "unknown capability 'teleport'; known: admin, auth, replica, tls" in out
     assert "1 passed, 1 skipped, 1 error" in out
     # The namespace was cleaned with SCAN + UNLINK; nothing else was touched.
-    assert admin.keys("berthcare:bc-test-*") == []
+    assert admin.keys(f"{DEFAULT_KEY_PREFIX}bc-test-*") == []
     assert admin.get("unrelated:key") == b"kept"
     assert admin.dbsize() == 1
     admin.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from berthcache import DEFAULT_KEY_PREFIX
 from berthcache._config import CacheConfig
 from berthcache.testing._stack import stack_target
 from berthcache.testing._target import Target, UsageError, mask_url
@@ -54,10 +55,10 @@ def test_url_target_over_tls_with_a_ca_file(local_redis_factory: LocalRedisFacto
     group = local_redis_factory()  # TLS + AUTH, no replica
     target = url_target(group.url("app"), tls_ca_file=group.ca_file)
     assert target.capabilities == frozenset({"tls", "auth"})
-    config = target.cache_config(key_prefix="berthcare:x:")
+    config = target.cache_config(key_prefix=f"{DEFAULT_KEY_PREFIX}x:")
     assert isinstance(config, CacheConfig)
     assert (config.tls, config.tls_ca_file, config.username) == (True, group.ca_file, "app")
-    assert config.key_prefix == "berthcare:x:"
+    assert config.key_prefix == f"{DEFAULT_KEY_PREFIX}x:"
 
 
 def test_unreachable_url_is_a_clear_error_without_the_password(
@@ -110,12 +111,14 @@ def test_namespace_cleanup_deletes_only_the_namespace(
     app = target.client()
     admin = group.admin_client()
     try:
-        namespace = "berthcare:bc-test-0badcafe:"
+        namespace = f"{DEFAULT_KEY_PREFIX}bc-test-0badcafe:"
         app.mset({f"{namespace}k{i}": i for i in range(1200)})
-        app.set("berthcare:bc-test-0badcafe-other:k", "not ours")  # same prefix, other run
+        app.set(
+            f"{DEFAULT_KEY_PREFIX}bc-test-0badcafe-other:k", "not ours"
+        )  # same prefix, other run
         admin.set("someone-else:k", "not ours")
         assert delete_namespace(target, namespace) == 1200
-        assert app.get("berthcare:bc-test-0badcafe-other:k") == b"not ours"
+        assert app.get(f"{DEFAULT_KEY_PREFIX}bc-test-0badcafe-other:k") == b"not ours"
         assert admin.get("someone-else:k") == b"not ours"
         assert admin.dbsize() == 2
     finally:
@@ -125,7 +128,7 @@ def test_namespace_cleanup_deletes_only_the_namespace(
 
 def test_namespace_cleanup_refuses_anything_but_a_test_namespace() -> None:
     target = Target(name="url", url="redis://127.0.0.1:1/0")
-    for bad in ("", "berthcare:", "other:bc-test-1:"):
+    for bad in ("", DEFAULT_KEY_PREFIX, "other:bc-test-1:"):
         with pytest.raises(ValueError, match="refusing to delete"):
             delete_namespace(target, bad)
 
@@ -134,7 +137,7 @@ def test_namespace_cleanup_refuses_anything_but_a_test_namespace() -> None:
 def test_session_target_fixtures_work_together(
     redis_target: Target, redis_namespace: str, cache_config: CacheConfig
 ) -> None:
-    assert redis_namespace.startswith("berthcare:bc-test-")
+    assert redis_namespace.startswith(f"{DEFAULT_KEY_PREFIX}bc-test-")
     assert redis_namespace.endswith(":")
     assert cache_config.key_prefix == redis_namespace
     client = redis.Redis(**cache_config.connection_kwargs())
