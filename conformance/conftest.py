@@ -1,17 +1,23 @@
-"""Fixtures of the conformance suite.
+"""Fixtures of the conformance suite, and the rule that every test runs on both twins.
 
 ``cache`` is parametrized over ``sync`` (:class:`berthcache.Cache`) and ``async``
 (:class:`berthcache.AsyncCache`), so every test proves its clause for both twins. Each test gets
 its own key prefix under the run's namespace (``redis_namespace``): tests never see each other's
 keys, and everything they write is removed by the harness at the end of the run. Every client a
 test builds is closed at teardown, whatever happens.
+
+The project's twin story is "both twins written by hand; the conformance suite runs every test on
+both", so the suite enforces it at collection: a test that does not run with both the sync and
+the async client (through ``cache``, ``cache_factory`` or ``client_kind``) fails collection with
+the reason, unless it is marked ``@pytest.mark.not_twinned(reason="...")``: a test about neither
+client (pure config parsing, a constant) or about one twin's own idiom (``async for``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator, Sequence
 from typing import Any
 
 import pytest
@@ -21,11 +27,95 @@ from berthcache import CacheConfig
 
 from .support import CLIENT_KINDS, AnyCache, CacheFactory, aw, make_cache
 
+NOT_TWINNED = "not_twinned"
+_KIND = "client_kind"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Also registered by berthcache.testing.clauses; repeated here so --strict-markers holds
     # when the suite runs without that plugin.
     config.addinivalue_line("markers", "clause(id, ...): the contract clause(s) a test proves")
+    config.addinivalue_line(
+        "markers",
+        f"{NOT_TWINNED}(reason): this conformance test does not run with both Cache and "
+        "AsyncCache, because it is about neither (pure config parsing, a constant) or about "
+        "one twin's own idiom; the reason is required",
+    )
+
+
+# -- both twins, always --------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Fail the collection of a module (or class) holding a test that is not run on both twins,
+    naming every such test and what to do. Checked on everything the module defines, before
+    ``-k``/node-id selection, so a subset run cannot hide it."""
+    report = yield
+    if report.passed and isinstance(collector, pytest.Module | pytest.Class):
+        problems = twin_problems(collector.nodeid, report.result)
+        if problems:
+            report.outcome = "failed"
+            report.longrepr = "\n".join(
+                [
+                    "every conformance test runs with both client twins (Cache and AsyncCache):",
+                    *(f"  {p}" for p in problems),
+                    "take the `cache`, `cache_factory` or `client_kind` fixture, or mark a test "
+                    "that is about neither client (or one twin's own idiom) "
+                    f"@pytest.mark.{NOT_TWINNED}(reason=...)",
+                ]
+            )
+            report.result = []
+    return report
+
+
+def twin_problems(parent: str, nodes: Sequence[pytest.Item | pytest.Collector]) -> list[str]:
+    """One line per test function under ``parent`` that breaks the rule, in definition order."""
+    by_function: dict[str, list[pytest.Function]] = {}
+    for node in nodes:
+        if isinstance(node, pytest.Function):
+            by_function.setdefault(node.originalname, []).append(node)
+    problems = []
+    for name, items in by_function.items():
+        where = f"{parent}::{name}"
+        marker = items[0].get_closest_marker(NOT_TWINNED)
+        kinds_of = [_kind(item) for item in items]
+        if marker is not None:
+            reason = marker.kwargs.get("reason", marker.args[0] if marker.args else "")
+            if not isinstance(reason, str) or not reason.strip():
+                problems.append(f"{where}: @pytest.mark.{NOT_TWINNED} needs a reason")
+            elif {kind for kind in kinds_of if kind is not None} == set(CLIENT_KINDS):
+                problems.append(
+                    f"{where} is marked {NOT_TWINNED} but runs with both twins; drop the marker"
+                )
+            continue
+        # Each combination of the other parameters needs both kinds. The values are the same
+        # objects in every combination pytest builds, so their identity tells them apart.
+        seen: dict[tuple[tuple[str, int], ...], set[str]] = {}
+        for item, kind in zip(items, kinds_of, strict=True):
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            key = tuple(sorted((k, id(v)) for k, v in params.items() if k != _KIND))
+            seen.setdefault(key, set())
+            if kind is not None:
+                seen[key].add(kind)
+        if all(kinds == set(CLIENT_KINDS) for kinds in seen.values()):
+            continue
+        ran = set().union(*seen.values())
+        if not ran:
+            problems.append(f"{where} runs with neither client")
+        elif len(ran) == 1:
+            problems.append(f"{where} runs with the {ran.pop()} client only")
+        else:
+            problems.append(f"{where} misses one twin for some of its parameters")
+    return problems
+
+
+def _kind(item: pytest.Function) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    kind = callspec.params.get(_KIND) if callspec is not None else None
+    return kind if isinstance(kind, str) else None
 
 
 # -- fixtures ----------------------------------------------------------------------------------

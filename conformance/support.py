@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from berthcache import AsyncCache, Cache, CacheConfig
+from berthcache.testing._server import free_port
 
 AnyCache = Cache | AsyncCache
 CacheFactory = Callable[..., AnyCache]
@@ -75,8 +76,6 @@ def config_environ(config: CacheConfig) -> dict[str, str]:
 
 def dead_port() -> int:
     """A local port nobody listens on (connections to it are refused)."""
-    from berthcache.testing._server import free_port
-
     return free_port()
 
 

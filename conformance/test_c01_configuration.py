@@ -50,6 +50,7 @@ async def test_from_url_connects(client_kind: str, conf: CacheConfig) -> None:
     await _roundtrip(cache)
 
 
+@pytest.mark.not_twinned(reason="config parsing: no client involved")
 async def test_defaults_are_the_seeds() -> None:
     config = CacheConfig.from_env({})
     assert config.key_prefix == "berthcare:"
@@ -61,6 +62,7 @@ async def test_defaults_are_the_seeds() -> None:
     assert (config.host, config.port, config.db) == ("localhost", 6379, 0)
 
 
+@pytest.mark.not_twinned(reason="config parsing: no client involved")
 async def test_every_seed_variable_is_read() -> None:
     config = CacheConfig.from_env(
         {
@@ -80,6 +82,7 @@ async def test_every_seed_variable_is_read() -> None:
     assert (config.max_retries_per_request, config.retry_strategy) == (5, "exponential")
 
 
+@pytest.mark.not_twinned(reason="config parsing: no client involved")
 async def test_rediss_url_turns_tls_on_with_verification() -> None:
     config = CacheConfig.from_url("rediss://app:tok@cache.example.com:6379/0")
     assert config.tls is True
@@ -87,6 +90,7 @@ async def test_rediss_url_turns_tls_on_with_verification() -> None:
     assert CacheConfig.from_url("redis://cache.example.com").tls is False
 
 
+@pytest.mark.not_twinned(reason="config parsing: no client involved")
 @pytest.mark.parametrize(
     ("env", "named"),
     [

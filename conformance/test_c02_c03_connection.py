@@ -84,6 +84,7 @@ def seed_delay_ms(attempt: int) -> int:
 
 
 @pytest.mark.clause("C2")
+@pytest.mark.not_twinned(reason="the retry schedule is computed from config, no client")
 async def test_default_schedule_reaches_the_2000ms_cap() -> None:
     # The documented schedule: 50, 100, 150 ... capped at 2000 ms, as the public function says.
     schedule = retry_schedule("exponential", 45)

@@ -107,6 +107,7 @@ async def test_keys_follow_entity_id_attribute(cache: AnyCache) -> None:
 
 
 @pytest.mark.clause("C7")
+@pytest.mark.not_twinned(reason="a config default: no client involved")
 async def test_default_prefix_is_berthcare() -> None:
     assert CacheConfig().key_prefix == "berthcare:"
 

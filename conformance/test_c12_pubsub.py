@@ -100,6 +100,7 @@ async def test_unsubscribe_stops_delivery(cache: AnyCache) -> None:
 
 
 # `async for` is the asyncio client's idiom: this test runs on AsyncCache only.
+@pytest.mark.not_twinned(reason="`async for` is the asyncio client's own idiom")
 @pytest.mark.parametrize("client_kind", ["async"], indirect=True)
 async def test_async_iteration(cache: AsyncCache) -> None:
     sub = await cache.subscribe("alerts")

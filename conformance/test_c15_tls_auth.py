@@ -3,10 +3,13 @@ password, plain TCP against the TLS port and an untrusted CA each fail with a cl
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
+import redis
 import trustme
+from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
 
 from berthcache import (
     AuthenticationError,
@@ -15,7 +18,7 @@ from berthcache import (
     TLSError,
 )
 
-from .support import WAIT, CacheFactory, aw, elapsed
+from .support import WAIT, AnyCache, CacheFactory, aw, elapsed, is_async
 
 pytestmark = [pytest.mark.clause("C15"), pytest.mark.asyncio]
 
@@ -47,9 +50,15 @@ async def test_wrong_password_fails_fast_and_secretly(
 
 
 @pytest.mark.requires("tls")
-async def test_tls_is_on_and_verified(conf: CacheConfig) -> None:
-    assert conf.tls is True
-    assert conf.tls_verify is True
+async def test_tls_is_on_and_verified(cache: AnyCache) -> None:
+    """The client really speaks TLS to the target and verifies its certificate and name."""
+    await aw(cache.set("tls-probe", "yes", ttl=60))
+    assert await aw(cache.get("tls-probe")) == "yes"
+    pool = cache.redis.connection_pool
+    tls_class = AsyncSSLConnection if is_async(cache) else redis.SSLConnection
+    assert issubclass(pool.connection_class, tls_class)
+    assert pool.connection_kwargs.get("ssl_cert_reqs") in ("required", ssl.CERT_REQUIRED)
+    assert pool.connection_kwargs.get("ssl_check_hostname") is True
 
 
 @pytest.mark.requires("tls")

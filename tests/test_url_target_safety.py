@@ -20,6 +20,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
+from berthcache import DEFAULT_KEY_PREFIX
 from berthcache.testing import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,10 +74,12 @@ def fill_with_their_data(server: RedisServer) -> None:
             client.zadd(f"app:scores:{db}", {"ada": 3.5, "bob": 1})
             client.expire(f"app:scores:{db}", 900)
             client.xadd(f"app:events:{db}", {"kind": "login"})
-            client.set(f"berthcare:session:user-{db}-session-theirs", '{"role":"nurse"}', ex=600)
-            client.set(f"berthcare:api:clients:list:{db}", "[1,2,3]")
+            client.set(
+                f"{DEFAULT_KEY_PREFIX}session:user-{db}-session-theirs", '{"role":"nurse"}', ex=600
+            )
+            client.set(f"{DEFAULT_KEY_PREFIX}api:clients:list:{db}", "[1,2,3]")
             # Looks like another conformance run's namespace: still not ours to delete.
-            client.hset("berthcare:bc-test-0badf00d:left", mapping={"by": "another run"})
+            client.hset(f"{DEFAULT_KEY_PREFIX}bc-test-0badf00d:left", mapping={"by": "another run"})
         finally:
             client.close()
 
@@ -171,7 +174,7 @@ def test_snapshot_sees_a_change_to_their_data(their_server: RedisServer) -> None
     try:
         client.expire("app:config:0", 100)
         client.hset("app:user:0", "role", "nurse")
-        client.set("berthcare:new", "x")
+        client.set(f"{DEFAULT_KEY_PREFIX}new", "x")
     finally:
         client.close()
     after = snapshot(their_server)
@@ -179,6 +182,6 @@ def test_snapshot_sees_a_change_to_their_data(their_server: RedisServer) -> None
         (0, b"app:config:0"),
         (0, b"app:user:0"),
     }
-    assert set(after) - set(before) == {(0, b"berthcare:new")}
+    assert set(after) - set(before) == {(0, f"{DEFAULT_KEY_PREFIX}new".encode())}
     with pytest.raises(redis.AuthenticationError):  # sanity: AUTH really is required
         their_server.client(user=None, password=None).ping()

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from berthcache.testing._targets import TargetChoice, UsageError, choose_target
+from berthcache.testing._target import TARGET_NAMES, UsageError
+from berthcache.testing._targets import TARGET_BUILDERS, TargetChoice, choose_target
 
 URL = "rediss://app:s3cret@cache.example.com:6379/0"
 ENV_URL = "redis://:envpass@10.0.0.5:6379/0"
@@ -95,3 +96,8 @@ def test_errors_and_repr_never_show_the_password() -> None:
 
 def test_choice_is_a_value() -> None:
     assert choose_target(option_target=None, option_url=None, env={}) == TargetChoice("local")
+
+
+def test_every_target_name_has_exactly_one_builder() -> None:
+    """choose_target can only decide on names the registry can build."""
+    assert list(TARGET_BUILDERS) == list(TARGET_NAMES)

@@ -5,10 +5,22 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
-from berthcache.testing.clauses import CLAUSES, ClauseResult, format_table, summarize
+from berthcache.testing.clauses import (
+    CLAUSES,
+    CONTRACT_DOC,
+    ClauseResult,
+    contract_link,
+    format_footer,
+    format_table,
+    github_anchor,
+    summarize,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytest_plugins = ["pytester"]
 
@@ -51,14 +63,14 @@ def test_pubsub_needs_tls():
 """
 
 
+ROW = re.compile(r"^(C\d+)\s+(.+?)\s+(\d+)\s+(\d+)\s+(\d+)\s+(PASS|FAIL|SKIP|NOT COVERED)$")
+
+
 def _row(output: str, cid: str) -> list[str]:
-    """The cells of one clause's row, split on runs of 2+ spaces around the numbers."""
+    """The cells of one clause's row; the status is the last column."""
     for line in output.splitlines():
-        if line.startswith(f"{cid} ") and line.rstrip().endswith(
-            ("PASS", "FAIL", "SKIP", "NOT COVERED")
-        ):
-            match = re.match(r"^(C\d+)\s+(.+?)\s+(\d+)\s+(\d+)\s+(\d+)\s+(.+)$", line.rstrip())
-            assert match, line
+        match = ROW.match(line.rstrip())
+        if match and match[1] == cid:
             return list(match.groups())
     raise AssertionError(f"no row for {cid} in:\n{output}")
 
@@ -75,6 +87,11 @@ def test_failure_in_one_clause_marks_only_that_clause(pytester: pytest.Pytester)
     assert _row(out, "C12") == ["C12", "Pub/sub", "0", "0", "1", "SKIP"]
     assert _row(out, "C1") == ["C1", "Configuration", "0", "0", "0", "NOT COVERED"]
     assert "clauses failing: C5, C8" in out
+    # Where each broken or skipped promise is written, and where the contract is.
+    assert "  C5 Basic operations: docs/contract.md#c5-basic-operations" in out
+    assert "  C8 Sessions: docs/contract.md#c8-sessions" in out
+    assert "clauses skipped: C12\n  C12 Pub/sub: docs/contract.md#c12-pubsub" in out
+    assert "the contract: docs/contract.md, one section per clause" in out
 
 
 def test_passing_clause_shows_pass_next_to_a_failing_one(pytester: pytest.Pytester) -> None:
@@ -183,6 +200,17 @@ def test_junitxml_carries_the_clause(pytester: pytest.Pytester) -> None:
     }
     assert props["test_set_get"] == ["C5"]
     assert props["test_session_ttl"] == ["C5", "C8"]
+    links = {
+        case.get("name"): sorted(
+            p.get("value", "") for p in case.iter("property") if p.get("name") == "contract"
+        )
+        for case in root.iter("testcase")
+    }
+    assert links["test_set_get"] == ["docs/contract.md#c5-basic-operations"]
+    assert links["test_session_ttl"] == [
+        "docs/contract.md#c5-basic-operations",
+        "docs/contract.md#c8-sessions",
+    ]
 
 
 def test_no_table_when_no_test_has_a_clause(pytester: pytest.Pytester) -> None:
@@ -203,10 +231,58 @@ def test_summarize_counts_multi_clause_tests_once_per_clause() -> None:
     assert len(rows) == 16
 
 
-def test_titles_come_from_the_design() -> None:
+def test_titles_and_links_of_the_table() -> None:
     assert CLAUSES["C1"] == "Configuration"
     assert CLAUSES["C16"] == "Memory pressure and TTL guidelines"
     assert list(CLAUSES) == [f"C{i}" for i in range(1, 17)]
     lines = format_table([ClauseResult("C4", "Health", 1, 0, 0)])
     assert lines[0].split() == ["id", "clause", "passed", "failed", "skipped", "status"]
     assert lines[2].split() == ["C4", "Health", "1", "0", "0", "PASS"]
+    assert ClauseResult("C4", "Health", 1, 0, 0).link == "docs/contract.md#c4-health"
+    footer = format_footer([ClauseResult("C4", "Health", 0, 1, 0)])
+    assert footer[1:] == ["clauses failing: C4", "  C4 Health: docs/contract.md#c4-health"]
+
+
+@pytest.mark.parametrize(
+    ("heading", "anchor"),
+    [
+        ("C1 Configuration", "c1-configuration"),
+        ("C12 Pub/sub", "c12-pubsub"),
+        ("C15 TLS and AUTH", "c15-tls-and-auth"),
+        (
+            "Safety on endpoints the suite did not start",
+            "safety-on-endpoints-the-suite-did-not-start",
+        ),
+    ],
+)
+def test_anchors_follow_githubs_slug_rules(heading: str, anchor: str) -> None:
+    assert github_anchor(heading) == anchor
+
+
+def _contract_sections() -> dict[str, str]:
+    """``{anchor: heading}`` of every ``## `` section of the contract in the repository."""
+    text = (ROOT / CONTRACT_DOC).read_text(encoding="utf-8")
+    headings = [line[3:].strip() for line in text.splitlines() if line.startswith("## ")]
+    return {github_anchor(h): h for h in headings}
+
+
+def test_every_clause_links_to_its_section_of_the_contract() -> None:
+    sections = _contract_sections()
+    for cid, title in CLAUSES.items():
+        path, _, anchor = contract_link(cid).partition("#")
+        assert path == CONTRACT_DOC
+        assert anchor in sections, f"{CONTRACT_DOC} has no section #{anchor} for {cid}"
+        assert sections[anchor] == f"{cid} {title}"
+
+
+def test_every_clause_section_of_the_contract_is_a_known_clause() -> None:
+    clause_headings = [h for h in _contract_sections().values() if re.match(r"C\d+\b", h)]
+    assert clause_headings == [f"{cid} {title}" for cid, title in CLAUSES.items()]
+
+
+def test_links_inside_the_contract_resolve() -> None:
+    text = (ROOT / CONTRACT_DOC).read_text(encoding="utf-8")
+    sections = _contract_sections()
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links, "the contract cross-references its clauses"
+    assert sorted(set(links) - set(sections)) == []

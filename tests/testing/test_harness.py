@@ -19,6 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from berthcache import DEFAULT_KEY_PREFIX
 from berthcache.testing import LocalRedis, RedisServer
 from berthcache.testing._server import (
     HarnessError,
@@ -28,7 +29,7 @@ from berthcache.testing._server import (
 )
 from berthcache.testing.plugin import LocalRedisFactory
 
-NS = "berthcare:harness-test:"
+NS = f"{DEFAULT_KEY_PREFIX}harness-test:"
 NO_RETRY = Retry(NoBackoff(), 0)  # so a dropped connection shows instead of being retried
 
 

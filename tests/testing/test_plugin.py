@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from berthcache import DEFAULT_KEY_PREFIX
 from berthcache.testing.plugin import LocalRedisFactory
 
 INNER_TESTS = textwrap.dedent(
@@ -101,7 +102,7 @@ def test_url_target_run_skips_with_reasons_and_cleans_its_namespace(
     assert "unknown capability 'teleport'; known: admin, auth, replica, tls" in out
     assert "1 passed, 1 skipped, 1 error" in out
     # The namespace was cleaned with SCAN + UNLINK; nothing else was touched.
-    assert admin.keys("berthcare:bc-test-*") == []
+    assert admin.keys(f"{DEFAULT_KEY_PREFIX}bc-test-*") == []
     assert admin.get("unrelated:key") == b"kept"
     assert admin.dbsize() == 1
     admin.close()
@@ -145,7 +146,8 @@ def test_redis_url_environment_variable_selects_the_url_target(
 
 @pytest.mark.parametrize("target", ["docker", "stack"])
 def test_unavailable_targets_skip_with_the_reason(tmp_path: Path, target: str) -> None:
-    out = _run_pytest(tmp_path, "--target", target, "-k", "namespace")
+    nowhere = {"DOCKER_HOST": f"unix://{tmp_path}/docker.sock"}  # no engine, on any machine
+    out = _run_pytest(tmp_path, "--target", target, "-k", "namespace", env=nowhere)
     expected = {
         "docker": "no Docker engine answered at",
         "stack": "stack target: no stack given",

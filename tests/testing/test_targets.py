@@ -3,18 +3,18 @@ namespace clean-up that is the only thing the suite does on endpoints it did not
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import redis
 
+from berthcache import DEFAULT_KEY_PREFIX
 from berthcache._config import CacheConfig
-from berthcache.testing._targets import (
-    Target,
-    UsageError,
-    docker_target,
-    mask_url,
-    stack_target,
-    url_target,
-)
+from berthcache.testing._stack import stack_target
+from berthcache.testing._target import Target, UsageError, mask_url
+from berthcache.testing._targets import docker_target, url_target
 from berthcache.testing.plugin import LocalRedisFactory, delete_namespace
 
 
@@ -55,10 +55,10 @@ def test_url_target_over_tls_with_a_ca_file(local_redis_factory: LocalRedisFacto
     group = local_redis_factory()  # TLS + AUTH, no replica
     target = url_target(group.url("app"), tls_ca_file=group.ca_file)
     assert target.capabilities == frozenset({"tls", "auth"})
-    config = target.cache_config(key_prefix="berthcare:x:")
+    config = target.cache_config(key_prefix=f"{DEFAULT_KEY_PREFIX}x:")
     assert isinstance(config, CacheConfig)
     assert (config.tls, config.tls_ca_file, config.username) == (True, group.ca_file, "app")
-    assert config.key_prefix == "berthcare:x:"
+    assert config.key_prefix == f"{DEFAULT_KEY_PREFIX}x:"
 
 
 def test_unreachable_url_is_a_clear_error_without_the_password(
@@ -82,13 +82,20 @@ def test_target_repr_masks_the_url() -> None:
     assert mask_url("redis://:pw@h:1") == "redis://:***@h:1"
 
 
-def test_docker_target_skips_with_the_reason_when_no_engine_answers() -> None:
+def test_docker_target_skips_with_the_reason_when_no_engine_answers(tmp_path: Path) -> None:
+    nowhere = f"unix://{tmp_path}/docker.sock"  # no engine here, whatever this machine runs
     with pytest.raises(pytest.skip.Exception) as info:
+        docker_target(env={"DOCKER_HOST": nowhere})
+    assert str(info.value).startswith(f"docker target: no Docker engine answered at {nowhere}: ")
+
+
+def test_docker_target_without_its_packages_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A missing package is an installation error, not a missing engine: no silent skip."""
+    monkeypatch.setitem(sys.modules, "docker", None)  # import docker -> ImportError
+    with pytest.raises(UsageError, match=r"needs testcontainers\[redis\].*berthcache\[testing\]"):
         docker_target(env={})
-    reason = str(info.value)
-    assert reason.startswith(
-        "docker target: no Docker engine answered at unix:///var/run/docker.sock: "
-    )
 
 
 def test_stack_target_without_a_stack_skips_saying_what_to_give() -> None:
@@ -104,12 +111,14 @@ def test_namespace_cleanup_deletes_only_the_namespace(
     app = target.client()
     admin = group.admin_client()
     try:
-        namespace = "berthcare:bc-test-0badcafe:"
+        namespace = f"{DEFAULT_KEY_PREFIX}bc-test-0badcafe:"
         app.mset({f"{namespace}k{i}": i for i in range(1200)})
-        app.set("berthcare:bc-test-0badcafe-other:k", "not ours")  # same prefix, other run
+        app.set(
+            f"{DEFAULT_KEY_PREFIX}bc-test-0badcafe-other:k", "not ours"
+        )  # same prefix, other run
         admin.set("someone-else:k", "not ours")
         assert delete_namespace(target, namespace) == 1200
-        assert app.get("berthcare:bc-test-0badcafe-other:k") == b"not ours"
+        assert app.get(f"{DEFAULT_KEY_PREFIX}bc-test-0badcafe-other:k") == b"not ours"
         assert admin.get("someone-else:k") == b"not ours"
         assert admin.dbsize() == 2
     finally:
@@ -119,7 +128,7 @@ def test_namespace_cleanup_deletes_only_the_namespace(
 
 def test_namespace_cleanup_refuses_anything_but_a_test_namespace() -> None:
     target = Target(name="url", url="redis://127.0.0.1:1/0")
-    for bad in ("", "berthcare:", "other:bc-test-1:"):
+    for bad in ("", DEFAULT_KEY_PREFIX, "other:bc-test-1:"):
         with pytest.raises(ValueError, match="refusing to delete"):
             delete_namespace(target, bad)
 
@@ -128,7 +137,7 @@ def test_namespace_cleanup_refuses_anything_but_a_test_namespace() -> None:
 def test_session_target_fixtures_work_together(
     redis_target: Target, redis_namespace: str, cache_config: CacheConfig
 ) -> None:
-    assert redis_namespace.startswith("berthcare:bc-test-")
+    assert redis_namespace.startswith(f"{DEFAULT_KEY_PREFIX}bc-test-")
     assert redis_namespace.endswith(":")
     assert cache_config.key_prefix == redis_namespace
     client = redis.Redis(**cache_config.connection_kwargs())
@@ -137,3 +146,18 @@ def test_session_target_fixtures_work_together(
         assert client.get(redis_namespace + "fixture-check") == b"1"
     finally:
         client.close()
+
+
+def test_the_plugin_loads_without_the_stack_targets_ops_helpers() -> None:
+    """Only the stack target needs berthcache.ops (boto3 in the ops extra): app teams with just
+    berthcache[testing] must be able to load the plugin."""
+    code = (
+        "import sys, berthcache.testing.plugin\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('berthcache.ops', "
+        "'berthcache.testing._stack')))\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -22,13 +22,8 @@ from berthcache.testing._server import (
     app_user_rules,
     find_redis_server,
 )
-from berthcache.testing._targets import (
-    CAPABILITIES,
-    Target,
-    TargetChoice,
-    UsageError,
-    choose_target,
-)
+from berthcache.testing._target import CAPABILITIES, Target, UsageError
+from berthcache.testing._targets import TargetChoice, choose_target
 
 __all__ = [
     "CAPABILITIES",

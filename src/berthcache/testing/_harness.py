@@ -1,7 +1,7 @@
 """``LocalRedis``: a small ElastiCache replication group made of local ``redis-server`` processes.
 
 A primary and (optionally) a replica, TLS-only with a CA made for this harness, AUTH plus two
-ACL users (``app``: keys and channels under ``berthcare:`` only, nothing dangerous; ``admin``:
+ACL users (``app``: keys and channels under the key prefix only, nothing dangerous; ``admin``:
 everything, for fault injection), AOF and a maxmemory policy — and a primary ENDPOINT, a local
 TCP proxy that ``failover()`` moves to the promoted replica while dropping the connections it
 carried, as ElastiCache moves its DNS name.
@@ -12,7 +12,7 @@ carried, as ElastiCache moves its DNS name.
         group.failover()          # replica promoted, endpoint moved, clients reconnect
 
 Everything it starts (processes, proxy thread, temp dir) goes away in ``__exit__`` even when the
-body raises, at interpreter exit, and on SIGTERM.
+body raises, at interpreter exit, and on SIGTERM (the clean-up registry, ``_cleanup``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from urllib.parse import quote
 
 import redis
 
+from berthcache import DEFAULT_KEY_PREFIX
 from berthcache.testing._certs import TLSFiles, make_tls_files
+from berthcache.testing._cleanup import register_for_cleanup, unregister_for_cleanup
 from berthcache.testing._proxy import TCPProxy
 from berthcache.testing._server import (
     ADMIN_RULES,
@@ -37,8 +39,6 @@ from berthcache.testing._server import (
     HarnessError,
     RedisServer,
     app_user_rules,
-    register_for_cleanup,
-    unregister_for_cleanup,
     wait_for,
 )
 
@@ -61,7 +61,7 @@ class LocalRedis:
         binary: str | None = None,
         maxmemory: str = "64mb",
         maxmemory_policy: str = "allkeys-lru",
-        key_prefix: str = "berthcare:",
+        key_prefix: str = DEFAULT_KEY_PREFIX,
         base_dir: Path | None = None,
         startup_timeout: float = 10.0,
         replication_timeout: float = 10.0,
@@ -178,7 +178,7 @@ class LocalRedis:
             return
         began = time.monotonic()
         self.directory = Path(tempfile.mkdtemp(prefix="berthcache-redis-", dir=self._base_dir))
-        register_for_cleanup(self)
+        register_for_cleanup(self, owner=True)  # closes its servers and proxy in order
         try:
             self._start()
         except BaseException:

@@ -3,27 +3,25 @@
 Secrets never go on the command line (``ps`` and ``/proc/PID/cmdline`` show it to every local
 user): passwords and ACL users live in a ``0600`` config file. Readiness is a real ``PING``
 answered, polled with a short interval under an overall timeout; a process that dies early is
-reported with the tail of its log. Every started process is also registered for clean-up at
-interpreter exit, and (on Linux, started from the main thread) gets a parent-death signal, so
-an interrupted or killed pytest leaves no server behind.
+reported with the tail of its log. Every started process is registered with the clean-up
+registry (:mod:`berthcache.testing._cleanup`: reaped at exit and on SIGTERM) and, on Linux when
+started from the main thread, gets a parent-death signal, so even a SIGKILLed pytest leaves no
+server behind.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import functools
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -33,8 +31,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from berthcache import DEFAULT_KEY_PREFIX
 from berthcache.acl import app_user_access
 from berthcache.testing._certs import TLSFiles
+from berthcache.testing._cleanup import register_for_cleanup, unregister_for_cleanup
 
 __all__ = [
     "ADMIN_RULES",
@@ -74,7 +74,7 @@ class RedisServerStartError(HarnessError):
     """``redis-server`` exited or did not answer ``PING`` in time; carries its log tail."""
 
 
-def app_user_rules(key_prefix: str = "berthcare:") -> str:
+def app_user_rules(key_prefix: str = DEFAULT_KEY_PREFIX) -> str:
     """ACL rules of the application user: exactly what the deployed RBAC user gets
     (:func:`berthcache.acl.app_user_access`, shared with ``infra/security.py``)."""
     return app_user_access(key_prefix)
@@ -156,48 +156,6 @@ def wait_for(
             detail = f": {on_timeout()}" if on_timeout else ""
             raise HarnessError(f"timed out after {timeout:g} s waiting for {what}{detail}")
         time.sleep(interval)
-
-
-# -- clean-up of whatever is still running at interpreter exit or SIGTERM ------------------------
-
-_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
-_LIVE_LOCK = threading.Lock()
-_SIGTERM_INSTALLED = False
-
-
-def register_for_cleanup(obj: Any) -> None:
-    """Make sure ``obj.close()`` runs at interpreter exit (and on SIGTERM) if nobody called it."""
-    global _SIGTERM_INSTALLED
-    with _LIVE_LOCK:
-        _LIVE.add(obj)
-        if (
-            not _SIGTERM_INSTALLED
-            and threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-        ):
-            signal.signal(signal.SIGTERM, _on_sigterm)
-            _SIGTERM_INSTALLED = True
-
-
-def unregister_for_cleanup(obj: Any) -> None:
-    with _LIVE_LOCK:
-        _LIVE.discard(obj)
-
-
-@atexit.register
-def _close_all() -> None:
-    with _LIVE_LOCK:
-        live = list(_LIVE)
-    # Harnesses first (they stop their own servers), then stray servers.
-    for obj in sorted(live, key=lambda o: isinstance(o, RedisServer)):
-        with contextlib.suppress(Exception):
-            obj.close()
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    _close_all()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 # -- the server ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from berthcache.ops._outputs import default_ca_bundle
-from berthcache.testing._targets import Target, UsageError, probe_capabilities
+from berthcache.testing._target import Target, UsageError, probe_capabilities
 
 __all__ = ["default_ca_bundle", "stack_target"]
 

@@ -1,77 +1,54 @@
-"""Where the suite runs: ``local`` (default), ``docker``, ``url`` or ``stack``.
+"""Where the suite runs: choosing the target and building it — every target builder in one place.
 
 :func:`choose_target` is a pure decision from ``--target``, ``--redis-url`` and ``REDIS_URL``;
-the ``*_target`` functions then build a :class:`Target`. A target's capabilities are facts: the
-local harness has them all; a ``url`` target has only what the endpoint proves (TLS if
-``rediss://``, AUTH if the URL carries a password, replica only if the primary reports a connected
-replica) and never ``admin``: that one means "this run started the server, so it may reconfigure,
-flush or restart it", which no probe of someone else's endpoint can prove — a user allowed to run
-``CONFIG`` on a shared Redis is exactly where the suite must not (DESIGN.md's safety rule).
-:class:`Target` refuses ``admin`` unless ``started_by_us``.
+:func:`open_target` then builds the chosen :class:`~berthcache.testing._target.Target` with the
+builder registered for its name in :data:`TARGET_BUILDERS` (``local``, ``docker``, ``url``,
+``stack``) and takes it down again at the end. The ``stack`` builder lives in ``_stack`` (it
+reads the deployed group through the ops helpers) and is imported only when that target is
+chosen, so the plugin loads without the ``ops`` extra.
+
+Import direction: ``plugin`` -> ``_targets`` -> ``_stack`` -> ``_target`` -> ``_harness``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from berthcache._config import CacheConfig
-
-if TYPE_CHECKING:
-    from berthcache.testing._harness import LocalRedis
+from berthcache.testing._cleanup import register_for_cleanup, unregister_for_cleanup
+from berthcache.testing._harness import LocalRedis
+from berthcache.testing._target import (
+    TARGET_NAMES,
+    Target,
+    TargetName,
+    UsageError,
+    first_line,
+    mask_url,
+    probe_capabilities,
+)
 
 __all__ = [
-    "CAPABILITIES",
-    "TARGET_NAMES",
-    "Target",
+    "DEFAULT_DOCKER_HOST",
+    "TARGET_BUILDERS",
     "TargetChoice",
-    "UsageError",
+    "TargetOptions",
     "choose_target",
     "docker_target",
     "local_target",
-    "mask_url",
-    "probe_capabilities",
-    "stack_target",
+    "open_target",
     "stop_docker_target",
     "url_target",
 ]
 
-TargetName = Literal["local", "docker", "url", "stack"]
-TARGET_NAMES: tuple[TargetName, ...] = ("local", "docker", "url", "stack")
-#: What a test may require with ``@pytest.mark.requires(...)``: ``admin`` (this run started the
-#: server and may reconfigure, flush or restart it: local, docker), ``replica`` (a connected
-#: replica), ``tls`` (TLS in transit), ``auth`` (a password is required). See the plugin's docs.
-CAPABILITIES: frozenset[str] = frozenset({"admin", "replica", "tls", "auth"})
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-
-
-class UsageError(ValueError):
-    """The target options contradict each other or are malformed (the plugin reports it as a
-    pytest usage error)."""
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` — safe for reprs, logs and errors."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable URL>"
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,60 +116,15 @@ def _check_url(url: str, source: str) -> None:
         raise UsageError(f"{source} has no host")
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Target:
-    """One place to run the suite: URL (with credentials, masked in ``repr``), TLS CA file,
-    capabilities, whether this run started it, and the local harness (or ``None``)."""
+@dataclasses.dataclass(frozen=True)
+class TargetOptions:
+    """The run's settings a builder may need (from the plugin's flags and ini keys)."""
 
-    name: TargetName
-    url: str = dataclasses.field(repr=False)
+    redis_server: str | None = None
+    maxmemory_policy: str = "allkeys-lru"
     tls_ca_file: str | None = None
-    capabilities: frozenset[str] = frozenset()
-    started_by_us: bool = False
-    harness: LocalRedis | None = None
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.capabilities) - CAPABILITIES)
-        if unknown:
-            raise ValueError(
-                f"Target capabilities: unknown {', '.join(map(repr, unknown))}; "
-                f"known: {', '.join(sorted(CAPABILITIES))}"
-            )
-        if "admin" in self.capabilities and not self.started_by_us:
-            raise ValueError(
-                f"Target capabilities: 'admin' is only for a server this run started "
-                f"(started_by_us=True); the {self.name} target was not, and on a server the suite "
-                "did not start no FLUSHALL, FLUSHDB, KEYS, CONFIG or DEBUG may run"
-            )
-
-    def __repr__(self) -> str:
-        caps = ",".join(sorted(self.capabilities)) or "none"
-        return (
-            f"Target(name={self.name!r}, url={self.masked_url!r}, tls_ca_file={self.tls_ca_file!r},"
-            f" capabilities={caps}, started_by_us={self.started_by_us})"
-        )
-
-    __str__ = __repr__
-
-    @property
-    def masked_url(self) -> str:
-        return mask_url(self.url)
-
-    def missing(self, *capabilities: str) -> list[str]:
-        """The capabilities (of those asked for) this target lacks, in the order asked."""
-        return [c for c in capabilities if c not in self.capabilities]
-
-    def cache_config(self, **overrides: Any) -> CacheConfig:
-        """A :class:`~berthcache.CacheConfig` for this target; ``overrides`` win."""
-        if self.tls_ca_file is not None:
-            overrides.setdefault("tls_ca_file", self.tls_ca_file)
-        return CacheConfig.from_url(self.url, **overrides)
-
-    def client(self, **kwargs: Any) -> redis.Redis:
-        """A plain redis-py client with the target's (app) credentials."""
-        options = self.cache_config().connection_kwargs()
-        options.update(kwargs)
-        return redis.Redis(**options)
+    stack: str | None = None
+    stack_outputs: str | None = None
 
 
 # -- building targets ----------------------------------------------------------------------------
@@ -206,8 +138,6 @@ def local_target(
 ) -> Target:
     """Start a :class:`LocalRedis` (TLS, AUTH + ACL, primary + replica, endpoint). The caller
     closes ``target.harness``."""
-    from berthcache.testing._harness import LocalRedis
-
     harness = LocalRedis(binary=binary, maxmemory_policy=maxmemory_policy, base_dir=base_dir)
     harness.start()
     return Target(
@@ -226,46 +156,27 @@ def url_target(url: str, *, tls_ca_file: str | None = None) -> Target:
     return dataclasses.replace(target, capabilities=probe_capabilities(target))
 
 
-def probe_capabilities(target: Target) -> frozenset[str]:
-    """What the endpoint proves it has: ``tls``, ``auth``, ``replica`` — never ``admin`` (only a
-    server this run started has that). Read-only probes (PING, INFO replication); nothing is
-    written or changed, and nothing on the forbidden list (CONFIG, KEYS, FLUSH*, DEBUG) is sent."""
-    config = target.cache_config()
-    caps: set[str] = set()
-    if config.tls:
-        caps.add("tls")
-    if config.password:
-        caps.add("auth")
-    client = target.client(
-        socket_connect_timeout=5.0, socket_timeout=5.0, retry=Retry(NoBackoff(), 1)
-    )
-    try:
-        try:
-            client.ping()
-        except (redis.RedisError, OSError) as exc:
-            raise UsageError(
-                f"the {target.name} target {target.masked_url} does not answer PING: "
-                f"{type(exc).__name__}: {_first_line(exc)}"
-            ) from None
-        try:
-            info = client.info("replication")
-        except redis.RedisError:
-            info = {}
-        if info.get("role") == "master" and int(info.get("connected_slaves", 0)) > 0:
-            caps.add("replica")
-    finally:
-        client.close()
-    return frozenset(caps)
-
-
 def docker_target(*, image: str = "redis:7", env: Mapping[str, str] | None = None) -> Target:
     """``redis:7`` (with ``requirepass``) through testcontainers, if a Docker engine answers;
-    otherwise ``pytest.skip`` with the reason. Stop it with :func:`stop_docker_target`."""
-    environ = os.environ if env is None else env
-    docker_host = environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    otherwise ``pytest.skip`` with the reason. Stop it with :func:`stop_docker_target`.
+
+    A missing ``docker``/``testcontainers`` package is an installation error, not a missing
+    engine: it raises :class:`UsageError` saying what to install instead of skipping."""
     try:
         import docker  # type: ignore[import-untyped]
 
+        try:  # testcontainers >= 4.14 moved it; the old name warns there
+            from testcontainers.community.redis import RedisContainer
+        except ImportError:
+            from testcontainers.redis import RedisContainer
+    except ImportError as exc:
+        raise UsageError(
+            f"the docker target needs testcontainers[redis] ({exc}); "
+            "install it with `pip install 'berthcache[testing]'`"
+        ) from None
+    environ = os.environ if env is None else env
+    docker_host = environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    try:
         engine = docker.DockerClient(base_url=docker_host, timeout=3)
         try:
             engine.ping()
@@ -274,15 +185,13 @@ def docker_target(*, image: str = "redis:7", env: Mapping[str, str] | None = Non
     except Exception as exc:
         pytest.skip(
             f"docker target: no Docker engine answered at {docker_host}: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
+            f"{type(exc).__name__}: {first_line(exc)}"
         )
-    from testcontainers.redis import RedisContainer
-
     password = secrets.token_hex(16)
-    container = RedisContainer(image, password=password)
+    container = _Container(RedisContainer(image, password=password))
     container.start()
-    host = container.get_container_host_ip()
-    port = container.get_exposed_port(container.port)
+    host = container.inner.get_container_host_ip()
+    port = container.inner.get_exposed_port(container.inner.port)
     target = Target(
         name="docker",
         url=f"redis://:{password}@{host}:{port}/0",
@@ -293,25 +202,83 @@ def docker_target(*, image: str = "redis:7", env: Mapping[str, str] | None = Non
     return target
 
 
-_CONTAINERS: dict[int, Any] = {}
+class _Container:
+    """A started container, registered for clean-up like the local servers."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def start(self) -> None:
+        register_for_cleanup(self)
+        self.inner.start()
+
+    def close(self) -> None:
+        unregister_for_cleanup(self)
+        self.inner.stop()
+
+
+_CONTAINERS: dict[int, _Container] = {}
 
 
 def stop_docker_target(target: Target) -> None:
     """Stop the container a :func:`docker_target` started (no-op for other targets)."""
     container = _CONTAINERS.pop(id(target), None)
     if container is not None:
-        container.stop()
+        container.close()
 
 
-def stack_target(
-    *, stack: str | None = None, outputs_file: str | None = None, tls_ca_file: str | None = None
-) -> Target:
-    """The deployed ElastiCache group (stack outputs + Secrets Manager); see ``_stack``."""
-    from berthcache.testing._stack import stack_target as build
+# -- the registry ---------------------------------------------------------------------------------
 
-    return build(stack=stack, outputs_file=outputs_file, tls_ca_file=tls_ca_file)
+#: A builder yields the target for a run and takes it down afterwards (what it started, it stops).
+TargetBuilder = Callable[[TargetChoice, TargetOptions], contextlib.AbstractContextManager[Target]]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else "no detail"
+@contextlib.contextmanager
+def _local(choice: TargetChoice, options: TargetOptions) -> Iterator[Target]:
+    target = local_target(binary=options.redis_server, maxmemory_policy=options.maxmemory_policy)
+    assert target.harness is not None
+    try:
+        yield target
+    finally:
+        target.harness.close()
+
+
+@contextlib.contextmanager
+def _url(choice: TargetChoice, options: TargetOptions) -> Iterator[Target]:
+    if choice.url is None:
+        raise UsageError("the url target needs an endpoint: pass --redis-url URL or set REDIS_URL")
+    yield url_target(choice.url, tls_ca_file=options.tls_ca_file)
+
+
+@contextlib.contextmanager
+def _docker(choice: TargetChoice, options: TargetOptions) -> Iterator[Target]:
+    target = docker_target()
+    try:
+        yield target
+    finally:
+        stop_docker_target(target)
+
+
+@contextlib.contextmanager
+def _stack(choice: TargetChoice, options: TargetOptions) -> Iterator[Target]:
+    # Imported here: _stack needs the ops helpers, which only the stack target uses.
+    from berthcache.testing._stack import stack_target
+
+    yield stack_target(
+        stack=options.stack, outputs_file=options.stack_outputs, tls_ca_file=options.tls_ca_file
+    )
+
+
+TARGET_BUILDERS: Mapping[TargetName, TargetBuilder] = {
+    "local": _local,
+    "docker": _docker,
+    "url": _url,
+    "stack": _stack,
+}
+
+
+def open_target(
+    choice: TargetChoice, options: TargetOptions
+) -> contextlib.AbstractContextManager[Target]:
+    """The chosen target, built by its registered builder; use as ``with open_target(...)``."""
+    return TARGET_BUILDERS[choice.name](choice, options)

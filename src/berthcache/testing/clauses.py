@@ -3,28 +3,43 @@
 Loaded with ``-p berthcache.testing.clauses`` (``./scripts/conformance`` and ``./scripts/test``
 do). Tests name the clause they prove with ``@pytest.mark.clause("C5")`` (or a module-level
 ``pytestmark``); after the run a table lists every clause C1-C16 with its passed / failed /
-skipped counts and a status, so a red run says *which promise* broke, not only which test.
+skipped counts and a status, and the lines under it say where the clauses are written — one
+section of ``docs/contract.md`` each, linked for every clause that failed or was skipped
+(``C5 Basic operations: docs/contract.md#c5-basic-operations``) — so a red run says *which
+promise* broke and where to read it, not only which test.
 
-The clause also goes into each test's ``user_properties``, so ``--junitxml`` carries it as a
-``<property name="clause" value="C5"/>``. The plugin never changes the exit status.
+The clause and its link also go into each test's ``user_properties``, so ``--junitxml`` carries
+``<property name="clause" value="C5"/>`` and
+``<property name="contract" value="docs/contract.md#c5-basic-operations"/>``.
+The plugin never changes the exit status.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 
 import pytest
 
 __all__ = [
     "CLAUSES",
+    "CONTRACT_DOC",
     "ClauseResult",
     "clause_ids",
+    "contract_anchor",
+    "contract_link",
+    "format_footer",
     "format_table",
+    "github_anchor",
     "summarize",
 ]
 
-#: The contract's clauses, keyed by id, with their titles from the design (DESIGN.md).
+#: Where the clauses are written, relative to the repository root: one ``## C<n> <title>``
+#: section per clause.
+CONTRACT_DOC = "docs/contract.md"
+
+#: The contract's clauses, keyed by id, with their titles (the headings of CONTRACT_DOC).
 CLAUSES: dict[str, str] = {
     "C1": "Configuration",
     "C2": "Connection and retry",
@@ -45,6 +60,7 @@ CLAUSES: dict[str, str] = {
 }
 
 _PROPERTY = "clause"
+_LINK_PROPERTY = "contract"
 _MARKER_HELP = (
     "clause(id, ...): the cache-contract clause(s) this test proves, e.g. clause('C5'); "
     "summarized per clause by berthcache.testing.clauses"
@@ -68,6 +84,11 @@ class ClauseResult:
     skipped: int
 
     @property
+    def link(self) -> str:
+        """Where the clause is written (its section of the contract)."""
+        return contract_link(self.id) if self.id in CLAUSES else ""
+
+    @property
     def status(self) -> str:
         """FAIL wins over everything; SKIP only when nothing ran to a verdict."""
         if self.failed:
@@ -77,6 +98,22 @@ class ClauseResult:
         if self.skipped:
             return "SKIP"
         return "NOT COVERED"
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation other than ``-`` and
+    ``_`` dropped, spaces turned into ``-`` (``"C12 Pub/sub"`` -> ``"c12-pubsub"``)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def contract_anchor(cid: str) -> str:
+    """The anchor of clause ``cid``'s section: ``"C1"`` -> ``"c1-configuration"``."""
+    return github_anchor(f"{cid} {CLAUSES[cid]}")
+
+
+def contract_link(cid: str) -> str:
+    """Where clause ``cid`` is written: ``docs/contract.md#c1-configuration``."""
+    return f"{CONTRACT_DOC}#{contract_anchor(cid)}"
 
 
 def clause_ids(item: pytest.Item) -> tuple[str, ...]:
@@ -114,7 +151,8 @@ def summarize(
 
 
 def format_table(rows: Iterable[ClauseResult]) -> list[str]:
-    """The table as text lines (fixed-width columns, no colour)."""
+    """The table as text lines (fixed-width columns, no colour). The status stays the last
+    column, so scripts that look for ``PASS`` at the end of a clause's line keep working."""
     rows = list(rows)
     title_width = max([len("clause"), *(len(r.title) for r in rows)])
     header = (
@@ -126,6 +164,26 @@ def format_table(rows: Iterable[ClauseResult]) -> list[str]:
             f"{r.id:<4} {r.title:<{title_width}} {r.passed:>6} {r.failed:>6} {r.skipped:>7}"
             f"  {r.status}"
         )
+    return lines
+
+
+def format_footer(rows: Iterable[ClauseResult]) -> list[str]:
+    """The lines under the table: where the clauses are written, and for every clause that
+    failed or was skipped the link to its section, so a red run points at the promise."""
+    rows = list(rows)
+    lines = [
+        f"the contract: {CONTRACT_DOC}, one section per clause "
+        f"(e.g. {contract_link(next(iter(CLAUSES)))})"
+    ]
+    failing = [r for r in rows if r.status == "FAIL"]
+    skipped = [r for r in rows if r.status == "SKIP"]
+    uncovered = [r.id for r in rows if r.status == "NOT COVERED"]
+    for label, group in (("clauses failing", failing), ("clauses skipped", skipped)):
+        if group:
+            lines.append(f"{label}: {', '.join(r.id for r in group)}")
+            lines.extend(f"  {r.id} {r.title}: {r.link}" for r in group)
+    if uncovered:
+        lines.append(f"clauses not covered by the tests that ran: {', '.join(uncovered)}")
     return lines
 
 
@@ -150,8 +208,9 @@ class _ClauseSummary:
         # trylast: runs after -k/-m deselection, so only the tests that will run are marked.
         for item in items:
             for cid in clause_ids(item):
-                if (_PROPERTY, cid) not in item.user_properties:
-                    item.user_properties.append((_PROPERTY, cid))
+                for prop in ((_PROPERTY, cid), (_LINK_PROPERTY, contract_link(cid))):
+                    if prop not in item.user_properties:
+                        item.user_properties.append(prop)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # The clause travels on the report (user_properties), so reports that come from
@@ -186,9 +245,11 @@ class _ClauseSummary:
                 tr.write_line(line, **{colour: True})
             else:
                 tr.write_line(line)
-        failing = [r.id for r in rows if r.status == "FAIL"]
-        uncovered = [r.id for r in rows if r.status == "NOT COVERED"]
-        if failing:
-            tr.write_line(f"clauses failing: {', '.join(failing)}", red=True)
-        if uncovered:
-            tr.write_line(f"clauses not covered by the tests that ran: {', '.join(uncovered)}")
+        red = False
+        for line in format_footer(rows):
+            if not line.startswith("  "):
+                red = line.startswith("clauses failing")
+            if red:
+                tr.write_line(line, red=True)
+            else:
+                tr.write_line(line)

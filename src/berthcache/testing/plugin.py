@@ -75,26 +75,17 @@ from typing import Any
 import pytest
 import redis
 
+from berthcache import DEFAULT_KEY_PREFIX
 from berthcache._config import CacheConfig
 from berthcache.testing._harness import LocalRedis
 from berthcache.testing._server import RedisServer, RedisServerNotFoundError, find_redis_server
-from berthcache.testing._targets import (
-    CAPABILITIES,
-    Target,
-    TargetChoice,
-    UsageError,
-    choose_target,
-    docker_target,
-    local_target,
-    stack_target,
-    stop_docker_target,
-    url_target,
-)
+from berthcache.testing._target import CAPABILITIES, Target, UsageError
+from berthcache.testing._targets import TargetChoice, TargetOptions, choose_target, open_target
 
 __all__ = ["NAMESPACE_ROOT", "LocalRedisFactory", "delete_namespace"]
 
 #: Namespaces live under the app user's key pattern so the restricted ACL user can write them.
-NAMESPACE_ROOT = "berthcare:"
+NAMESPACE_ROOT = DEFAULT_KEY_PREFIX
 
 _CHOICE = pytest.StashKey[TargetChoice]()
 
@@ -164,32 +155,15 @@ def redis_target(request: pytest.FixtureRequest) -> Iterator[Target]:
     """The Redis this session tests against; a local group is started once and stopped at the
     end. Skips (with the reason) where the target cannot be had, e.g. no Docker engine."""
     config = request.config
-    choice = config.stash[_CHOICE]
-    if choice.name == "local":
-        target = local_target(
-            binary=_option(config, "redis_server"),
-            maxmemory_policy=_option(config, "redis_maxmemory_policy") or "allkeys-lru",
-        )
-        assert target.harness is not None
-        try:
-            yield target
-        finally:
-            target.harness.close()
-    elif choice.name == "url":
-        assert choice.url is not None
-        yield url_target(choice.url, tls_ca_file=_option(config, "tls_ca"))
-    elif choice.name == "docker":
-        target = docker_target()
-        try:
-            yield target
-        finally:
-            stop_docker_target(target)
-    else:
-        yield stack_target(
-            stack=_option(config, "stack"),
-            outputs_file=_option(config, "stack_outputs"),
-            tls_ca_file=_option(config, "tls_ca"),
-        )
+    options = TargetOptions(
+        redis_server=_option(config, "redis_server"),
+        maxmemory_policy=_option(config, "redis_maxmemory_policy") or "allkeys-lru",
+        tls_ca_file=_option(config, "tls_ca"),
+        stack=_option(config, "stack"),
+        stack_outputs=_option(config, "stack_outputs"),
+    )
+    with open_target(config.stash[_CHOICE], options) as target:
+        yield target
 
 
 @pytest.fixture(scope="session")
