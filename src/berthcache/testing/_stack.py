@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from berthcache.ops._outputs import default_ca_bundle
+from berthcache.ops._connection import default_ca_bundle
 from berthcache.testing._target import Target, UsageError, probe_capabilities
 
 __all__ = ["default_ca_bundle", "stack_target"]
@@ -40,8 +40,9 @@ def stack_target(
             "--stack-outputs FILE (from `pulumi stack output --json --show-secrets`)"
         )
     try:
+        from berthcache.ops._connection import resolve_connection
         from berthcache.ops._errors import OpsError
-        from berthcache.ops._outputs import load_outputs, resolve_connection
+        from berthcache.ops._stack_outputs import load_outputs
     except ImportError as exc:  # boto3 is in the ops extra
         raise UsageError(
             f"the stack target needs berthcache[ops] (boto3): {exc}; "
