@@ -30,7 +30,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from berthcache import AsyncCache, Cache, CacheConfig
+from berthcache import DEFAULT_KEY_PREFIX, AsyncCache, Cache, CacheConfig
 from berthcache._ratelimit import load_script
 from berthcache.testing._certs import make_tls_files
 from berthcache.testing._server import RedisServer
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tls:
         tls = make_tls_files(workdir)
     with RedisServer(password=password, appendonly=False, tls=tls, name="bench") as server:
-        prefix = f"berthcare:bench-{secrets.token_hex(4)}:"
+        prefix = f"{DEFAULT_KEY_PREFIX}bench-{secrets.token_hex(4)}:"
         config = CacheConfig(
             host=server.host,
             port=server.port,
