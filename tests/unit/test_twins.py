@@ -111,7 +111,7 @@ def test_async_cache_methods_that_do_io_are_coroutines() -> None:
 
 
 # -- both clients send the same command plans ---------------------------------------------------
-# Every public data method of Cache / AsyncCache hands a plan from CacheBase to the twin's _run
+# Every public data method of Cache / AsyncCache hands a plan from its CommandPlanner to _run
 # (ping: _run_timed). Recording those plans instead of sending them shows, without a server,
 # that both twins delegate, and that for the same arguments they plan the same command, the
 # same arguments and the same reply parser; the pipelines queue those same plans.
