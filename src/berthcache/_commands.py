@@ -62,10 +62,6 @@ def _json_reply(key: str, raw: Any) -> Any:
     return None if raw is None else decode_json(raw, key=key)
 
 
-def _ttl_seconds(ttl: TTLLike | None) -> int | None:
-    return None if ttl is None else to_seconds(ttl)
-
-
 class CommandPlanner:
     """The plans of one cache's data methods: arguments checked, keys prefixed, values
     encoded — everything that can be decided without the network."""
@@ -93,13 +89,13 @@ class CommandPlanner:
         """SET of ``value`` (dicts/lists/bools/None as JSON); result ``True``."""
         full = self.key(key)
         encoded = check_text(encode_value(value, key=key), key=key)
-        return Command("set", (full, encoded, _ttl_seconds(ttl)), bool)
+        return Command("set", (full, encoded, None if ttl is None else to_seconds(ttl)), bool)
 
     def set_json(self, key: str, value: Any, ttl: TTLLike | None) -> Command[bool]:
         """SET of ``value`` as JSON, strings too; result ``True``."""
         full = self.key(key)
         encoded = check_text(encode_json(value, key=key), key=key)
-        return Command("set", (full, encoded, _ttl_seconds(ttl)), bool)
+        return Command("set", (full, encoded, None if ttl is None else to_seconds(ttl)), bool)
 
     def get(self, key: str, parse_json: bool = False) -> Command[Any]:
         """GET; result the text, the parsed JSON with ``parse_json``, or ``None``."""
