@@ -30,7 +30,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from berthcache import AsyncCache, Cache, CacheConfig
+from berthcache import DEFAULT_KEY_PREFIX, AsyncCache, Cache, CacheConfig
 from berthcache._scripts import load_script
 from berthcache.testing._certs import make_tls_files
 from berthcache.testing._server import RedisServer
@@ -91,7 +91,8 @@ def _alternate(
 def sequential(
     config: CacheConfig, raw_kwargs: dict[str, Any], ops: int, rounds: int
 ) -> list[Result]:
-    """ping, session create+get and rate-limit check: one caller, one command after another."""
+    """ping, set+get, session create+get and rate-limit check: one caller, one command after
+    another."""
     results = []
     with Cache(config) as cache:
         raw = redis.Redis(**raw_kwargs)
@@ -107,6 +108,18 @@ def sequential(
             def ping_raw(n: int) -> None:
                 for _ in range(n):
                     raw.ping()
+
+            def set_get_ours(n: int) -> None:
+                for i in range(n // 2):
+                    key = f"k{i % 500}"
+                    cache.set(key, "value", 300)
+                    cache.get(key)
+
+            def set_get_raw(n: int) -> None:
+                for i in range(n // 2):
+                    key = f"{prefix}k{i % 500}"
+                    raw.set(key, "value", 300)
+                    raw.get(key)
 
             def session_ours(n: int) -> None:
                 for i in range(n // 2):
@@ -138,6 +151,7 @@ def sequential(
 
             for name, ours, theirs in (
                 ("ping", ping_ours, ping_raw),
+                ("set_get", set_get_ours, set_get_raw),
                 ("session_set_get", session_ours, session_raw),
                 ("rate_limit_check", ratelimit_ours, ratelimit_raw),
             ):
@@ -225,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tls:
         tls = make_tls_files(workdir)
     with RedisServer(password=password, appendonly=False, tls=tls, name="bench") as server:
-        prefix = f"berthcare:bench-{secrets.token_hex(4)}:"
+        prefix = f"{DEFAULT_KEY_PREFIX}bench-{secrets.token_hex(4)}:"
         config = CacheConfig(
             host=server.host,
             port=server.port,

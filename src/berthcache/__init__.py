@@ -2,8 +2,9 @@
 
 ``Cache`` (sync) and ``AsyncCache`` (asyncio) with the seed module's operations, key prefix,
 JSON values, retries, connection events, health, sessions, API-response caching, rate limiting,
-presence and pub/sub; plus the seed's module-level functions (``initialize_cache`` …).
-Everything public is importable from here; the underscored modules are private.
+presence and pub/sub. Everything public is importable from here (a star import shadows no
+built-in); the underscored modules are private. The seed's module-level functions
+(``initialize_cache``, ``get``, ``set`` …) live in :mod:`berthcache.compat`.
 """
 
 from berthcache._async_client import AsyncCache
@@ -14,6 +15,7 @@ from berthcache._exceptions import (
     AuthenticationError,
     CacheClosedError,
     CacheError,
+    CacheNotInitializedError,
     CacheServerError,
     CacheUnavailableError,
     ConfigurationError,
@@ -27,29 +29,6 @@ from berthcache._exceptions import (
 )
 from berthcache._health import HealthStatus, health_app
 from berthcache._keys import KeyBuilder
-from berthcache._module_api import (
-    cache_api_response,
-    check_health,
-    check_rate_limit,
-    close_cache,
-    create_session,
-    delete,
-    exists,
-    expire,
-    get,
-    get_cached_api_response,
-    get_client,
-    get_session,
-    initialize_cache,
-    invalidate_api_cache,
-    invalidate_session,
-    is_user_online,
-    publish,
-    set,
-    subscribe,
-    ttl,
-    update_presence,
-)
 from berthcache._presence import AsyncPresence, Presence
 from berthcache._pubsub import AsyncSubscription, Message, Subscription
 from berthcache._ratelimit import AsyncRateLimiter, RateLimiter, RateLimitResult
@@ -74,6 +53,7 @@ __all__ = [
     "CacheClosedError",
     "CacheConfig",
     "CacheError",
+    "CacheNotInitializedError",
     "CacheServerError",
     "CacheStats",
     "CacheUnavailableError",
@@ -97,27 +77,6 @@ __all__ = [
     "SessionStore",
     "Subscription",
     "TLSError",
-    "cache_api_response",
-    "check_health",
-    "check_rate_limit",
-    "close_cache",
-    "create_session",
-    "delete",
-    "exists",
-    "expire",
-    "get",
-    "get_cached_api_response",
-    "get_client",
-    "get_session",
     "health_app",
-    "initialize_cache",
-    "invalidate_api_cache",
-    "invalidate_session",
-    "is_user_online",
-    "publish",
     "retry_schedule",
-    "set",
-    "subscribe",
-    "ttl",
-    "update_presence",
 ]

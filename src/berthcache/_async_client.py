@@ -1,8 +1,8 @@
 """``AsyncCache``: the asyncio client (``redis.asyncio.Redis``) — it only sends commands.
 
-The twin of :class:`~berthcache.Cache`; all shared logic lives in :mod:`berthcache._base`:
-each data method awaits a command plan from there through :meth:`AsyncCache._run`, the one
-place a plan meets the network.
+The twin of :class:`~berthcache.Cache`, written out by hand over the same I/O-free base: each
+data method is one line awaiting its command plan (:mod:`berthcache._commands`) through
+:meth:`AsyncCache._run`, the one place a plan meets the network.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as aredis
 
-from berthcache._base import CacheBase, PipelineBase, _Call
+from berthcache._base import CacheBase
+from berthcache._commands import Command, Done, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
 from berthcache._exceptions import CacheError
 from berthcache._health import HealthStatus
+from berthcache._lifecycle import check_close_timeout
 from berthcache._pool import AsyncWaitingPool
 from berthcache._retry import build_async_retry
 from berthcache._ttl import TTLLike
@@ -40,22 +42,22 @@ logger = logging.getLogger("berthcache")
 T = TypeVar("T")
 
 
-class AsyncPipeline(PipelineBase["AsyncCache"]):
+class AsyncPipeline(PipelineBase):
     """Commands queued with the key prefix and sent in one round trip by :meth:`execute`."""
 
     async def execute(self) -> list[Any]:
         """Send the queued commands; returns their parsed results in order."""
-        calls = self._take_calls()
-        with self._cache._operation():
+        plans = self._take_plans()
+        with self._lifecycle.operation:
             replies = await self._pipe.execute()
-        return self._parse(calls, replies)
+        return self._results(plans, replies)
 
     async def __aenter__(self) -> AsyncPipeline:
-        self._cache._check_open()
+        self._lifecycle.check_open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._calls.clear()
+        self._plans.clear()
         await self._pipe.reset()
 
 
@@ -82,72 +84,74 @@ class AsyncCache(CacheBase):
         """From a ``redis://`` / ``rediss://`` URL."""
         return cls(CacheConfig.from_url(url, **overrides))
 
-    # -- basic operations: each awaits the shared plan from CacheBase -------------------------
+    # -- basic operations: each awaits its plan through _run ---------------------------------
 
-    async def _run(self, call: _Call[T]) -> T:
+    async def _run(self, plan: Plan[T]) -> T:
         """Send one planned command and parse its reply: the only place a plan does I/O."""
-        command, args, parse = call
-        if command:
-            with self._op:  # what _operation() returns, without the call on the hot path
-                reply = await getattr(self.redis, command)(*args)
-        else:  # nothing to send: the plan's result needs no reply (delete with no keys)
-            reply = None
-        return reply if parse is None else parse(reply)
+        if isinstance(plan, Done):  # nothing to send (delete with no keys)
+            (result,) = plan  # unpacked, not .result: mypy keeps the type parameter this way
+            return result
+        name, args, parse = plan
+        with self._op:  # what _operation() returns, without the call on the hot path
+            reply = await getattr(self.redis, name)(*args)
+        return parse(reply)
 
-    async def _run_timed(self, call: _Call[Any]) -> float:
+    async def _run_timed(self, command: Command[Any]) -> float:
         """Send one planned command; the round trip in milliseconds (the reply is dropped)."""
-        command, args, _ = call
+        name, args, _ = command
         with self._op:
             start = time.perf_counter()
-            await getattr(self.redis, command)(*args)
+            await getattr(self.redis, name)(*args)
             return (time.perf_counter() - start) * 1000.0
 
     async def set(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store ``value`` (dict/list/bool/None as JSON), expiring after ``ttl`` if given."""
-        await self._run(self._plan_set(key, value, ttl))
+        await self._run(self._plan.set(key, value, ttl))
 
     async def get(self, key: str, parse_json: bool = False) -> Any | None:
         """The stored text (or parsed JSON with ``parse_json``); ``None`` when missing."""
-        return await self._run(self._plan_get(key, parse_json))
+        return await self._run(self._plan.get(key, parse_json))
 
     async def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store any JSON-serializable ``value`` as JSON (strings too)."""
-        await self._run(self._plan_set_json(key, value, ttl))
+        await self._run(self._plan.set_json(key, value, ttl))
 
     async def get_json(self, key: str) -> Any | None:
         """The stored JSON value, parsed; ``None`` when missing."""
-        return await self._run(self._plan_get(key, True))
+        return await self._run(self._plan.get(key, True))
 
     async def delete(self, *keys: str) -> int:
         """Delete ``keys``; returns how many existed."""
-        return await self._run(self._plan_delete(keys))
+        return await self._run(self._plan.delete(keys))
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""
-        return await self._run(self._plan_exists(key))
+        return await self._run(self._plan.exists(key))
 
     async def expire(self, key: str, ttl: TTLLike) -> bool:
         """Set a TTL on ``key``; False when the key does not exist."""
-        return await self._run(self._plan_expire(key, ttl))
+        return await self._run(self._plan.expire(key, ttl))
 
     async def ttl(self, key: str) -> int:
         """Seconds left; -1 when the key has no expiry, -2 when it does not exist."""
-        return await self._run(self._plan_ttl(key))
+        return await self._run(self._plan.ttl(key))
 
     async def incr(self, key: str, amount: int = 1) -> int:
         """Add ``amount`` to the integer at ``key`` (0 when missing); returns the new value."""
-        return await self._run(self._plan_incr(key, amount))
+        return await self._run(self._plan.incr(key, amount))
 
     def pipeline(self, transaction: bool = False) -> AsyncPipeline:
         """A pipeline whose commands take the key prefix; ``transaction`` wraps it in MULTI."""
         self._check_open()
-        return AsyncPipeline(self, self.redis.pipeline(transaction=transaction))
+        return AsyncPipeline(
+            self._plan, self._lifecycle, self.redis.pipeline(transaction=transaction)
+        )
 
     # -- health -------------------------------------------------------------------------------
 
     async def ping(self) -> float:
         """PING round trip in milliseconds."""
-        return await self._run_timed(self._plan_ping())
+        return await self._run_timed(self._plan.ping())
 
     async def check_health(self) -> HealthStatus:
         """``HealthStatus`` from a PING; never raises (unhealthy carries the reason)."""
@@ -159,7 +163,7 @@ class AsyncCache(CacheBase):
             logger.exception("health check failed unexpectedly")
             return HealthStatus(healthy=False, error=type(exc).__name__)
 
-    # -- pub/sub (engineer D's _pubsub module) ------------------------------------------------
+    # -- pub/sub -------------------------------------------------------------------------------
 
     async def publish(self, channel: str, message: Any) -> int:
         """Publish ``message`` (dict/list as JSON) on ``channel`` (see prefix_channels)."""
@@ -214,12 +218,12 @@ class AsyncCache(CacheBase):
     async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Finish in-flight calls (up to ``timeout`` s), stop subscriptions, close every
         connection, then emit ``end``. Idempotent; later calls raise CacheClosedError."""
-        timeout = self._check_timeout(timeout)
-        callbacks = self._begin_close()
+        timeout = check_close_timeout(timeout)
+        callbacks = self._lifecycle.begin_close()
         if callbacks is None:
             return
-        if not await self._wait_idle(timeout):
-            self._log_close_timeout(timeout)
+        if not await self._lifecycle.wait_idle(timeout):
+            self._lifecycle.log_close_timeout(timeout)
         for callback in callbacks:
             try:
                 result = callback()
@@ -231,26 +235,6 @@ class AsyncCache(CacheBase):
             await self.redis.aclose(close_connection_pool=True)
         finally:
             self.events.emit("end")
-
-    async def _wait_idle(self, limit: float) -> bool:
-        loop = asyncio.get_running_loop()
-        idle = asyncio.Event()
-
-        def wake() -> None:
-            loop.call_soon_threadsafe(idle.set)
-
-        with self._state_lock:
-            if self._inflight == 0:
-                return True
-            self._idle_waiters.append(wake)
-        try:
-            await asyncio.wait_for(idle.wait(), timeout=limit)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            with self._state_lock:
-                self._idle_waiters.remove(wake)
 
     async def __aenter__(self) -> AsyncCache:
         self._check_open()

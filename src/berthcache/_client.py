@@ -1,8 +1,8 @@
 """``Cache``: the synchronous client (``redis.Redis``) — it only sends commands.
 
-Validation, key prefixing, encoding and parsing live in :mod:`berthcache._base`, shared with
-:class:`~berthcache.AsyncCache`: each data method runs a command plan from there through
-:meth:`Cache._run`, the one place a plan meets the network.
+Validation, key prefixing, encoding and parsing are decided in :mod:`berthcache._commands`,
+shared with :class:`~berthcache.AsyncCache`: each data method is one line handing its command
+plan to :meth:`Cache._run`, the one place a plan meets the network.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
-from berthcache._base import CacheBase, PipelineBase, _Call
+from berthcache._base import CacheBase
+from berthcache._commands import Command, Done, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import EventConnection, EventSSLConnection
 from berthcache._exceptions import CacheError
 from berthcache._health import HealthStatus
+from berthcache._lifecycle import check_close_timeout
 from berthcache._pool import WaitingPool
 from berthcache._retry import build_retry
 from berthcache._ttl import TTLLike
@@ -38,22 +40,22 @@ logger = logging.getLogger("berthcache")
 T = TypeVar("T")
 
 
-class Pipeline(PipelineBase["Cache"]):
+class Pipeline(PipelineBase):
     """Commands queued with the key prefix and sent in one round trip by :meth:`execute`."""
 
     def execute(self) -> list[Any]:
         """Send the queued commands; returns their parsed results in order."""
-        calls = self._take_calls()
-        with self._cache._operation():
+        plans = self._take_plans()
+        with self._lifecycle.operation:
             replies = self._pipe.execute()
-        return self._parse(calls, replies)
+        return self._results(plans, replies)
 
     def __enter__(self) -> Pipeline:
-        self._cache._check_open()
+        self._lifecycle.check_open()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._calls.clear()
+        self._plans.clear()
         self._pipe.reset()
 
 
@@ -80,72 +82,73 @@ class Cache(CacheBase):
         """From a ``redis://`` / ``rediss://`` URL."""
         return cls(CacheConfig.from_url(url, **overrides))
 
-    # -- basic operations: each runs the shared plan from CacheBase ---------------------------
+    # -- basic operations: each hands its plan to _run ---------------------------------------
 
-    def _run(self, call: _Call[T]) -> T:
+    def _run(self, plan: Plan[T]) -> T:
         """Send one planned command and parse its reply: the only place a plan does I/O."""
-        command, args, parse = call
-        if command:
-            with self._op:  # what _operation() returns, without the call on the hot path
-                reply = getattr(self.redis, command)(*args)
-        else:  # nothing to send: the plan's result needs no reply (delete with no keys)
-            reply = None
-        return reply if parse is None else parse(reply)
+        if isinstance(plan, Done):  # nothing to send (delete with no keys)
+            (result,) = plan  # unpacked, not .result: mypy keeps the type parameter this way
+            return result
+        name, args, parse = plan
+        with self._op:  # what _operation() returns, without the call on the hot path
+            reply = getattr(self.redis, name)(*args)
+        return parse(reply)
 
-    def _run_timed(self, call: _Call[Any]) -> float:
+    def _run_timed(self, command: Command[Any]) -> float:
         """Send one planned command; the round trip in milliseconds (the reply is dropped)."""
-        command, args, _ = call
+        name, args, _ = command
         with self._op:
             start = time.perf_counter()
-            getattr(self.redis, command)(*args)
+            getattr(self.redis, name)(*args)
             return (time.perf_counter() - start) * 1000.0
 
     def set(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store ``value`` (dict/list/bool/None as JSON), expiring after ``ttl`` if given."""
-        self._run(self._plan_set(key, value, ttl))
+        self._run(self._plan.set(key, value, ttl))
 
     def get(self, key: str, parse_json: bool = False) -> Any | None:
         """The stored text (or parsed JSON with ``parse_json``); ``None`` when missing."""
-        return self._run(self._plan_get(key, parse_json))
+        return self._run(self._plan.get(key, parse_json))
 
     def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store any JSON-serializable ``value`` as JSON (strings too)."""
-        self._run(self._plan_set_json(key, value, ttl))
+        self._run(self._plan.set_json(key, value, ttl))
 
     def get_json(self, key: str) -> Any | None:
         """The stored JSON value, parsed; ``None`` when missing."""
-        return self._run(self._plan_get(key, True))
+        return self._run(self._plan.get(key, True))
 
     def delete(self, *keys: str) -> int:
         """Delete ``keys``; returns how many existed."""
-        return self._run(self._plan_delete(keys))
+        return self._run(self._plan.delete(keys))
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""
-        return self._run(self._plan_exists(key))
+        return self._run(self._plan.exists(key))
 
     def expire(self, key: str, ttl: TTLLike) -> bool:
         """Set a TTL on ``key``; False when the key does not exist."""
-        return self._run(self._plan_expire(key, ttl))
+        return self._run(self._plan.expire(key, ttl))
 
     def ttl(self, key: str) -> int:
         """Seconds left; -1 when the key has no expiry, -2 when it does not exist."""
-        return self._run(self._plan_ttl(key))
+        return self._run(self._plan.ttl(key))
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Add ``amount`` to the integer at ``key`` (0 when missing); returns the new value."""
-        return self._run(self._plan_incr(key, amount))
+        return self._run(self._plan.incr(key, amount))
 
     def pipeline(self, transaction: bool = False) -> Pipeline:
         """A pipeline whose commands take the key prefix; ``transaction`` wraps it in MULTI."""
         self._check_open()
-        return Pipeline(self, self.redis.pipeline(transaction=transaction))
+        pipe = self.redis.pipeline(transaction=transaction)
+        return Pipeline(self._plan, self._lifecycle, pipe)
 
     # -- health -------------------------------------------------------------------------------
 
     def ping(self) -> float:
         """PING round trip in milliseconds."""
-        return self._run_timed(self._plan_ping())
+        return self._run_timed(self._plan.ping())
 
     def check_health(self) -> HealthStatus:
         """``HealthStatus`` from a PING; never raises (unhealthy carries the reason)."""
@@ -157,7 +160,7 @@ class Cache(CacheBase):
             logger.exception("health check failed unexpectedly")
             return HealthStatus(healthy=False, error=type(exc).__name__)
 
-    # -- pub/sub (engineer D's _pubsub module) ------------------------------------------------
+    # -- pub/sub -------------------------------------------------------------------------------
 
     def publish(self, channel: str, message: Any) -> int:
         """Publish ``message`` (dict/list as JSON) on ``channel`` (see prefix_channels)."""
@@ -212,12 +215,12 @@ class Cache(CacheBase):
     def close(self, timeout: float = 5.0) -> None:
         """Finish in-flight calls (up to ``timeout`` s), stop subscriptions, close every
         connection, then emit ``end``. Idempotent; later calls raise CacheClosedError."""
-        timeout = self._check_timeout(timeout)
-        callbacks = self._begin_close()
+        timeout = check_close_timeout(timeout)
+        callbacks = self._lifecycle.begin_close()
         if callbacks is None:
             return
-        if not self._wait_idle_blocking(timeout):
-            self._log_close_timeout(timeout)
+        if not self._lifecycle.wait_idle_blocking(timeout):
+            self._lifecycle.log_close_timeout(timeout)
         for callback in callbacks:
             try:
                 callback()

@@ -1,12 +1,15 @@
 """The one exception hierarchy of berthcache.
 
-Every error the module raises derives from :class:`CacheError`; errors from redis-py are mapped
-to it at one boundary (:func:`map_redis_errors`), always with ``raise ... from exc`` so the
-original stays on ``__cause__`` for debugging. Messages never carry a password or token.
+Every error the module raises derives from :class:`CacheError`. Errors from redis-py, sockets
+and TLS are mapped to it at one boundary, :func:`to_cache_error` — raised by the cache's
+operation context, or by :func:`map_errors` around code outside it — always with
+``raise ... from exc`` so the original stays on ``__cause__`` for debugging. Messages never
+carry a password or token, nor the arguments of a failed pipeline command.
 
     CacheError
     ├── ConfigurationError          bad setting; names the variable / argument
     ├── CacheClosedError            the client was closed (graceful shutdown) and used again
+    ├── CacheNotInitializedError    a berthcache.compat function before initialize_cache()
     ├── SerializationError          value cannot be stored as JSON / stored value is not JSON
     ├── InvalidKeyError             empty or otherwise unusable key part
     ├── InvalidTTLError             zero, negative or non-integral TTL
@@ -22,8 +25,9 @@ original stays on ``__cause__`` for debugging. Messages never carry a password o
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import redis.exceptions as rex
 
@@ -31,6 +35,7 @@ __all__ = [
     "AuthenticationError",
     "CacheClosedError",
     "CacheError",
+    "CacheNotInitializedError",
     "CacheServerError",
     "CacheUnavailableError",
     "ConfigurationError",
@@ -41,7 +46,8 @@ __all__ = [
     "ReadOnlyError",
     "SerializationError",
     "TLSError",
-    "map_redis_errors",
+    "map_errors",
+    "to_cache_error",
 ]
 
 
@@ -62,7 +68,11 @@ class ConfigurationError(CacheError, ValueError):
 
 
 class CacheClosedError(CacheError, RuntimeError):
-    """The cache was closed; create a new client (or call ``initialize_cache`` again)."""
+    """The cache was closed (graceful shutdown) and used again; create a new client."""
+
+
+class CacheNotInitializedError(CacheError, RuntimeError):
+    """A :mod:`berthcache.compat` function was called before ``initialize_cache()``."""
 
 
 class SerializationError(CacheError, ValueError):
@@ -140,13 +150,56 @@ def _is_tls_failure(exc: BaseException) -> bool:
     return tls
 
 
-def translate(exc: BaseException) -> CacheError | None:
-    """Return the berthcache error for a redis-py (or socket/TLS) error, or ``None``."""
+def to_cache_error(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> CacheError | None:
+    """The berthcache error to raise for ``exc`` — the one error-mapping boundary.
+
+    ``exc`` itself when it is already ours; the matching error for a redis-py, socket or TLS
+    error (a generic :class:`CacheServerError` when nothing more specific fits); a
+    :class:`SerializationError` for text that is not UTF-8 either way; ``None`` for anything
+    else (a bug in the caller, left untouched). Every ``secrets`` value (password, token) is
+    replaced by ``***`` in the message, and a pipeline error names the failed command without
+    its arguments (the values a caller stored).
+    """
+    error = _mapped(exc)
+    if error is not None:
+        _scrub(error, secrets)
+    return error
+
+
+@contextlib.contextmanager
+def map_errors(secrets: Iterable[str | None] = ()) -> Iterator[None]:
+    """Raise the :func:`to_cache_error` of whatever escapes the block, ``from`` the original.
+
+    For code outside ``cache._operation()`` (which maps at the same boundary). Works around
+    ``await`` too.
+    """
+    try:
+        yield
+    except Exception as exc:
+        error = to_cache_error(exc, secrets=secrets)
+        if error is None or error is exc:
+            raise
+        raise error from exc
+
+
+def _mapped(exc: BaseException) -> CacheError | None:
     if isinstance(exc, CacheError):
         return exc
-    message = str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return SerializationError(
+            "a stored value is not UTF-8 text; berthcache stores text and JSON"
+        )
+    if isinstance(exc, UnicodeEncodeError):
+        # Keys are checked by KeyBuilder; this is a value no encoder checked (e.g. a pub/sub
+        # message or pipeline argument with a lone surrogate).
+        return SerializationError(
+            "a value is not valid Unicode text (lone surrogate); Redis is sent UTF-8"
+        )
+    if not isinstance(exc, rex.RedisError | OSError):
+        return None
+    message = _server_text(exc)
     if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError | rex.NoPermissionError):
-        return AuthenticationError(f"authentication failed: {_first_line(message)}; {_AUTH_HINT}")
+        return AuthenticationError(f"authentication failed: {message}; {_AUTH_HINT}")
     if isinstance(exc, rex.ReadOnlyError):
         return ReadOnlyError(
             "the node is read-only (a replica, or a primary demoted by a failover) and stayed "
@@ -154,57 +207,57 @@ def translate(exc: BaseException) -> CacheError | None:
         )
     if isinstance(exc, rex.OutOfMemoryError):
         # redis-py strips the "OOM" prefix from the message; the class says it.
-        return OutOfMemoryError(f"OOM {_first_line(message)}; {_OOM_HINT}")
+        return OutOfMemoryError(f"OOM {message}; {_OOM_HINT}")
     if isinstance(exc, rex.ResponseError):
         upper = message.upper()
         if upper.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
-            return AuthenticationError(f"{_first_line(message)}; {_AUTH_HINT}")
+            return AuthenticationError(f"{message}; {_AUTH_HINT}")
         if upper.startswith("OOM"):
-            return OutOfMemoryError(f"{_first_line(message)}; {_OOM_HINT}")
-        return None
+            return OutOfMemoryError(f"{message}; {_OOM_HINT}")
+        return CacheServerError(message)
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError | OSError):
         if message.startswith(_POOL_EXHAUSTED):
             return CacheUnavailableError(
-                f"no pooled connection became free in time ({_first_line(message)}): the server "
+                f"no pooled connection became free in time ({message}): the server "
                 "may be fine — raise max_connections / pool_timeout (open subscriptions hold "
                 "connections too) or find what holds them"
             )
         if _is_tls_failure(exc):
             return TLSError(
-                f"TLS handshake failed: {_first_line(message)}; check REDIS_TLS_CA_FILE and that "
+                f"TLS handshake failed: {message}; check REDIS_TLS_CA_FILE and that "
                 "the host name matches the server certificate"
             )
         return CacheUnavailableError(
-            f"Redis is unreachable: {_first_line(message)}; is the server up and the "
+            f"Redis is unreachable: {message}; is the server up and the "
             "host/port (and security group) right?"
         )
-    return None
+    return CacheServerError(message)
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "no detail"
+# redis-py annotates an error inside a pipeline with the whole command, arguments included:
+# "Command # 2 (SET key value) of pipeline caused error: ...". The values are the caller's data.
+_PIPELINE_COMMAND = re.compile(r"Command # (\d+) \(([^\s)]*).*\) of pipeline caused error: ", re.S)
 
 
-def mapped(exc: BaseException) -> CacheError | None:
-    """The berthcache error to raise for ``exc``: itself if already ours, the translation of a
-    redis-py / socket / TLS error (a generic :class:`CacheServerError` when nothing more
-    specific fits), or ``None`` for anything else (a bug in the caller, left untouched)."""
-    if isinstance(exc, CacheError):
-        return exc
-    if isinstance(exc, rex.RedisError | OSError):
-        return translate(exc) or CacheServerError(_first_line(str(exc)))
-    return None
+def _server_text(exc: BaseException) -> str:
+    """The first line of the error's own text; a pipeline error keeps its command's position
+    and name, not its arguments."""
+    text = str(exc).strip()
+    where = ""
+    pipelined = _PIPELINE_COMMAND.match(text)
+    if pipelined:
+        text = text[pipelined.end() :].strip()
+        where = f" (pipeline command #{pipelined[1]}: {pipelined[2]})"
+    return (text.splitlines()[0] if text else "no detail") + where
 
 
-@contextlib.contextmanager
-def map_redis_errors() -> Iterator[None]:
-    """Re-raise redis-py errors as berthcache errors. Works around ``await`` too."""
-    try:
-        yield
-    except CacheError:
-        raise
-    except (rex.RedisError, OSError) as exc:
-        raise (mapped(exc) or CacheServerError(_first_line(str(exc)))) from exc
-
-
-map_errors = map_redis_errors  # the core branch defines map_errors
+def _scrub(error: BaseException, secrets: Iterable[str | None]) -> None:
+    """Replace each secret in ``error``'s message by ``***`` (in place: the error may be ours)."""
+    present = [s for s in secrets if s]
+    if not present or not error.args:
+        return
+    args = tuple(str(a) for a in error.args)
+    if any(s in a for s in present for a in args):
+        for secret in present:
+            args = tuple(a.replace(secret, "***") for a in args)
+        error.args = args

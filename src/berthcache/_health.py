@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
-if TYPE_CHECKING:
-    from berthcache._async_client import AsyncCache
-    from berthcache._client import Cache
-
-__all__ = ["HealthStatus", "health_app"]
+__all__ = ["HealthStatus", "SupportsHealthCheck", "health_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,16 +38,25 @@ class HealthStatus:
         return {"healthy": self.healthy, "latency": self.latency_ms}
 
 
-def health_app(cache: Cache | AsyncCache, path: str = "/health") -> ASGIApp:
+class SupportsHealthCheck(Protocol):
+    """Anything with ``check_health()``, sync or async: a :class:`~berthcache.Cache` or an
+    :class:`~berthcache.AsyncCache` (this module needs neither client, only the method)."""
+
+    def check_health(self) -> HealthStatus | Awaitable[HealthStatus]:
+        """The cache's health; never raises."""
+        ...
+
+
+def health_app(cache: SupportsHealthCheck, path: str = "/health") -> ASGIApp:
     """An ASGI app answering ``GET {path}`` with 200/503 and the cache's health as JSON.
 
-    A sync :class:`Cache` is checked in a worker thread so the event loop never blocks.
-    Other paths get 404; lifespan events are acknowledged.
+    A sync ``check_health`` (:class:`~berthcache.Cache`) runs in a worker thread so the event
+    loop never blocks. Other paths get 404; lifespan events are acknowledged.
     """
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/', got {path!r}")
 
-    is_async = asyncio.iscoroutinefunction(cache.check_health)
+    is_async = inspect.iscoroutinefunction(cache.check_health)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -70,9 +76,9 @@ def health_app(cache: Cache | AsyncCache, path: str = "/health") -> ASGIApp:
             await _respond(send, 405, {"error": "method not allowed"}, allow="GET, HEAD")
             return
         if is_async:
-            status = await cast("AsyncCache", cache).check_health()
+            status = await cast("Awaitable[HealthStatus]", cache.check_health())
         else:
-            status = await asyncio.to_thread(cast("Cache", cache).check_health)
+            status = cast("HealthStatus", await asyncio.to_thread(cache.check_health))
         body = {
             "status": "healthy" if status.healthy else "unhealthy",
             "checks": {"cache": status.as_dict()},

@@ -1,6 +1,7 @@
 """Key naming: ``{prefix}{entity}:{id}:{attribute}`` on every key the module writes.
 
-With the seed's prefix ``berthcare:`` a session key reads ``berthcare:session:user-42-session-…``.
+With the seed's prefix (:data:`~berthcache.DEFAULT_KEY_PREFIX`) a session key reads
+``berthcare:session:user-42-session-…``.
 Key parts may hold any text (spaces, colons, unicode — Redis keys are binary-safe) but not be
 empty: an empty part would make two different keys collide.
 """

@@ -294,7 +294,7 @@ class Subscription(_SubscriptionBase):
         failures = 0
         while not self._stop.is_set():
             try:
-                with map_errors():
+                with map_errors(secrets=[self._cache.config.password]):
                     raw = self._pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=_POLL_SECONDS
                     )
@@ -424,7 +424,7 @@ class AsyncSubscription(_SubscriptionBase):
         failures = 0
         while not self._closed:
             try:
-                with map_errors():
+                with map_errors(secrets=[self._cache.config.password]):
                     raw = await self._pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=1.0
                     )

@@ -41,7 +41,7 @@ from redis.backoff import AbstractBackoff
 from redis.retry import Retry as _SyncRedisRetry
 
 from berthcache._config import RETRY_STRATEGIES, CacheConfig
-from berthcache._exceptions import AuthenticationError, ConfigurationError, TLSError, translate
+from berthcache._exceptions import AuthenticationError, ConfigurationError, TLSError, to_cache_error
 
 __all__ = [
     "AsyncRetryPolicy",
@@ -157,7 +157,7 @@ def is_retryable(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, RETRY_ON):
         return False
-    mapped = translate(exc)
+    mapped = to_cache_error(exc)
     return not isinstance(mapped, AuthenticationError | TLSError)
 
 

@@ -6,13 +6,14 @@ Encoding errors name the key and the offending type — never the value, which m
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from berthcache._exceptions import SerializationError
 
-__all__ = ["decode_json", "encode_json", "encode_value"]
+__all__ = ["check_text", "decode_json", "encode_json", "encode_value"]
 
 Scalar = str | bytes | int | float
+S = TypeVar("S", bound=Scalar)
 
 
 def encode_json(value: Any, *, key: str) -> str:
@@ -43,3 +44,31 @@ def decode_json(raw: str | bytes, *, key: str) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise SerializationError(f"value at key {key!r} is not valid JSON: {detail}") from exc
+
+
+def check_text(value: S, *, key: str) -> S:
+    """``value`` if it can go to Redis and come back as the same text; else SerializationError.
+
+    Values are read back decoded as UTF-8, so bytes that are not UTF-8 could be written but never
+    read: refuse them at ``set`` instead of failing every later ``get``.
+    """
+    if isinstance(value, str):
+        if value.isascii():  # O(1) in CPython: nothing to check, no copy made on the hot path
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise SerializationError(
+                f"value for key {key!r} is not valid Unicode text (lone surrogate at position "
+                f"{exc.start}); values are sent to Redis as UTF-8"
+            ) from None
+    elif isinstance(value, bytes):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SerializationError(
+                f"value for key {key!r} is bytes that are not UTF-8 text (invalid byte at "
+                f"position {exc.start}); berthcache reads values back as text, so it could never "
+                "be read: store str, or base64-encode binary data"
+            ) from None
+    return value

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
+import re
+from typing import Any
 
 import berthcache
 
@@ -20,6 +23,7 @@ EXPECTED = [
     "CacheClosedError",
     "CacheConfig",
     "CacheError",
+    "CacheNotInitializedError",
     "CacheServerError",
     "CacheStats",
     "CacheUnavailableError",
@@ -43,29 +47,8 @@ EXPECTED = [
     "SessionStore",
     "Subscription",
     "TLSError",
-    "cache_api_response",
-    "check_health",
-    "check_rate_limit",
-    "close_cache",
-    "create_session",
-    "delete",
-    "exists",
-    "expire",
-    "get",
-    "get_cached_api_response",
-    "get_client",
-    "get_session",
     "health_app",
-    "initialize_cache",
-    "invalidate_api_cache",
-    "invalidate_session",
-    "is_user_online",
-    "publish",
     "retry_schedule",
-    "set",
-    "subscribe",
-    "ttl",
-    "update_presence",
 ]
 
 
@@ -91,3 +74,27 @@ def test_public_objects_live_in_private_modules() -> None:
 def test_every_error_derives_from_cache_error() -> None:
     errors = [getattr(berthcache, n) for n in EXPECTED if n.endswith("Error")]
     assert all(issubclass(e, berthcache.CacheError) for e in errors)
+
+
+def test_a_star_import_shadows_no_builtin() -> None:
+    assert set(berthcache.__all__) & set(dir(builtins)) == set()
+    namespace: dict[str, Any] = {}
+    exec("from berthcache import *", namespace)  # noqa: S102 - the star import itself
+    assert (set(namespace) - {"__builtins__"}) & set(dir(builtins)) == set()
+
+
+def test_the_seed_functions_live_in_compat_not_at_the_top() -> None:
+    from berthcache import compat
+
+    for name in ("initialize_cache", "get", "set", "create_session", "close_cache"):
+        assert not hasattr(berthcache, name), name
+        assert callable(getattr(compat, name)), name
+
+
+def test_the_error_tree_in_the_docstring_names_every_error() -> None:
+    from berthcache import _exceptions
+
+    tree = _exceptions.__doc__ or ""
+    for name in EXPECTED:
+        if name.endswith("Error"):
+            assert re.search(rf"\b{name}\b", tree), f"{name} is missing from the tree"

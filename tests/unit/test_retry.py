@@ -10,7 +10,12 @@ import redis.exceptions as rex
 
 from berthcache import RetryDelay, retry_schedule
 from berthcache._config import CacheConfig
-from berthcache._exceptions import CacheUnavailableError, ConfigurationError, TLSError, translate
+from berthcache._exceptions import (
+    CacheUnavailableError,
+    ConfigurationError,
+    TLSError,
+    to_cache_error,
+)
 from berthcache._retry import (
     Backoff,
     build_async_retry,
@@ -180,7 +185,7 @@ def test_tls_connection_dropped_mid_handshake_is_retryable_not_a_tls_failure() -
     eof = ssl.SSLEOFError(8, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation")
     dropped = _wrapped(eof, "Error 8 connecting to 127.0.0.1:6380. EOF occurred.")
     assert is_retryable(dropped)
-    assert type(translate(dropped)) is CacheUnavailableError
+    assert type(to_cache_error(dropped)) is CacheUnavailableError
 
 
 def test_certificate_verification_failure_is_a_tls_error_and_not_retried() -> None:
@@ -189,4 +194,4 @@ def test_certificate_verification_failure_is_a_tls_error_and_not_retried() -> No
     )
     failed = _wrapped(verify, "Error 1 connecting to 127.0.0.1:6380. certificate verify failed.")
     assert not is_retryable(failed)
-    assert isinstance(translate(failed), TLSError)
+    assert isinstance(to_cache_error(failed), TLSError)

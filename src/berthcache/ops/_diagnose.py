@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from berthcache import CacheConfig, CacheError
-from berthcache._exceptions import map_redis_errors
+from berthcache._exceptions import map_errors
 from berthcache.ops._errors import ExitCode, OpsError
 
 __all__ = ["READ_ONLY_COMMANDS", "Diagnosis", "diagnose"]
@@ -102,7 +102,7 @@ def diagnose(
     ro = _ReadOnly(client)
     try:
         try:
-            with map_redis_errors():
+            with map_errors(secrets=[config.password]):
                 ro.run("PING")
         except CacheError as exc:
             code = ExitCode.REDIS

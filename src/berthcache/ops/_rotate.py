@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit
 import redis
 
 from berthcache import AuthenticationError, CacheConfig, CacheError
-from berthcache._exceptions import map_redis_errors
+from berthcache._exceptions import map_errors
 from berthcache.ops._aws import AwsClients, aws_errors
 from berthcache.ops._connection import read_secret
 from berthcache.ops._errors import ExitCode, OpsError
@@ -216,7 +216,7 @@ def redis_verifier(config: CacheConfig) -> Verifier:
             **{**config.connection_kwargs(), "password": token, "max_connections": 1}
         )
         try:
-            with map_redis_errors():
+            with map_errors(secrets=[token, config.password]):
                 client.ping()
         except AuthenticationError:
             raise OpsError(f"{config.url} refused the token (WRONGPASS)", ExitCode.REDIS) from None

@@ -1,6 +1,13 @@
 """The seed module's functions (``initialize_cache``, ``get``, ``create_session`` …) over one
-process-wide :class:`Cache`, for code ported from the TypeScript module. New code should hold a
-``Cache`` object instead.
+process-wide :class:`~berthcache.Cache`, for code ported from the TypeScript module::
+
+    from berthcache import compat
+
+    compat.initialize_cache()
+    compat.set("greeting", "hello", 60)
+
+New code should hold a ``Cache`` object instead. ``from berthcache.compat import *`` imports
+every function except ``set``, which would shadow the built-in: call it as ``compat.set``.
 """
 
 from __future__ import annotations
@@ -9,11 +16,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from berthcache._client import Cache
-from berthcache._config import CacheConfig
-from berthcache._exceptions import CacheClosedError
+from berthcache import Cache, CacheConfig, CacheNotInitializedError, RateLimiter
 from berthcache._ttl import TTLLike
 
+# Every public function but ``set``: a star import must not shadow a built-in.
 __all__ = [
     "cache_api_response",
     "check_health",
@@ -32,7 +38,6 @@ __all__ = [
     "invalidate_session",
     "is_user_online",
     "publish",
-    "set",
     "subscribe",
     "ttl",
     "update_presence",
@@ -59,10 +64,12 @@ def initialize_cache(config: CacheConfig | None = None, **settings: Any) -> Cach
 
 
 def get_client() -> Cache:
-    """The process-wide client; raises CacheClosedError before ``initialize_cache()``."""
+    """The process-wide client; CacheNotInitializedError before ``initialize_cache()``."""
     client = _client
     if client is None:
-        raise CacheClosedError("the cache is not initialized; call initialize_cache() first")
+        raise CacheNotInitializedError(
+            "the cache is not initialized; call berthcache.compat.initialize_cache() first"
+        )
     return client
 
 
@@ -156,8 +163,6 @@ def check_rate_limit(ip: str, endpoint: str, limit: int = 100, window: int = 60)
         if limiter is None:
             limiter = client.rate_limiter
             if (limiter.limit, limiter.window) != (limit, window):
-                from berthcache._ratelimit import RateLimiter
-
                 limiter = RateLimiter(client, limit=limit, window=window)
             _limiters[(limit, window)] = limiter
     return bool(limiter.check(ip, endpoint).allowed)

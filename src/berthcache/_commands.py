@@ -1,0 +1,211 @@
+"""Command plans: what each data method sends to Redis and how its reply is read; no I/O.
+
+A data method of :class:`~berthcache.Cache` or :class:`~berthcache.AsyncCache` is one line
+that hands a plan from :class:`CommandPlanner` to the twin's ``_run`` — the only place a plan
+meets the network — and a pipeline queues the very same plans. So which command a method
+sends, with which arguments, and how its reply becomes the result is written once, for both
+twins and their pipelines.
+
+A plan is a :class:`Command` (send ``name(*args)``, read the reply with ``parse``) or a
+:class:`Done` (nothing to send: the result is known, as for ``delete()`` with no keys).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Generic, NamedTuple, Self, TypeAlias, TypeVar
+
+from berthcache._exceptions import ConfigurationError, InvalidKeyError
+from berthcache._keys import KeyBuilder
+from berthcache._lifecycle import Lifecycle
+from berthcache._serialization import check_text, decode_json, encode_json, encode_value
+from berthcache._ttl import TTLLike, to_seconds
+
+__all__ = ["Command", "CommandPlanner", "Done", "PipelineBase", "Plan", "reply_as_is"]
+
+T = TypeVar("T")
+
+
+def reply_as_is(reply: T) -> T:
+    """The parse of a command whose reply is already the result."""
+    return reply
+
+
+class Command(NamedTuple, Generic[T]):
+    """Send ``getattr(client, name)(*args)`` and read the reply with ``parse``.
+
+    Immutable, so a plan can be compared (the twin test does) and queued on a pipeline as is.
+    ``set`` passes its TTL as redis-py's third positional parameter (``ex``), so a plan needs
+    no kwargs dict; ``None`` there means no expiry, exactly as ``ex=None``.
+    """
+
+    name: str
+    args: tuple[Any, ...]
+    parse: Callable[[Any], T]
+
+
+class Done(NamedTuple, Generic[T]):
+    """Nothing to send: the result is ``result`` (``delete()`` with no keys removes nothing)."""
+
+    result: T
+
+
+Plan: TypeAlias = Command[T] | Done[T]
+
+_PING: Command[Any] = Command("ping", (), reply_as_is)
+_NOTHING_DELETED: Done[int] = Done(0)
+
+
+def _json_reply(key: str, raw: Any) -> Any:
+    """A ``get`` reply parsed as JSON (errors name ``key``); ``None`` stays ``None``."""
+    return None if raw is None else decode_json(raw, key=key)
+
+
+class CommandPlanner:
+    """The plans of one cache's data methods: arguments checked, keys prefixed, values
+    encoded — everything that can be decided without the network."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: KeyBuilder) -> None:
+        self._keys = keys
+
+    def key(self, key: str, argument: str = "key") -> str:
+        """The full (prefixed) key; InvalidKeyError naming ``argument`` when unusable."""
+        value: object = key
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise InvalidKeyError(f"{argument} must be a string, got {type(value).__name__}")
+        if key == "":
+            raise InvalidKeyError(f"{argument} must not be empty")
+        try:
+            return self._keys(key)
+        except InvalidKeyError as exc:
+            if argument == "key":  # KeyBuilder's messages already say "key ..."
+                raise
+            raise InvalidKeyError(f"{argument}: {exc}") from None
+
+    def set(self, key: str, value: Any, ttl: TTLLike | None) -> Command[bool]:
+        """SET of ``value`` (dicts/lists/bools/None as JSON); result ``True``."""
+        full = self.key(key)
+        encoded = check_text(encode_value(value, key=key), key=key)
+        return Command("set", (full, encoded, None if ttl is None else to_seconds(ttl)), bool)
+
+    def set_json(self, key: str, value: Any, ttl: TTLLike | None) -> Command[bool]:
+        """SET of ``value`` as JSON, strings too; result ``True``."""
+        full = self.key(key)
+        encoded = check_text(encode_json(value, key=key), key=key)
+        return Command("set", (full, encoded, None if ttl is None else to_seconds(ttl)), bool)
+
+    def get(self, key: str, parse_json: bool = False) -> Command[Any]:
+        """GET; result the text, the parsed JSON with ``parse_json``, or ``None``."""
+        full = self.key(key)
+        if not parse_json:
+            return Command("get", (full,), reply_as_is)
+        # The JSON parser needs the key for its error message: the only per-call partial,
+        # and only on the JSON path, where decoding costs far more.
+        return Command("get", (full,), functools.partial(_json_reply, key))
+
+    def delete(self, keys: tuple[str, ...]) -> Plan[int]:
+        """DEL; result how many existed (no keys: nothing is sent, nothing removed)."""
+        if not keys:
+            return _NOTHING_DELETED
+        full = tuple(self.key(k, f"keys[{i}]") for i, k in enumerate(keys))
+        return Command("delete", full, int)
+
+    def exists(self, key: str) -> Command[bool]:
+        """EXISTS; result a bool."""
+        return Command("exists", (self.key(key),), bool)
+
+    def expire(self, key: str, ttl: TTLLike) -> Command[bool]:
+        """EXPIRE; result whether the key existed."""
+        full = self.key(key)
+        return Command("expire", (full, to_seconds(ttl)), bool)
+
+    def ttl(self, key: str) -> Command[int]:
+        """TTL; result seconds left, -1 without expiry, -2 when missing."""
+        return Command("ttl", (self.key(key),), int)
+
+    def incr(self, key: str, amount: int) -> Command[int]:
+        """INCRBY; result the new value."""
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise ConfigurationError("amount", f"must be an integer, got {type(amount).__name__}")
+        return Command("incrby", (self.key(key), amount), int)
+
+    @staticmethod
+    def ping() -> Command[Any]:
+        """PING (one plan, built once)."""
+        return _PING
+
+
+class PipelineBase:
+    """Queues the cache's command plans on a redis-py pipeline and parses their replies on
+    execute, so a pipelined command sends and parses exactly what the direct one does."""
+
+    def __init__(self, planner: CommandPlanner, lifecycle: Lifecycle, pipe: Any) -> None:
+        self._plan = planner
+        self._lifecycle = lifecycle
+        self._pipe = pipe
+        self._plans: list[Plan[Any]] = []
+
+    def _queue(self, plan: Plan[Any]) -> Self:
+        self._lifecycle.check_open()
+        if isinstance(plan, Command):
+            getattr(self._pipe, plan.name)(*plan.args)
+        self._plans.append(plan)
+        return self
+
+    def set(self, key: str, value: Any, ttl: TTLLike | None = None) -> Self:
+        """Queue ``set`` (dicts/lists/bools/None as JSON); result ``True``."""
+        return self._queue(self._plan.set(key, value, ttl))
+
+    def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> Self:
+        """Queue ``set`` of ``value`` as JSON; result ``True``."""
+        return self._queue(self._plan.set_json(key, value, ttl))
+
+    def get(self, key: str, parse_json: bool = False) -> Self:
+        """Queue ``get``; result the text, parsed JSON, or ``None``."""
+        return self._queue(self._plan.get(key, parse_json))
+
+    def get_json(self, key: str) -> Self:
+        """Queue ``get`` parsed as JSON."""
+        return self._queue(self._plan.get(key, True))
+
+    def delete(self, *keys: str) -> Self:
+        """Queue ``del``; result the number of keys removed."""
+        return self._queue(self._plan.delete(keys))
+
+    def exists(self, key: str) -> Self:
+        """Queue ``exists``; result a bool."""
+        return self._queue(self._plan.exists(key))
+
+    def expire(self, key: str, ttl: TTLLike) -> Self:
+        """Queue ``expire``; result whether the key existed."""
+        return self._queue(self._plan.expire(key, ttl))
+
+    def ttl(self, key: str) -> Self:
+        """Queue ``ttl``; result seconds, -1 without expiry, -2 when missing."""
+        return self._queue(self._plan.ttl(key))
+
+    def incr(self, key: str, amount: int = 1) -> Self:
+        """Queue ``incrby``; result the new value."""
+        return self._queue(self._plan.incr(key, amount))
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def _take_plans(self) -> list[Plan[Any]]:
+        plans, self._plans = self._plans, []
+        return plans
+
+    @staticmethod
+    def _results(plans: list[Plan[Any]], replies: list[Any]) -> list[Any]:
+        """One result per queued plan, in order; a :class:`Done` takes no reply."""
+        sent = sum(1 for plan in plans if isinstance(plan, Command))
+        if sent != len(replies):
+            raise RuntimeError(f"pipeline sent {sent} command(s) but got {len(replies)} replies")
+        pending = iter(replies)
+        return [
+            plan.parse(next(pending)) if isinstance(plan, Command) else plan.result
+            for plan in plans
+        ]
