@@ -206,6 +206,15 @@ SETTINGS: tuple[Setting, ...] = (
         doc="The apps' key prefix; in RBAC mode the app user may only touch these keys.",
     ),
     Setting(
+        key="appUserChannels",
+        type="array",
+        default=[],
+        pattern=r"[A-Za-z0-9:_.\-]{1,64}",
+        example="alerts",
+        doc="Bare pub/sub channel names the RBAC app user may use besides its prefix: for "
+        "services that publish without it (REDIS_PREFIX_CHANNELS=false, as the seed does).",
+    ),
+    Setting(
         key="authMode",
         type="string",
         default="token",
@@ -392,6 +401,7 @@ class StackConfig:
     replication_group_id: str
     key_prefix: str
     auth_mode: str
+    app_user_channels: tuple[str, ...]
     maxmemory_policy: str
     maintenance_window: str
     snapshot_window: str
@@ -452,6 +462,7 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         replication_group_id=_group_id(v, stack),
         key_prefix=v["keyPrefix"],
         auth_mode=v["authMode"],
+        app_user_channels=tuple(v["appUserChannels"]),
         maxmemory_policy=v["maxmemoryPolicy"],
         maintenance_window=v["maintenanceWindow"],
         snapshot_window=v["snapshotWindow"],

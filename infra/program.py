@@ -42,6 +42,7 @@ def run(cfg: StackConfig | None = None) -> None:
             engine=cfg.engine,
             auth_mode=cfg.auth_mode,
             key_prefix=cfg.key_prefix,
+            app_user_channels=cfg.app_user_channels,
             protect=cfg.protect,
             tags=tags,
         ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import pulumi
@@ -34,11 +34,11 @@ def secret_str(value: pulumi.Output[str]) -> pulumi.Output[str]:
     return result
 
 
-def app_access_string(key_prefix: str) -> str:
+def app_access_string(key_prefix: str, channels: Sequence[str] = ()) -> str:
     """The RBAC app user's ElastiCache access string: ``on`` (ElastiCache leaves a user without
     it disabled) plus the rules the local harness's app user gets too (``app_user_access``), so
     what passes locally passes on the stack."""
-    return f"on {app_user_access(key_prefix)}"
+    return f"on {app_user_access(key_prefix, channels=channels)}"
 
 
 def _token(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
@@ -107,6 +107,8 @@ class SecurityArgs:
     """``token`` (one AUTH token) or ``rbac`` (a user group with a prefix-limited app user)."""
     key_prefix: str
     """The only keys and channels an RBAC app user may touch."""
+    app_user_channels: Sequence[str]
+    """Bare channel names the RBAC app user may use besides those under ``key_prefix``."""
     protect: bool
     """Protect the key and the secret from deletion and keep the secret 30 days when deleted."""
     tags: Mapping[str, str]
@@ -179,7 +181,7 @@ class Security(pulumi.ComponentResource):
                 user_id=f"{args.group_id}-app",
                 user_name="app",
                 engine=args.engine,
-                access_string=app_access_string(args.key_prefix),
+                access_string=app_access_string(args.key_prefix, args.app_user_channels),
                 authentication_mode={
                     "type": "password",
                     "passwords": [secret_str(app_pw.result)],

@@ -9,6 +9,8 @@ API, never in the access string); a ``redis-server`` config line adds ``reset on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = ["app_user_access", "glob_escape"]
 
 _GLOB_SPECIALS = frozenset("*?[]\\")
@@ -19,18 +21,32 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + c if c in _GLOB_SPECIALS else c for c in text)
 
 
-def app_user_access(key_prefix: str) -> str:
+def app_user_access(key_prefix: str, *, channels: Iterable[str] = ()) -> str:
     """ACL rules of the application user: keys and pub/sub channels under ``key_prefix`` only;
     every command except ``@dangerous`` (FLUSHALL, FLUSHDB, KEYS, CONFIG, DEBUG, SHUTDOWN,
     CLIENT KILL, MONITOR ...), plus ``INFO`` back — it is read-only, and the memory and hit-rate
     checks (C9, C16) need ``INFO memory`` / ``INFO stats`` on the stack as well as locally.
 
-    Raises ``ValueError`` (naming ``key_prefix``) for an empty prefix, which would grant every
-    key, or one with whitespace, which would split the rule string.
+    ``channels`` adds bare channel names, each as a literal (no pattern): for services that
+    publish and subscribe without the prefix (``prefix_channels=False``, as the seed does on
+    ``alerts``). The app user gets exactly those names, nothing more.
+
+    Raises ``ValueError`` naming the argument for an empty prefix (it would grant every key), or
+    a prefix or channel name that is empty or holds whitespace (it would split the rule string).
     """
     if not key_prefix:
         raise ValueError("key_prefix must not be empty: the app user would reach every key")
     if any(c.isspace() for c in key_prefix):
         raise ValueError(f"key_prefix {key_prefix!r} must not contain whitespace")
+    if isinstance(channels, str):
+        raise ValueError("channels must be a collection of channel names, not one string")
+    granted = []
+    for channel in channels:
+        if not isinstance(channel, str) or not channel or any(c.isspace() for c in channel):
+            raise ValueError(
+                f"channels: {channel!r} is not a channel name (non-empty, no whitespace)"
+            )
+        granted.append(f"&{glob_escape(channel)}")
     pattern = glob_escape(key_prefix) + "*"
-    return f"~{pattern} &{pattern} +@all -@dangerous +info"
+    extra = "".join(f" {rule}" for rule in dict.fromkeys(granted))
+    return f"~{pattern} &{pattern}{extra} +@all -@dangerous +info"

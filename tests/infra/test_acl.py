@@ -39,12 +39,26 @@ def test_harness_and_stack_grant_the_same_rules() -> None:
         assert "reset" not in app_access_string(prefix)
 
 
+def test_bare_channels_are_granted_one_by_one_as_literals() -> None:
+    rules = app_user_access("berthcare:", channels=["alerts", "a*", "alerts"])
+    assert rules == "~berthcare:* &berthcare:* &alerts &a\\* +@all -@dangerous +info"
+
+
+@pytest.mark.parametrize("channels", [[""], ["two words"], ["tab\t"], "alerts"])
+def test_bad_channel_names_are_refused_naming_the_argument(channels: list[str] | str) -> None:
+    with pytest.raises(ValueError, match="channels"):
+        app_user_access("berthcare:", channels=channels)
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[RedisServer]:
     users = [
         ACLUser("admin", secrets.token_hex(16), ADMIN_RULES),
         ACLUser("app", secrets.token_hex(16), app_user_rules("berthcare:")),
         ACLUser("globby", secrets.token_hex(16), app_user_rules("a*:")),
+        ACLUser(
+            "seedy", secrets.token_hex(16), app_user_rules("berthcare:", channels=["alerts", "a*"])
+        ),
     ]
     with RedisServer(users=users, appendonly=False, name="acl") as srv:
         yield srv
@@ -68,6 +82,31 @@ def test_app_user_on_real_redis_can_use_its_keys_and_info_only(server: RedisServ
     finally:
         app.delete("berthcare:acl:1")
         app.close()
+
+
+def test_bare_channels_granted_are_the_only_bare_channels_on_real_redis(
+    server: RedisServer,
+) -> None:
+    """A service with prefix_channels=False publishes and subscribes on ``alerts``: granted;
+    ``a*`` is the literal name, not a pattern, and nothing else outside the prefix opens up."""
+    client = server.client("seedy")
+    try:
+        assert client.publish("alerts", "x") == 0
+        assert client.publish("a*", "x") == 0
+        assert client.publish("berthcare:alerts", "x") == 0
+        for refused in ("alertsX", "ab", "other:alerts"):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                client.publish(refused, "x")
+        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe("alerts")
+            confirmation = pubsub.get_message(timeout=5)
+            assert confirmation is not None
+            assert confirmation["type"] == "subscribe"
+        finally:
+            pubsub.close()
+    finally:
+        client.close()
 
 
 def test_escaped_prefix_is_literal_on_real_redis(server: RedisServer) -> None:

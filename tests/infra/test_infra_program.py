@@ -294,6 +294,18 @@ def test_rbac_mode_limits_app_user_and_disables_default(run_program: RunProgram)
     assert doc["url"].startswith("rediss://app:")
 
 
+def test_rbac_app_user_gets_exactly_the_listed_bare_channels(run_program: RunProgram) -> None:
+    """Services on bare channel names (REDIS_PREFIX_CHANNELS=false, as the seed publishes on
+    ``alerts``) need the RBAC app user to be granted those names, and only those."""
+    run = run_program(authMode="rbac", appUserChannels=["alerts", "presence.events"])
+    users = {u.inputs["userName"]: u.inputs for u in run.of_type("aws:elasticache/user:User")}
+    app = users["app"]["accessString"]
+    assert app == f"on {app_user_rules('berthcare:', channels=['alerts', 'presence.events'])}"
+    assert " &alerts " in app
+    assert " &presence.events " in app
+    assert "&*" not in app
+
+
 def test_multi_az_off_is_honoured_in_dev(run_program: RunProgram) -> None:
     rg = run_program(multiAz=False).one(RG).inputs
     assert rg["multiAzEnabled"] is False
@@ -320,6 +332,8 @@ def test_three_nodes_get_alarms_on_three_nodes(run_program: RunProgram) -> None:
         ({"allowedCidrs": ["::/0"]}, "berthcache:allowedCidrs"),
         ({"allowedCidrs": ["198.51.100.0/24"]}, "berthcache:allowedCidrs"),
         ({"environment": "prod", "multiAz": False}, "berthcache:multiAz"),
+        ({"appUserChannels": ["*"]}, "berthcache:appUserChannels"),
+        ({"appUserChannels": ["two words"]}, "berthcache:appUserChannels"),
     ],
 )
 def test_bad_config_stops_the_program_naming_the_setting(

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -74,10 +74,10 @@ class RedisServerStartError(HarnessError):
     """``redis-server`` exited or did not answer ``PING`` in time; carries its log tail."""
 
 
-def app_user_rules(key_prefix: str = DEFAULT_KEY_PREFIX) -> str:
+def app_user_rules(key_prefix: str = DEFAULT_KEY_PREFIX, *, channels: Iterable[str] = ()) -> str:
     """ACL rules of the application user: exactly what the deployed RBAC user gets
     (:func:`berthcache.acl.app_user_access`, shared with ``infra/security.py``)."""
-    return app_user_access(key_prefix)
+    return app_user_access(key_prefix, channels=channels)
 
 
 @dataclasses.dataclass(frozen=True)
