@@ -101,13 +101,15 @@ async def test_the_seeds_env_gives_the_seeds_schedule(
     # The seed's .env: REDIS_RETRY_STRATEGY=exponential  # 50ms -> 2000ms
     env = config_environ(down) | {
         "REDIS_RETRY_STRATEGY": "exponential",
-        "REDIS_MAX_RETRIES_PER_REQUEST": "2",
+        "REDIS_MAX_RETRIES_PER_REQUEST": "3",
     }
     cache = cache_factory(CacheConfig.from_env(env, key_prefix=down.key_prefix))
     events = Recorder(cache)
     with pytest.raises(CacheUnavailableError):
         await aw(cache.get("k"))
-    assert events.delays() == [seed_delay_ms(n) for n in (1, 2)]
+    # Three retries tell the seed's min(50 n, 2000) from doubling: 50, 100, then 150 (not 200).
+    assert events.delays() == [50, 100, 150]
+    assert events.delays() == [seed_delay_ms(n) for n in (1, 2, 3)]
 
 
 @pytest.mark.clause("C1", "C2")

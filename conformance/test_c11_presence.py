@@ -161,3 +161,18 @@ async def test_a_value_that_is_no_time_is_an_error_naming_the_key(
     seed.set(seed_key(conf, "bad"), "yesterday", ex=300)
     with pytest.raises(SerializationError, match="presence:bad"):
         await aw(cache.presence.last_seen("bad"))
+
+
+@pytest.mark.parametrize("stored", ["nan", "1_764_452_400_123", "-5", "yesterday"])
+async def test_a_value_that_is_no_time_is_offline_as_the_seed_reads_it(
+    cache: AnyCache, seed: redis.Redis, conf: CacheConfig, stored: str
+) -> None:
+    """The seed computes ``Date.now() - Number(v) < 300000``: for these the result is NaN or far
+    above the window, so the user is offline there — and here, and one bad record does not fail a
+    batch asking about other users."""
+    seed.set(seed_key(conf, "odd"), stored, ex=300)
+    seed.set(seed_key(conf, "fine"), str(date_now()), ex=300)
+    assert await aw(cache.presence.is_online("odd")) is False
+    assert await aw(cache.presence.online(["odd", "fine"])) == {"odd": False, "fine": True}
+    with pytest.raises(SerializationError, match="presence:odd"):
+        await aw(cache.presence.last_seen("odd"))

@@ -17,7 +17,9 @@ Every decision (keys, the value written, parsing, the online rule) is made in
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import math
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -34,6 +36,14 @@ __all__ = ["SECONDS_VALUE_BELOW", "AsyncPresence", "Presence"]
 SECONDS_VALUE_BELOW = 100_000_000_000
 
 
+#: A stored time: a plain decimal number (JavaScript's ``Number`` reads these the same way).
+_DECIMAL = re.compile(r"\s*\d+(?:\.\d+)?\s*")
+#: How many bad keys a Presence remembers having logged before it starts over.
+_REPORTED_KEYS = 1024
+
+logger = logging.getLogger("berthcache.presence")
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -44,6 +54,7 @@ class _PresenceBase:
     def __init__(self, cache: CacheHost, *, ttl: TTLLike = TTL.PRESENCE) -> None:
         self._cache = cache
         self.ttl = to_seconds(ttl, name="ttl")
+        self._reported: set[str] = set()  # keys whose bad value was logged already
 
     def _key(self, user_id: str | int) -> str:
         return self._cache.keys("presence", check_part(user_id, "user_id"))
@@ -61,22 +72,37 @@ class _PresenceBase:
 
     @staticmethod
     def _stored_ms(raw: Any, key: str) -> int | None:
-        """The stored time in epoch ms (seconds values converted), None for a missing key."""
+        """The stored time in epoch ms (seconds values converted), None for a missing key.
+
+        Only plain decimal numbers are times (what ``Date.now()`` and older berthcache wrote);
+        anything else — ``nan``, ``1_000``, ``-5``, text — raises SerializationError naming the key.
+        """
         if raw is None:
             return None
-        try:
-            number = float(as_text(raw))
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or number < 0:
+        text = as_text(raw)
+        number = float(text) if _DECIMAL.fullmatch(text) else math.nan
+        if not math.isfinite(number):
             raise SerializationError(
                 f"value at key {key!r} is not a time in epoch milliseconds (or seconds)"
             )
         return round(number * 1000 if number < SECONDS_VALUE_BELOW else number)
 
     def _online(self, raw: Any, key: str, now_ms: int | None = None) -> bool:
-        """The seed's rule on the stored time: seen less than the window (the TTL) ago."""
-        stored = self._stored_ms(raw, key)
+        """The seed's rule on the stored time: seen less than the window (the TTL) ago.
+
+        A value that is not a time is offline, as in the seed (``Date.now() - Number(v)`` is NaN
+        there, and NaN is never below the window): one bad key must not fail a whole batch. It is
+        logged once per key.
+        """
+        try:
+            stored = self._stored_ms(raw, key)
+        except SerializationError as exc:
+            if key not in self._reported:
+                if len(self._reported) >= _REPORTED_KEYS:
+                    self._reported.clear()
+                self._reported.add(key)
+                logger.warning("%s; counted as offline", exc)
+            return False
         if stored is None:
             return False
         return (_now_ms() if now_ms is None else now_ms) - stored < self.ttl * 1000
