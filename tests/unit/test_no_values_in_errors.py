@@ -138,17 +138,21 @@ async def test_an_error_inside_exec_shows_no_key(
     try:
         await aw(cache.set(key, SSN))
         with pytest.raises(CacheServerError) as info:
-            if isinstance(cache, AsyncCache):
-                async with cache.pipeline(transaction=True) as apipe:
-                    apipe.get(key).incr(key)
-                    await apipe.execute()
-            else:
-                with cache.pipeline(transaction=True) as pipe:
-                    pipe.get(key).incr(key)
-                    pipe.execute()
+            await _get_then_incr_in_a_transaction(cache, key)
     finally:
         await close(cache)
     exc = info.value
     assert str(exc) == "value is not an integer or out of range (pipeline command #2: INCRBY)"
     assert_private_absent(everything_printed(exc), "the error")
     assert_private_absent(caplog.text, "the log records")
+
+
+async def _get_then_incr_in_a_transaction(cache: AnyCache, key: str) -> None:
+    if isinstance(cache, AsyncCache):
+        async with cache.pipeline(transaction=True) as apipe:
+            apipe.get(key).incr(key)
+            await apipe.execute()
+        return
+    with cache.pipeline(transaction=True) as pipe:
+        pipe.get(key).incr(key)
+        pipe.execute()
