@@ -282,8 +282,9 @@ async def test_response_lock_timeouts_are_bounded(
     cache: AnyCache, argument: str, bad: float
 ) -> None:
     kind = AsyncResponseCache if isinstance(cache, AsyncCache) else ResponseCache
+    settings: dict[str, Any] = {argument: bad}
     with pytest.raises(ConfigurationError, match=rf"^{argument}"):
-        kind(cache, **{argument: bad})
+        kind(cache, **settings)
 
 
 @pytest.mark.asyncio
@@ -291,4 +292,4 @@ async def test_response_lock_timeouts_are_bounded(
 async def test_rate_limit_bounds(cache: AnyCache, bad: object) -> None:
     kind = AsyncRateLimiter if isinstance(cache, AsyncCache) else RateLimiter
     with pytest.raises(ConfigurationError, match=r"^limit"):
-        kind(cache, limit=bad)
+        kind(cache, limit=bad)  # type: ignore[arg-type]
