@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from berthcache import InvalidKeyError, InvalidTTLError
+from berthcache import TTL, InvalidKeyError, InvalidTTLError
 
 from .support import AnyCache, aw
 
@@ -79,11 +79,25 @@ async def test_incr(cache: AnyCache) -> None:
     assert await aw(cache.get("counter")) == "6"
 
 
-@pytest.mark.parametrize("ttl", [0, -5, 1.5, "60", dt.timedelta(milliseconds=500)])
+@pytest.mark.parametrize(
+    "ttl", [0, -5, 1.5, "60", True, dt.timedelta(milliseconds=500), 10**16, TTL.MAX + 1]
+)
 async def test_bad_ttl_is_refused_and_named(cache: AnyCache, ttl: object) -> None:
     with pytest.raises(InvalidTTLError, match="ttl"):
         await aw(cache.set("k", "v", ttl=ttl))  # type: ignore[arg-type]
     assert await aw(cache.exists("k")) is False
+
+
+async def test_ttl_past_redis_limit_is_refused_before_sending(cache: AnyCache) -> None:
+    """Redis keeps expiry as 64-bit milliseconds since 1970: TTL.MAX (with margin) is the
+    longest it accepts; beyond it nothing is sent and the key keeps what it had."""
+    await aw(cache.set("k", "v"))
+    with pytest.raises(InvalidTTLError, match=r"^ttl must be at most"):
+        await aw(cache.expire("k", 10**16))
+    assert await aw(cache.ttl("k")) == -1
+    await aw(cache.set("k", "v", ttl=TTL.MAX))
+    assert await aw(cache.ttl("k")) > TTL.MAX - 60
+    assert await aw(cache.expire("k", dt.timedelta(days=999_999_999))) is True
 
 
 async def test_empty_key_is_refused(cache: AnyCache) -> None:

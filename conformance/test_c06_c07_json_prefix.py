@@ -61,6 +61,27 @@ async def test_non_json_value_names_the_key(cache: AnyCache) -> None:
         await aw(cache.get("plain", parse_json=True))
 
 
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [{"d": value}]
+    return value
+
+
+@pytest.mark.clause("C6")
+async def test_a_value_nested_too_deeply_names_the_key_both_ways(cache: AnyCache) -> None:
+    """5,000 levels: a SerializationError naming the key, never a RecursionError; nothing
+    written. Such a value stored by another service reads back the same way."""
+    with pytest.raises(SerializationError, match=r"deep:doc.*nested too deeply"):
+        await aw(cache.set_json("deep:doc", _nested(5000)))
+    assert await aw(cache.exists("deep:doc")) is False
+    await aw(cache.redis.set(cache.keys("deep:doc"), "[" * 5000 + "]" * 5000))
+    with pytest.raises(SerializationError, match=r"deep:doc.*nested too deeply"):
+        await aw(cache.get("deep:doc", parse_json=True))
+    await aw(cache.set_json("ok:doc", _nested(100)))  # ordinary nesting is fine
+    assert await aw(cache.get_json("ok:doc")) == _nested(100)
+
+
 async def _write_through_every_feature(cache: AnyCache) -> dict[str, str]:
     """Use every writing feature once; returns the full keys the contract says they use."""
     p = cache.config.key_prefix

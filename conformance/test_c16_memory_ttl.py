@@ -4,14 +4,36 @@ explained; the eviction policy is visible."""
 from __future__ import annotations
 
 import datetime as dt
+import traceback
 from typing import Any
 
 import pytest
 import redis
 
-from berthcache import TTL, CacheConfig, OutOfMemoryError
+from berthcache import (
+    TTL,
+    AsyncPresence,
+    AsyncRateLimiter,
+    AsyncResponseCache,
+    AsyncSessionStore,
+    CacheConfig,
+    InvalidTTLError,
+    OutOfMemoryError,
+    Presence,
+    RateLimiter,
+    ResponseCache,
+    SessionStore,
+)
 
-from .support import AnyCache, CacheFactory, aw, server_config, start_server
+from .support import (
+    AnyCache,
+    CacheFactory,
+    aw,
+    is_async,
+    run_pipeline,
+    server_config,
+    start_server,
+)
 
 pytestmark = [pytest.mark.clause("C16"), pytest.mark.asyncio]
 
@@ -86,3 +108,43 @@ async def test_oom_is_explained(
     assert "eviction" in text  # ... and what to do about it
     # Reads still work under memory pressure.
     assert await aw(cache.get("fill:0")) == blob
+
+
+async def test_feature_ttls_past_redis_limit_are_refused_when_built(cache: AnyCache) -> None:
+    """Every TTL and window is checked before anything is sent (a window of 10**16 s used to
+    leave a rate-limit counter without expiry, a session TTL a session index without one)."""
+    sync_kinds = (RateLimiter, SessionStore, Presence, ResponseCache)
+    async_kinds = (AsyncRateLimiter, AsyncSessionStore, AsyncPresence, AsyncResponseCache)
+    arguments = ("window", "ttl", "ttl", "ttl")
+    features = zip(async_kinds if is_async(cache) else sync_kinds, arguments, strict=True)
+    for kind, argument in features:
+        with pytest.raises(InvalidTTLError, match=rf"^{argument} must be at most"):
+            kind(cache, **{argument: 10**16})
+        assert kind(cache, **{argument: TTL.MAX}) is not None
+
+
+async def test_oom_error_carries_no_stored_value(
+    local_redis_factory: Any, client_kind: str, conf: CacheConfig, cache_factory: CacheFactory
+) -> None:
+    """A session refused under OOM (MULTI/EXEC): neither the message nor the chain a traceback
+    prints holds the personal data or the session id — redis-py's pipeline error quotes the
+    whole command, berthcache keeps only its position and name."""
+    server = start_server(local_redis_factory)
+    admin = server.client()
+    try:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")
+    finally:
+        admin.close()
+    cache = cache_factory(server_config(server, conf))
+    ssn = "-".join(["123", "45", "6789"])  # built, so the traceback's source lines lack it
+    with pytest.raises(OutOfMemoryError) as info:
+        await aw(cache.sessions.create(42, {"ssn": ssn}))
+    printed = "".join(traceback.format_exception(info.value))
+    assert ssn not in printed
+    assert "user-42-session-" not in printed
+    assert "(pipeline command #1: SET)" in str(info.value)
+    # A short key, so redis-py's 100-character quote of the command reaches the value.
+    with pytest.raises(OutOfMemoryError) as info:
+        await run_pipeline(cache, lambda pipe: pipe.set("p", ssn), transaction=True)
+    assert ssn not in "".join(traceback.format_exception(info.value))

@@ -11,7 +11,12 @@ What comes back, by value type (the seed's ioredis semantics: Redis stores text)
 * ``bytes`` -> decoded as UTF-8, returned as ``str``; bytes that are not UTF-8 are refused at
   ``set`` with :class:`SerializationError` (they could be written but never read back);
 * text with a lone surrogate (not encodable as UTF-8) -> :class:`InvalidKeyError` for a key,
-  :class:`SerializationError` for a value.
+  :class:`SerializationError` for a value;
+* a JSON value nested at any depth -> back equal, or (too deep for Python's ``json``) refused with
+  :class:`SerializationError` naming the key — never a ``RecursionError``, never half-written.
+
+And any whole-second TTL from 1 to ``TTL.MAX`` is accepted by the server as given; beyond it,
+:class:`InvalidTTLError` before anything is sent.
 
 Runs on the session's Redis target (locally: TLS + ACL app user + replica, as in production).
 """
@@ -27,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from berthcache import AsyncCache, Cache, InvalidKeyError, SerializationError
+from berthcache import TTL, AsyncCache, Cache, InvalidKeyError, InvalidTTLError, SerializationError
 from berthcache.testing import Target
 
 # Few examples, no deadline (network round trips vary), no example database left in the repo.
@@ -240,6 +245,50 @@ def test_lone_surrogates_are_refused_with_our_errors(
             await acache.set(key, bad)
 
     runner.run(body())
+
+
+# -- nesting and TTL edges -----------------------------------------------------------------
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for level in range(depth):
+        value = [value] if level % 2 else {"n": value}
+    return value
+
+
+@PROPS
+@given(key=keys, depth=st.integers(min_value=1, max_value=5000))
+def test_any_nesting_round_trips_or_is_refused_naming_the_key(
+    cache: Cache, key: str, depth: int
+) -> None:
+    value = _nested(depth)
+    refused: SerializationError | None = None
+    try:
+        cache.set_json(key, value, ttl=60)
+    except SerializationError as exc:
+        refused = exc
+    if refused is not None:
+        assert repr(key) in str(refused)
+        assert cache.exists(key) is False
+        return
+    assert cache.get_json(key) == value
+    cache.delete(key)
+
+
+@PROPS
+@given(ttl=st.integers(min_value=1, max_value=TTL.MAX))
+def test_every_ttl_up_to_the_bound_is_accepted_as_given(cache: Cache, ttl: int) -> None:
+    cache.set("ttl", "v", ttl=ttl)
+    assert ttl - 2 <= cache.ttl("ttl") <= ttl
+
+
+@PROPS
+@given(ttl=st.integers(min_value=TTL.MAX + 1, max_value=2**80))
+def test_every_ttl_past_the_bound_is_refused_before_sending(cache: Cache, ttl: int) -> None:
+    with pytest.raises(InvalidTTLError, match=r"^ttl"):
+        cache.set("past", "v", ttl=ttl)
+    assert cache.exists("past") is False
 
 
 # -- size ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from berthcache._exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_KEY_PREFIX", "RETRY_STRATEGIES", "CacheConfig", "RetryStrategy"]
+__all__ = ["DEFAULT_KEY_PREFIX", "RETRY_STRATEGIES", "CacheConfig", "RetryStrategy", "masked_url"]
 
 RetryStrategy = Literal["exponential", "linear", "exponential-jitter", "none"]
 #: ``exponential`` is the seed's name (its ``.env``) for its schedule 50, 100, 150 … ms capped
@@ -131,7 +131,7 @@ class CacheConfig:
         names = {f: ENV_VARS[f] for f in values}
         url = env.get("REDIS_URL")
         if url:
-            from_url = _parse_url(url, "REDIS_URL")
+            from_url = _parse_url(url, "REDIS_URL", "password" in values or "password" in overrides)
             values.update(from_url)
             names.update(dict.fromkeys(from_url, "REDIS_URL"))
         values.update(overrides)
@@ -141,7 +141,7 @@ class CacheConfig:
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> CacheConfig:
         """Build from a ``redis://`` or ``rediss://`` URL (``rediss`` turns TLS on)."""
-        values = _parse_url(url, "url")
+        values = _parse_url(url, "url", "password" in overrides)
         values.update(overrides)
         return cls._build(values, names={})
 
@@ -169,13 +169,18 @@ class CacheConfig:
         scheme = "rediss" if self.tls else "redis"
         auth = ""
         if self.username or self.password:
-            auth = f"{self.username or ''}{':***' if self.password else ''}@"
+            auth = f"{self._shown_username or ''}{':***' if self.password else ''}@"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{auth}{host}:{self.port}/{self.db}"
 
+    @property
+    def _shown_username(self) -> str | None:
+        # A user name equal to the password is the token given twice: mask it too.
+        return "***" if self.username and self.username == self.password else self.username
+
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}"
+            f"{f.name}={self._shown_username if f.name == 'username' else getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)
             if f.name != "password"
         )
@@ -285,8 +290,29 @@ def _parse(field: str, raw: str, var: str) -> Any:
     return raw
 
 
-def _parse_url(url: str, setting: str) -> dict[str, Any]:
-    """Split a redis URL into settings. Errors never echo the URL (it may hold a password)."""
+def masked_url(url: str) -> str:
+    """``url`` safe to print: its password — or a lone user-slot value, the AUTH token by
+    :func:`_parse_url`'s rule — replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return "<unparseable URL>"
+    if user is None and password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    auth = "***" if password is None else f"{user or ''}:***"
+    return parts._replace(netloc=f"{auth}@{host}").geturl()
+
+
+def _parse_url(url: str, setting: str, password_elsewhere: bool = False) -> dict[str, Any]:
+    """Split a redis URL into settings. Errors never echo the URL (it may hold a password).
+
+    A lone user-slot value (``redis://TOKEN@host``, no ``:``) is the AUTH token, as redis-cli
+    reads it — redis-py would send it as a user name, and the server would log it in its
+    ACL LOG — unless a password comes from elsewhere (``REDIS_PASSWORD``, ``password=``):
+    then it is the user name (``rediss://app@host`` plus the token from Secrets Manager).
+    """
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -317,7 +343,9 @@ def _parse_url(url: str, setting: str) -> dict[str, Any]:
     values: dict[str, Any] = {"host": parts.hostname, "tls": parts.scheme == "rediss"}
     if port is not None:
         values["port"] = port
-    if parts.username:
+    if parts.username and parts.password is None and not password_elsewhere:
+        values["password"] = unquote(parts.username)  # redis://TOKEN@host: the token
+    elif parts.username:
         values["username"] = unquote(parts.username)
     if parts.password:
         values["password"] = unquote(parts.password)

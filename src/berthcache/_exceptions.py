@@ -4,7 +4,9 @@ Every error the module raises derives from :class:`CacheError`. Errors from redi
 and TLS are mapped to it at one boundary, :func:`to_cache_error` — raised by the cache's
 operation context, or by :func:`map_errors` around code outside it — always with
 ``raise ... from exc`` so the original stays on ``__cause__`` for debugging. Messages never
-carry a password or token, nor the arguments of a failed pipeline command.
+carry a password or token, nor the arguments of a failed pipeline command — nor does the chain
+a traceback prints: the originals on ``__cause__`` / ``__context__`` are scrubbed in place
+(their type and frames stay, for debugging; the caller's values and secrets go).
 
     CacheError
     ├── ConfigurationError          bad setting; names the variable / argument
@@ -12,7 +14,7 @@ carry a password or token, nor the arguments of a failed pipeline command.
     ├── CacheNotInitializedError    a berthcache.compat function before initialize_cache()
     ├── SerializationError          value cannot be stored as JSON / stored value is not JSON
     ├── InvalidKeyError             empty or otherwise unusable key part
-    ├── InvalidTTLError             zero, negative or non-integral TTL
+    ├── InvalidTTLError             zero, negative, non-integral or too long (> TTL.MAX) TTL
     ├── RateLimitUnavailableError   rate limiter is fail-closed and Redis is down
     └── CacheServerError            the server answered with an error
         ├── AuthenticationError     NOAUTH / WRONGPASS / no permission (never retried)
@@ -84,7 +86,8 @@ class InvalidKeyError(CacheError, ValueError):
 
 
 class InvalidTTLError(CacheError, ValueError):
-    """A TTL is zero, negative or not a whole number of seconds."""
+    """A TTL is zero, negative, not a whole number of seconds, or beyond what Redis can store
+    (``berthcache.TTL.MAX``); raised before anything is sent."""
 
 
 class RateLimitUnavailableError(CacheError):
@@ -160,9 +163,11 @@ def to_cache_error(exc: BaseException, *, secrets: Iterable[str | None] = ()) ->
     replaced by ``***`` in the message, and a pipeline error names the failed command without
     its arguments (the values a caller stored).
     """
+    present = tuple(s for s in secrets if s)
+    _scrub_chain(exc, present)  # before mapping: our message is built from exc's own text
     error = _mapped(exc)
     if error is not None:
-        _scrub(error, secrets)
+        _scrub(error, present)
     return error
 
 
@@ -234,9 +239,12 @@ def _mapped(exc: BaseException) -> CacheError | None:
     return CacheServerError(message)
 
 
-# redis-py annotates an error inside a pipeline with the whole command, arguments included:
-# "Command # 2 (SET key value) of pipeline caused error: ...". The values are the caller's data.
+# redis-py annotates an error inside a pipeline or transaction with the whole command, arguments
+# included: "Command # 2 (SET key value) of pipeline caused error: ...". The values are the
+# caller's data (a session's personal data, a session id that is a bearer token). The asyncio
+# client quotes the original args tuple after the colon: "...caused error: ('OOM ...',)".
 _PIPELINE_COMMAND = re.compile(r"Command # (\d+) \(([^\s)]*).*\) of pipeline caused error: ", re.S)
+_ARGS_TUPLE = re.compile(r"""\((['"])(.*)\1,?\)""", re.S)
 
 
 def _server_text(exc: BaseException) -> str:
@@ -246,14 +254,51 @@ def _server_text(exc: BaseException) -> str:
     where = ""
     pipelined = _PIPELINE_COMMAND.match(text)
     if pipelined:
-        text = text[pipelined.end() :].strip()
+        text = _unquoted(text[pipelined.end() :].strip())
         where = f" (pipeline command #{pipelined[1]}: {pipelined[2]})"
     return (text.splitlines()[0] if text else "no detail") + where
 
 
-def _scrub(error: BaseException, secrets: Iterable[str | None]) -> None:
+def _unquoted(text: str) -> str:
+    """The server's text out of the asyncio client's ``('text',)`` quoting (as is otherwise)."""
+    quoted = _ARGS_TUPLE.fullmatch(text)
+    return quoted[2] if quoted else text
+
+
+def _scrub_chain(exc: BaseException, secrets: tuple[str, ...]) -> None:
+    """Rewrite, in place, every exception on ``exc``'s cause/context chain that a traceback
+    would print: a pipeline command's arguments dropped, each secret replaced by ``***``.
+
+    ``raise ... from None`` would hide the values too, but also the original's type and frames,
+    which are what a developer debugging a failure needs; scrubbing keeps those.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if cur.args and isinstance(cur.args[0], str):
+            first = _scrubbed_text(cur.args[0], secrets)
+            if first != cur.args[0]:
+                with contextlib.suppress(AttributeError, TypeError):  # an exotic args slot
+                    cur.args = (first, *cur.args[1:])
+        todo.extend(e for e in (cur.__cause__, cur.__context__) if e is not None)
+
+
+def _scrubbed_text(text: str, secrets: tuple[str, ...]) -> str:
+    pipelined = _PIPELINE_COMMAND.match(text)
+    if pipelined:
+        rest = _unquoted(text[pipelined.end() :].strip())
+        text = f"Command # {pipelined[1]} ({pipelined[2]}) of pipeline caused error: {rest}"
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _scrub(error: BaseException, present: tuple[str, ...]) -> None:
     """Replace each secret in ``error``'s message by ``***`` (in place: the error may be ours)."""
-    present = [s for s in secrets if s]
     if not present or not error.args:
         return
     args = tuple(str(a) for a in error.args)

@@ -92,7 +92,8 @@ def _message(cache: CacheHost, raw: dict[str, Any] | None, parse_json: bool) -> 
         return None
     data: Any = as_text(raw["data"]) if isinstance(raw["data"], bytes | str) else raw["data"]
     if parse_json and isinstance(data, str):
-        with contextlib.suppress(ValueError):  # plain text was published: deliver it as sent
+        # Plain text was published, or JSON nested too deeply to parse: deliver it as sent.
+        with contextlib.suppress(ValueError, RecursionError):
             data = json.loads(data)
     channel = as_text(raw["channel"])
     if cache.config.prefix_channels:

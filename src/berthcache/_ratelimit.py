@@ -39,6 +39,8 @@ __all__ = ["AsyncRateLimiter", "RateLimitResult", "RateLimiter", "normalize_ip"]
 
 #: Server errors that mean "cannot count now" (TLSError, a configuration problem, excepted).
 _OUTAGES = (CacheUnavailableError, ReadOnlyError, OutOfMemoryError)
+#: The largest count INCR can reach (a signed 64-bit integer).
+_MAX_COUNT = 2**63 - 1
 #: How many (ip, endpoint) -> key translations a limiter remembers before starting over.
 _KEY_MEMO_SIZE = 4096
 
@@ -99,8 +101,10 @@ class _RateLimiterBase:
         window: int | _dt.timedelta = 60,
         fail_open: bool = True,
     ) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError("limit", f"must be a positive integer, got {limit!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_COUNT:
+            raise ConfigurationError(
+                "limit", f"must be an integer from 1 to {_MAX_COUNT} (INCR's range), got {limit!r}"
+            )
         if not isinstance(fail_open, bool):
             raise ConfigurationError("fail_open", "must be true or false")
         self._cache = cache

@@ -41,7 +41,7 @@ from berthcache._host import CacheHost
 from berthcache._parts import as_text, check_part
 from berthcache._scripts import load_script
 from berthcache._serialization import decode_json, encode_json
-from berthcache._ttl import TTL, TTLLike, to_seconds
+from berthcache._ttl import MAX_TTL_SECONDS, TTL, TTLLike, to_seconds
 from berthcache.acl import glob_escape
 
 __all__ = ["AsyncResponseCache", "CacheStats", "ResponseCache"]
@@ -67,8 +67,16 @@ class CacheStats:
 
 
 def _positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError(name, f"must be a positive number of seconds, got {value!r}")
+    """Seconds in ``(0, MAX_TTL_SECONDS]``: the lock's PX is ``lock_timeout`` in ms, and an
+    infinite wait is no bound."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_TTL_SECONDS
+    ):
+        raise ConfigurationError(
+            name, f"must be a positive number of seconds up to {MAX_TTL_SECONDS}, got {value!r}"
+        )
     return float(value)
 
 

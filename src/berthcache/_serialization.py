@@ -1,11 +1,14 @@
 """Values on the wire: strings, bytes and numbers as they are; objects as JSON on request.
 
 Encoding errors name the key and the offending type — never the value, which may be personal data.
+A value nested deeper than Python's recursion limit (about 1,000 levels: ``json`` recurses once
+per level) is a :class:`SerializationError` too, both ways, never a ``RecursionError``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, TypeVar
 
 from berthcache._exceptions import SerializationError
@@ -22,6 +25,8 @@ def encode_json(value: Any, *, key: str) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"value for key {key!r} cannot be stored as JSON: {exc}") from exc
+    except RecursionError:
+        raise SerializationError(_too_deep("value for", key, "stored as")) from None
 
 
 def encode_value(value: Any, *, key: str) -> Scalar:
@@ -44,6 +49,16 @@ def decode_json(raw: str | bytes, *, key: str) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise SerializationError(f"value at key {key!r} is not valid JSON: {detail}") from exc
+    except RecursionError:
+        raise SerializationError(_too_deep("value at", key, "read as")) from None
+
+
+def _too_deep(what: str, key: str, verb: str) -> str:
+    # ``from None``: the RecursionError's traceback is a thousand identical frames.
+    return (
+        f"{what} key {key!r} is nested too deeply to be {verb} JSON (Python's json recurses "
+        f"once per level; the limit is about {sys.getrecursionlimit()} levels)"
+    )
 
 
 def check_text(value: S, *, key: str) -> S:

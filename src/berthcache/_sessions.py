@@ -31,6 +31,16 @@ _SESSION_ID = re.compile(
     r"^user-(?P<user>.+)-session-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
 _MAX_WATCH_RETRIES = 16
+# A session key up to its secret part: whoever holds a session id holds the session (a bearer
+# token), so messages show "{prefix}session:user-42-session-…" — or "{prefix}session:…" for an
+# id not made by create().
+_SESSION_KEY_HEAD = re.compile(r"(.*?session:(?:user-.+-session-)?).+", re.S)
+
+
+def _shown(key: str) -> str:
+    """``key`` as error messages name it: the session id's random part hidden, the user id kept
+    so the message still says whose session it was."""
+    return _SESSION_KEY_HEAD.sub(r"\1…", key)
 
 
 class _SessionBase:
@@ -55,19 +65,21 @@ class _SessionBase:
         return self._index_key(match.group("user")) if match else None
 
     def _encode(self, data: Mapping[str, Any], key: str) -> str:
+        shown = _shown(key)
         if not isinstance(data, Mapping):
             raise SerializationError(
-                f"session data for key {key!r} must be a mapping, got {type(data).__name__}"
+                f"session data for key {shown!r} must be a mapping, got {type(data).__name__}"
             )
-        return encode_json(dict(data), key=key)
+        return encode_json(dict(data), key=shown)
 
     @staticmethod
     def _decode(raw: str | bytes | None, key: str) -> dict[str, Any] | None:
         if raw is None:
             return None
-        value = decode_json(raw, key=key)
+        shown = _shown(key)
+        value = decode_json(raw, key=shown)
         if not isinstance(value, dict):
-            raise SerializationError(f"value at key {key!r} is not a session object")
+            raise SerializationError(f"value at key {shown!r} is not a session object")
         return value
 
     def _queue_create(self, pipe: Any, user_id: str | int, data: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from berthcache._config import masked_url
 from berthcache.ops._errors import ExitCode, OpsError
 
 __all__ = [
@@ -182,16 +183,9 @@ def _check_url(url: str) -> None:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (safe to print)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable URL>"
-    if not password:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
+    """The URL with its password — or a token in the user slot — replaced by ``***``
+    (safe to print): berthcache's one rule, :func:`berthcache._config.masked_url`."""
+    return masked_url(url)
 
 
 def check_prerequisites(run: SuiteRun, environ: Mapping[str, str]) -> None:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from berthcache._config import CacheConfig
+from berthcache._config import CacheConfig, masked_url
 from berthcache.testing._harness import LocalRedis
 
 __all__ = [
@@ -49,17 +48,9 @@ class UsageError(ValueError):
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` — safe for reprs, logs and errors."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable URL>"
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    """The URL with its password — or a token in the user slot — replaced by ``***``
+    (safe to print): berthcache's one rule, :func:`berthcache._config.masked_url`."""
+    return masked_url(url)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
