@@ -21,7 +21,7 @@ from typing import Any
 import redis.asyncio.connection as aconn
 import redis.connection as sconn
 
-from berthcache._exceptions import ConfigurationError
+from berthcache._exceptions import ConfigurationError, describe_error
 
 __all__ = [
     "EVENT_NAMES",
@@ -115,8 +115,7 @@ class ConnectionEvents:
             return
         with contextlib.suppress(AttributeError):
             setattr(exc, _REPORTED, True)
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        self.emit("error", error=f"{type(exc).__name__}: {text}".rstrip(": "))
+        self.emit("error", error=describe_error(exc, secrets=self._secrets))
 
     def reconnecting(self, attempt: int, delay_ms: float) -> None:
         shown = int(delay_ms) if float(delay_ms).is_integer() else round(delay_ms, 1)

@@ -171,6 +171,14 @@ def to_cache_error(exc: BaseException, *, secrets: Iterable[str | None] = ()) ->
     return error
 
 
+def describe_error(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> str:
+    """``"TypeName: first line"`` of ``exc`` for logs and connection events, through the same
+    rules as :func:`to_cache_error`: no pipeline arguments, every secret replaced by ``***``."""
+    present = tuple(s for s in secrets if s)
+    text = _scrubbed_text(_server_text(exc), present) if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
 @contextlib.contextmanager
 def map_errors(secrets: Iterable[str | None] = ()) -> Iterator[None]:
     """Raise the :func:`to_cache_error` of whatever escapes the block, ``from`` the original.

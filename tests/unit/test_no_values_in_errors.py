@@ -156,3 +156,34 @@ async def _get_then_incr_in_a_transaction(cache: AnyCache, key: str) -> None:
     with cache.pipeline(transaction=True) as pipe:
         pipe.get(key).incr(key)
         pipe.execute()
+
+
+@pytest.fixture
+def replica_server(server_factory: Callable[..., RedisServer]) -> RedisServer:
+    """A server of this test's own that answers every write with READONLY, as a primary demoted
+    by a failover does: a replica of a primary that is not there (port 1 on loopback)."""
+    server = server_factory()
+    with server.client() as admin:
+        admin.execute_command("REPLICAOF", "127.0.0.1", "1")  # type: ignore[no-untyped-call]
+    return server
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("write", ["sessions.create (MULTI/EXEC)", "pipeline set"])
+async def test_readonly_retries_log_no_value(
+    replica_server: RedisServer, kind: str, write: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """READONLY is retried (it heals after a failover), and each retry emits the ``error``
+    connection event, which is logged: that line must say which command failed, not with what."""
+    caplog.set_level(logging.DEBUG)
+    cache = make(kind, replica_server)
+    try:
+        with pytest.raises(CacheServerError) as info:
+            await aw(WRITES[write](cache))
+    finally:
+        await close(cache)
+    assert_private_absent(everything_printed(info.value), f"the error of {write}")
+    events = [r.getMessage() for r in caplog.records if r.name == "berthcache.connection"]
+    assert any("ReadOnlyError" in line for line in events), events  # the event was logged
+    assert_private_absent(caplog.text, f"the log records of {write}")
