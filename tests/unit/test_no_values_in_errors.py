@@ -164,7 +164,7 @@ def replica_server(server_factory: Callable[..., RedisServer]) -> RedisServer:
     by a failover does: a replica of a primary that is not there (port 1 on loopback)."""
     server = server_factory()
     with server.client() as admin:
-        admin.execute_command("REPLICAOF", "127.0.0.1", "1")  # type: ignore[no-untyped-call]
+        admin.execute_command("REPLICAOF", "127.0.0.1", "1")
     return server
 
 
