@@ -133,9 +133,17 @@ def retry_schedule(
 
     ``retry_schedule("exponential", 4)`` is 50, 100, 150, 200 ms — the seed's schedule.
     """
-    name = _strategy(strategy)
+    name = _strategy(strategy.strip().lower() if isinstance(strategy, str) else strategy)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigurationError("retries", f"must be a non-negative integer, got {retries!r}")
+    # The bounds CacheConfig puts on REDIS_RETRY_BASE_DELAY_MS / REDIS_RETRY_MAX_DELAY_MS.
+    for argument, value, highest in (("base_ms", base_ms, 60_000), ("cap_ms", cap_ms, 600_000)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= highest:
+            raise ConfigurationError(
+                argument, f"must be an integer from 1 to {highest} ms, got {value!r}"
+            )
+    if cap_ms < base_ms:
+        raise ConfigurationError("cap_ms", f"must be at least base_ms ({base_ms}), got {cap_ms}")
     if name == "none":
         return []
     delays = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import ssl
+from typing import Any
 
 import pytest
 import redis.exceptions as rex
@@ -195,3 +196,29 @@ def test_certificate_verification_failure_is_a_tls_error_and_not_retried() -> No
     failed = _wrapped(verify, "Error 1 connecting to 127.0.0.1:6380. certificate verify failed.")
     assert not is_retryable(failed)
     assert isinstance(to_cache_error(failed), TLSError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"base_ms": -50}, "base_ms"),
+        ({"base_ms": 0}, "base_ms"),
+        ({"cap_ms": 0}, "cap_ms"),
+        ({"base_ms": 100, "cap_ms": 50}, "cap_ms"),
+        ({"base_ms": 1.5}, "base_ms"),
+    ],
+)
+def test_retry_schedule_refuses_what_the_config_refuses(
+    kwargs: dict[str, Any], argument: str
+) -> None:
+    """A schedule printed for ops must be one a client could run: the config's own bounds."""
+    with pytest.raises(ConfigurationError, match=argument):
+        retry_schedule("exponential", 3, **kwargs)
+
+
+def test_retry_schedule_takes_the_strategy_as_the_config_does() -> None:
+    """REDIS_RETRY_STRATEGY=EXPONENTIAL configures a client; the same name prints its schedule."""
+    assert CacheConfig.from_env({"REDIS_RETRY_STRATEGY": "EXPONENTIAL"}).retry_strategy == (
+        "exponential"
+    )
+    assert [d.min_ms for d in retry_schedule("EXPONENTIAL", 3)] == [50, 100, 150]
