@@ -191,3 +191,32 @@ async def test_prefixed_by_default_so_the_seed_does_not_hear(
             prefixed.close()
     finally:
         listener.close()
+
+
+@pytest.mark.requires("admin")  # kills connections on the server: only where the suite owns it
+async def test_a_lost_subscription_connection_is_restored(
+    cache: AnyCache, redis_target: Any
+) -> None:
+    """The contract's "a lost connection is retried and the channels re-subscribed": the server
+    drops every subscribed connection (as a node replacement does); messages published after
+    that still arrive, without the app doing anything."""
+    inbox = Inbox()
+    sub = await _subscribe(cache, "alerts", inbox)
+    admin = redis_target.harness.admin_client()
+    try:
+        assert await aw(cache.publish("alerts", {"n": 1})) == 1
+        assert (await inbox.get()).data == {"n": 1}
+        killed = admin.client_kill_filter(_type="pubsub")
+        assert killed >= 1
+        delivered: list[Any] = []
+        async with asyncio.timeout(WAIT):
+            # Publish until the re-subscribed listener hears one (each try is one PUBLISH).
+            while not delivered:
+                if await aw(cache.publish("alerts", {"n": 2})) >= 1:
+                    delivered.append((await inbox.get()).data)
+                else:
+                    await asyncio.sleep(0.05)
+        assert delivered == [{"n": 2}]
+    finally:
+        admin.close()
+        await _stop(sub)
