@@ -245,7 +245,7 @@ class _ResponseCacheBase:
 
     def _hit(self, value: Any) -> bool:
         """Whether ``value`` was found in the cache; counts the hit when it was."""
-        if value is _MISS:
+        if value is _MISS or value is _DOWN:
             return False
         with self._counter_lock:
             self._hits += 1
@@ -371,11 +371,9 @@ class ResponseCache(_ResponseCacheBase):
         that raised get its error). When Redis is unavailable or over budget the value is
         computed and returned uncached (``serve_through_outage``)."""
         key, seconds = self._key(endpoint, user_id), self._ttl(ttl)
-        value = self._read_or_down(key)
-        if self._hit(value):
-            return value  # type: ignore[no-any-return]
-        down = value is _DOWN
-        return self._single_flight(key, lambda: self._load(key, compute, seconds, down))
+        # Single flight over the whole lookup, as on the async twin: concurrent callers share
+        # one GET (and at most one compute), so a burst on a key costs one connection.
+        return self._single_flight(key, lambda: self._load(key, compute, seconds))
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -423,9 +421,9 @@ class ResponseCache(_ResponseCacheBase):
                 del self._flights[key]
             flight.done.set()
 
-    def _load(self, key: str, compute: Callable[[], T], seconds: int, down: bool) -> T:
-        """The leader's lookup after a miss: read again, take the cross-process lock, compute."""
-        if down or (value := self._read_or_down(key)) is _DOWN:
+    def _load(self, key: str, compute: Callable[[], T], seconds: int) -> T:
+        """The leader's lookup: read, take the cross-process lock, compute."""
+        if (value := self._read_or_down(key)) is _DOWN:
             return self._compute_uncached(compute)
         if self._hit(value):
             return value  # type: ignore[no-any-return]
