@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -174,6 +175,66 @@ async def test_async_budget_exceeded_is_a_cache_unavailable_error(
                 await cache.responses.get("e", 1)
             assert time.perf_counter() - start <= 0.2 + SLACK
         assert await cache.responses.get("e", 1) == {"a": 1}
+
+
+@pytest.fixture
+def black_hole() -> Iterator[tuple[str, int]]:
+    """A local address whose SYNs are dropped: a listener with a full accept queue that never
+    accepts (what a firewall black hole looks like to the client: connect() just waits)."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            fillers.append(filler)
+        probe = socket.socket()
+        probe.settimeout(0.2)
+        try:
+            with pytest.raises(TimeoutError):
+                probe.connect(address)
+        finally:
+            probe.close()
+        yield address
+    finally:
+        for sock in fillers:
+            sock.close()
+        listener.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_budgets_hold_against_a_black_hole(black_hole: tuple[str, int], kind: str) -> None:
+    host, port = black_hole
+    config = CacheConfig(host=host, port=port, health_timeout_ms=300)
+    cache: Cache | AsyncCache = Cache(config) if kind == "sync" else AsyncCache(config)
+
+    async def timed(call: Callable[[], object]) -> tuple[object, float]:
+        start = time.perf_counter()
+        result = call()
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result, time.perf_counter() - start
+
+    try:
+        status, took = await timed(cache.check_health)
+        assert isinstance(status, HealthStatus)
+        assert status.healthy is False
+        assert took <= 0.3 + SLACK
+        verdict, took = await timed(lambda: cache.rate_limiter.check("192.0.2.1", "x"))
+        assert getattr(verdict, "allowed", False) is True
+        assert took <= 0.25 + SLACK
+        value, took = await timed(lambda: cache.responses.get_or_compute("e", 1, lambda: 7))
+        assert value == 7
+        assert took <= 0.5 + SLACK
+    finally:
+        closing = cache.close()
+        if asyncio.iscoroutine(closing):
+            await closing
 
 
 # -- the /health app's own guard ----------------------------------------------------------------
