@@ -21,6 +21,7 @@ import asyncio
 import contextvars
 import dataclasses
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -93,6 +94,8 @@ class _DeadlineMixin:
     _sock: Any
     socket_timeout: Any
     socket_connect_timeout: Any
+    host: Any
+    _berth_tls_context: ssl.SSLContext | None = None
 
     def _connect(self) -> Any:
         left = _left()
@@ -102,10 +105,17 @@ class _DeadlineMixin:
         return super()._connect()  # type: ignore[misc]
 
     def _wrap_socket_with_ssl(self, sock: Any) -> Any:
+        # redis-py builds a fresh SSLContext (system CAs included, tens of ms on a busy host)
+        # before the handshake, on the socket timeout set before that: the budget would be
+        # overrun by the build. The context is built here once per connection, from the same
+        # settings berthcache passes (CA file, verification, client certificate), and the
+        # handshake gets exactly what is left of the budget.
+        context = self._berth_tls_context
+        if context is None:
+            context = self._berth_tls_context = _tls_context(self)
         left = _left()
-        if left is not None:
-            sock.settimeout(left)  # the handshake gets what the TCP connect left over
-        return super()._wrap_socket_with_ssl(sock)  # type: ignore[misc]
+        sock.settimeout(left if left is not None else self.socket_timeout)
+        return context.wrap_socket(sock, server_hostname=self.host)
 
     def _apply_deadline(self) -> None:
         left = _left()
@@ -119,6 +129,19 @@ class _DeadlineMixin:
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         self._apply_deadline()
         return super().read_response(*args, **kwargs)  # type: ignore[misc]
+
+
+def _tls_context(connection: Any) -> ssl.SSLContext:
+    """The SSLContext redis-py would build for ``connection``'s settings (those berthcache sets:
+    ``ssl_ca_certs``, ``ssl_cert_reqs``, ``ssl_check_hostname``, ``ssl_certfile/keyfile``)."""
+    context = ssl.create_default_context()
+    context.check_hostname = connection.check_hostname
+    context.verify_mode = connection.cert_reqs
+    if connection.certfile or connection.keyfile:
+        context.load_cert_chain(certfile=connection.certfile, keyfile=connection.keyfile)
+    if connection.ca_certs is not None:
+        context.load_verify_locations(cafile=connection.ca_certs)
+    return context
 
 
 class BoundedConnection(_DeadlineMixin, EventConnection):
