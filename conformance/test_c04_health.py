@@ -1,7 +1,10 @@
 """C4 Health: check_health() -> {healthy, latency}; never raises; /health serves
-{"status": "healthy", "checks": {"cache": {...}}} under a real ASGI server (uvicorn)."""
+{"status": "healthy", "checks": {"cache": {...}}} under a real ASGI server (uvicorn) — and both
+answer within the health budget (health_timeout_ms, default 1 s) + 100 ms whatever Redis does."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import httpx
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from berthcache import CacheConfig, health_app
 from berthcache.testing import serve_asgi
 
+from .hangs import HangingRedis, within
 from .support import WAIT, AnyCache, CacheFactory, aw, dead_port
 
 pytestmark = [pytest.mark.clause("C4"), pytest.mark.asyncio]
@@ -71,3 +75,55 @@ async def test_health_endpoint_reports_503_when_down(
         body = response.json()
         assert body["status"] == "unhealthy"
         assert body["checks"]["cache"]["healthy"] is False
+
+
+# -- the health budget -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hanging(local_redis_factory: Any, conf: CacheConfig) -> HangingRedis:
+    return HangingRedis(local_redis_factory, conf)
+
+
+async def test_check_health_answers_within_its_budget_while_redis_hangs(
+    cache_factory: CacheFactory, hanging: HangingRedis
+) -> None:
+    cache = cache_factory(hanging.config)  # default settings: a 1000 ms budget
+    assert (await aw(cache.check_health())).healthy  # a pooled connection now exists
+    with hanging.paused():
+        for _ in range(2):  # on the pooled connection, then on a fresh one
+            with within(1.0):
+                status = await aw(cache.check_health())
+            assert status.healthy is False
+            assert status.reason is not None
+            assert "1000 ms" in status.reason
+            assert "REDIS_HEALTH_TIMEOUT_MS" in status.reason
+    with within(WAIT):  # the timed-out connection was dropped, not reused out of step
+        assert (await aw(cache.check_health())).healthy
+
+
+async def test_the_health_budget_is_a_setting(
+    cache_factory: CacheFactory, hanging: HangingRedis
+) -> None:
+    cache = cache_factory(hanging.config, health_timeout_ms=200)
+    with hanging.paused(), within(0.2):
+        status = await aw(cache.check_health())
+    assert status.healthy is False
+    assert status.reason is not None
+    assert "200 ms" in status.reason
+
+
+async def test_health_endpoint_answers_503_within_budget_while_redis_hangs(
+    cache_factory: CacheFactory, hanging: HangingRedis
+) -> None:
+    cache = cache_factory(hanging.config)  # default settings
+    async with serve_asgi(health_app(cache)) as base, httpx.AsyncClient(timeout=WAIT) as http:
+        assert (await http.get(f"{base}/health")).status_code == 200
+        with hanging.paused(), within(1.0):
+            response = await http.get(f"{base}/health")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "unhealthy"
+        assert "1000 ms" in body["reason"]
+        assert body["checks"]["cache"] == {"healthy": False, "latency": None}
+        assert (await http.get(f"{base}/health")).status_code == 200

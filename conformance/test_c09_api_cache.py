@@ -1,13 +1,16 @@
 """C9 API response cache: ``api:{endpoint}:{userId}``, 5-minute TTL, invalidation on change
 (of exactly one endpoint's entries), hit rate above 80% on repeated reads, one computation per key
-when many miss at once — and a seed service shares the entries (the seed side is a plain
-redis-py client doing what the seed does)."""
+when many miss at once (also when the computation raises) — and a seed service shares the
+entries (the seed side is a plain redis-py client doing what the seed does). When Redis is down
+or hangs, get_or_compute serves the computed value within its step budget
+(response_cache_timeout_ms, default 500 ms), counted and logged once per outage."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -16,9 +19,17 @@ from typing import Any
 import pytest
 import redis
 
-from berthcache import TTL, AsyncCache, Cache, CacheConfig, InvalidKeyError
+from berthcache import (
+    TTL,
+    AsyncCache,
+    Cache,
+    CacheConfig,
+    CacheUnavailableError,
+    InvalidKeyError,
+)
 
-from .support import AnyCache, CacheFactory, aw
+from .hangs import HangingRedis, within
+from .support import WAIT, AnyCache, CacheFactory, aw, dead_port
 
 pytestmark = [pytest.mark.clause("C9"), pytest.mark.asyncio]
 
@@ -207,3 +218,114 @@ async def test_a_user_id_with_a_colon_is_refused(cache: AnyCache) -> None:
         await aw(cache.responses.set("clients", "list:7", CLIENTS))
     with pytest.raises(InvalidKeyError, match="user_id"):
         await aw(cache.responses.get("clients", "list:7"))
+
+
+# -- one compute per miss, also when the computation raises ----------------------------------------
+
+
+class BackendDown(Exception):
+    """What the computation raises: the backend behind the cache failed."""
+
+
+async def test_a_raising_compute_runs_once_for_twenty_concurrent_callers(cache: AnyCache) -> None:
+    """20 callers miss a cold key whose computation fails after 0.2 s: one computation runs and
+    every caller gets its error — not 20 computations one after another (4 s for the last)."""
+    calls: list[int] = []
+    lock = threading.Lock()
+    if isinstance(cache, AsyncCache):
+
+        async def afail() -> Any:
+            calls.append(1)
+            await asyncio.sleep(0.2)
+            raise BackendDown("backend down")
+
+        with within(1.0):
+            async with asyncio.timeout(WAIT):
+                outcomes = await asyncio.gather(
+                    *(cache.responses.get_or_compute("flaky", 1, afail) for _ in range(20)),
+                    return_exceptions=True,
+                )
+    else:
+        assert isinstance(cache, Cache)
+        start = threading.Barrier(20)
+        outcomes = []
+
+        def fail() -> Any:
+            with lock:
+                calls.append(1)
+            time.sleep(0.2)  # the slow backend query that then fails
+            raise BackendDown("backend down")
+
+        def worker() -> None:
+            start.wait(WAIT)
+            try:
+                result: Any = cache.responses.get_or_compute("flaky", 1, fail)
+            except BaseException as exc:
+                result = exc
+            with lock:
+                outcomes.append(result)
+
+        threads = [threading.Thread(target=worker) for _ in range(20)]
+        with within(1.0):
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=WAIT)
+        assert not any(t.is_alive() for t in threads)
+    assert len(calls) == 1
+    assert len(outcomes) == 20
+    assert all(isinstance(o, BackendDown) for o in outcomes), outcomes
+    assert await aw(cache.responses.get_or_compute("flaky", 1, lambda: "ok")) == "ok"
+
+
+# -- serving through an outage -------------------------------------------------------------------
+
+
+@pytest.fixture
+def hanging(local_redis_factory: Any, conf: CacheConfig) -> HangingRedis:
+    return HangingRedis(local_redis_factory, conf)
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
+    """How many outage warnings and recovery lines the response cache logged."""
+    mine = [r for r in caplog.records if r.name == "berthcache.responses"]
+    down = sum(1 for r in mine if r.levelno == logging.WARNING and "unavailable" in r.message)
+    up = sum(1 for r in mine if r.levelno == logging.INFO and "answers again" in r.message)
+    return down, up
+
+
+async def test_get_or_compute_serves_through_a_hang(
+    cache_factory: CacheFactory, hanging: HangingRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = cache_factory(hanging.config)  # default settings: serve through, 500 ms per step
+    responses = cache.responses
+    assert await aw(responses.get("clients:list", 1)) is None  # a pooled connection exists
+    caplog.set_level(logging.INFO, "berthcache.responses")
+    with hanging.paused():
+        for n in range(1, 4):
+            with within(0.5):
+                value = await aw(responses.get_or_compute("clients:list", n, lambda: CLIENTS))
+            assert value == CLIENTS
+        assert responses.stats.served_through_outage == 3
+        assert outage_lines(caplog) == (1, 0)  # one warning for the outage, not one per call
+    with within(WAIT):
+        assert await aw(responses.get_or_compute("clients:list", 4, lambda: CLIENTS)) == CLIENTS
+    assert outage_lines(caplog) == (1, 1)
+    assert await aw(responses.get("clients:list", 4)) == CLIENTS  # stored again
+    assert responses.stats.served_through_outage == 3
+
+
+async def test_get_or_compute_serves_while_redis_is_down(
+    cache_factory: CacheFactory, conf: CacheConfig
+) -> None:
+    down = conf.replace(host="127.0.0.1", port=dead_port(), tls=False, tls_ca_file=None)
+    cache = cache_factory(down)
+    with within(0.5):
+        assert await aw(cache.responses.get_or_compute("clients:list", 1, lambda: CLIENTS)) == (
+            CLIENTS
+        )
+    assert cache.responses.stats.served_through_outage == 1
+    strict = cache_factory(down, serve_through_outage=False)
+    with pytest.raises(CacheUnavailableError):
+        await aw(strict.responses.get_or_compute("clients:list", 1, lambda: CLIENTS))
+    assert strict.responses.stats.served_through_outage == 0

@@ -1,13 +1,18 @@
 """C10 Rate limiting: ``ratelimit:{ip}:{endpoint}``, 100 requests per 60 s window, counted and
-given its TTL atomically (never INCR then a separate EXPIRE)."""
+given its TTL atomically (never INCR then a separate EXPIRE); when Redis hangs, a decision within
+the limiter's budget (rate_limit_timeout_ms, default 250 ms): fail open, or closed if asked."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pytest
 
-from berthcache import TTL
+from berthcache import TTL, CacheConfig, RateLimitUnavailableError
 
-from .support import AnyCache, aw, record_sends
+from .hangs import HangingRedis, within
+from .support import WAIT, AnyCache, CacheFactory, aw, record_sends
 
 pytestmark = [pytest.mark.clause("C10"), pytest.mark.asyncio]
 
@@ -69,3 +74,39 @@ async def test_one_atomic_round_trip_per_check(
     full = f"{cache.config.key_prefix}ratelimit:192.0.2.50:login"
     assert await aw(cache.redis.get(full)) == "10"
     assert 0 < await aw(cache.redis.pttl(full)) <= 60_000
+
+
+# -- the rate limiter's budget -------------------------------------------------------------------
+
+
+@pytest.fixture
+def hanging(local_redis_factory: Any, conf: CacheConfig) -> HangingRedis:
+    return HangingRedis(local_redis_factory, conf)
+
+
+async def test_fails_open_within_its_budget_while_redis_hangs(
+    cache_factory: CacheFactory, hanging: HangingRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = cache_factory(hanging.config)  # default settings: fail open, 250 ms
+    limiter = cache.rate_limiter
+    assert limiter.budget.ms == 250
+    assert (await aw(limiter.check("192.0.2.70", "login"))).remaining == 99
+    with hanging.paused(), caplog.at_level(logging.WARNING, "berthcache.ratelimit"):
+        for _ in range(2):  # on the pooled connection, then on a fresh one
+            with within(0.25):
+                result = await aw(limiter.check("192.0.2.70", "login"))
+            assert result.allowed is True
+    assert "250 ms" in caplog.text  # allowed, and logged with the reason
+    with within(WAIT):  # the timed-out connection was dropped, not reused out of step
+        after = await aw(limiter.check("192.0.2.70", "search"))
+    assert (after.allowed, after.remaining) == (True, 99)
+
+
+async def test_fails_closed_within_its_budget_when_asked(
+    cache_factory: CacheFactory, hanging: HangingRedis
+) -> None:
+    cache = cache_factory(hanging.config, rate_limit_timeout_ms=100)
+    limiter = type(cache.rate_limiter)(cache, fail_open=False)
+    assert limiter.budget.ms == 100
+    with hanging.paused(), within(0.1), pytest.raises(RateLimitUnavailableError, match="100 ms"):
+        await aw(limiter.check("192.0.2.71", "login"))

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import redis.asyncio as aredis
 
 from berthcache._base import CacheBase
+from berthcache._budget import AsyncBoundedClient, Budget, bounded_pool_kwargs
 from berthcache._commands import Command, Done, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
 from berthcache._exceptions import CacheError
-from berthcache._health import HealthStatus
+from berthcache._health import HealthStatus, unhealthy
 from berthcache._lifecycle import check_close_timeout
 from berthcache._pool import AsyncWaitingPool
 from berthcache._retry import build_async_retry
@@ -40,6 +41,13 @@ __all__ = ["AsyncCache", "AsyncPipeline"]
 
 logger = logging.getLogger("berthcache")
 T = TypeVar("T")
+
+
+async def _timed_ping(client: aredis.Redis) -> float:
+    """PING round trip in milliseconds."""
+    start = time.perf_counter()
+    await client.ping()
+    return (time.perf_counter() - start) * 1000.0
 
 
 class AsyncPipeline(PipelineBase):
@@ -73,6 +81,18 @@ class AsyncCache(CacheBase):
             **self._pool_kwargs(AsyncEventConnection, AsyncEventSSLConnection, retry)
         )
         self.redis: aredis.Redis = aredis.Redis(connection_pool=self._pool)
+        # Calls with a time budget (health, rate limit, response cache steps): own pool, no
+        # retries; closed with the cache (a close callback).
+        once = build_async_retry(
+            self.config.replace(retry_strategy="none"), on_error=self.events.error
+        )
+        self._bounded = AsyncBoundedClient(
+            bounded_pool_kwargs(
+                self.config,
+                self._pool_kwargs(AsyncEventConnection, AsyncEventSSLConnection, once),
+            )
+        )
+        self._on_close(self._bounded.close)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AsyncCache:
@@ -154,14 +174,18 @@ class AsyncCache(CacheBase):
         return await self._run_timed(self._plan.ping())
 
     async def check_health(self) -> HealthStatus:
-        """``HealthStatus`` from a PING; never raises (unhealthy carries the reason)."""
+        """``HealthStatus`` from one PING within ``health_timeout_ms`` (no retries, a pool of its
+        own); never raises (unhealthy carries the reason)."""
+        budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
         try:
-            return HealthStatus(healthy=True, latency_ms=round(await self.ping(), 3))
+            with self._op:
+                latency = await self._bounded.call(budget, _timed_ping)
+            return HealthStatus(healthy=True, latency_ms=round(latency, 3))
         except CacheError as exc:
-            return HealthStatus(healthy=False, error=str(exc))
+            return unhealthy(exc)
         except Exception as exc:
             logger.exception("health check failed unexpectedly")
-            return HealthStatus(healthy=False, error=type(exc).__name__)
+            return unhealthy(exc)
 
     # -- pub/sub -------------------------------------------------------------------------------
 

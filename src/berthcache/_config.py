@@ -56,6 +56,11 @@ ENV_VARS: dict[str, str] = {
     "max_connections": "REDIS_MAX_CONNECTIONS",
     "pool_timeout": "REDIS_POOL_TIMEOUT",
     "prefix_channels": "REDIS_PREFIX_CHANNELS",
+    # time budgets (issue 8): calls that must answer in time whatever Redis does
+    "health_timeout_ms": "REDIS_HEALTH_TIMEOUT_MS",
+    "rate_limit_timeout_ms": "REDIS_RATE_LIMIT_TIMEOUT_MS",
+    "response_cache_timeout_ms": "REDIS_RESPONSE_CACHE_TIMEOUT_MS",
+    "serve_through_outage": "REDIS_SERVE_THROUGH_OUTAGE",
 }
 _INT_FIELDS = {
     "port": (1, 65535),
@@ -64,13 +69,16 @@ _INT_FIELDS = {
     "retry_base_delay_ms": (1, 60_000),
     "retry_max_delay_ms": (1, 600_000),
     "max_connections": (1, 100_000),
+    "health_timeout_ms": (10, 60_000),
+    "rate_limit_timeout_ms": (10, 60_000),
+    "response_cache_timeout_ms": (10, 60_000),
 }
 _FLOAT_FIELDS = {
     "connect_timeout": (0.01, 600.0),
     "socket_timeout": (0.01, 600.0),
     "pool_timeout": (0.01, 600.0),
 }
-_BOOL_FIELDS = ("tls", "tls_verify", "prefix_channels")
+_BOOL_FIELDS = ("tls", "tls_verify", "prefix_channels", "serve_through_outage")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -109,6 +117,15 @@ class CacheConfig:
     #: Publish/subscribe on ``{key_prefix}{channel}`` (True) or on the bare channel name as the
     #: seed does (False), so both can share a channel.
     prefix_channels: bool = True
+    #: Time budgets in milliseconds, each a whole call (no retries; the ordinary command path
+    #: keeps its retry policy): ``check_health()`` and ``/health``; one rate-limit decision
+    #: (then fail open or closed); each cache read/write/lock step of ``get_or_compute``.
+    health_timeout_ms: int = 1000
+    rate_limit_timeout_ms: int = 250
+    response_cache_timeout_ms: int = 500
+    #: ``responses.get_or_compute()`` computes and returns the value when Redis is unavailable
+    #: or over budget (counted in ``stats.served_through_outage``) instead of raising.
+    serve_through_outage: bool = True
 
     def __post_init__(self) -> None:
         self._validate(names={})

@@ -2,6 +2,11 @@
 
 :func:`health_app` is a plain ASGI callable — no framework dependency — so it mounts under any
 ASGI server or framework (Starlette ``Mount``, FastAPI ``app.mount``) or runs alone under uvicorn.
+
+Both are bounded in time: ``check_health()`` sends one PING within ``health_timeout_ms``
+(``REDIS_HEALTH_TIMEOUT_MS``, default 1000) with no retries, and the app answers 503 with the
+reason once that budget (plus a little grace) has passed, whatever Redis does — a load balancer
+gets the JSON, not its own timeout.
 """
 
 from __future__ import annotations
@@ -13,7 +18,28 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol, cast
 
-__all__ = ["HealthStatus", "SupportsHealthCheck", "health_app"]
+from berthcache._budget import BudgetExceededError
+from berthcache._exceptions import (
+    AuthenticationError,
+    CacheClosedError,
+    CacheError,
+    CacheUnavailableError,
+    ConfigurationError,
+    TLSError,
+)
+
+__all__ = ["HealthStatus", "SupportsHealthCheck", "health_app", "unhealthy"]
+
+#: What the app waits beyond the health budget (a sync check's thread hop, the JSON) before it
+#: answers 503 itself.
+_GRACE = 0.05
+#: Public-safe reasons (no host, no secret) for the /health body, most specific first.
+_REASONS: tuple[tuple[type[CacheError], str], ...] = (
+    (TLSError, "the TLS handshake with Redis failed"),
+    (AuthenticationError, "Redis refused the credentials"),
+    (CacheUnavailableError, "Redis is unreachable"),
+    (CacheClosedError, "the cache client is closed"),
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,6 +58,8 @@ class HealthStatus:
     healthy: bool
     latency_ms: float | None = None
     error: str | None = None
+    #: Why not, short and safe to show anyone (no host, no secret): the ``/health`` body's.
+    reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The seed's shape: ``{"healthy": bool, "latency": ms | None}``."""
@@ -47,14 +75,38 @@ class SupportsHealthCheck(Protocol):
         ...
 
 
-def health_app(cache: SupportsHealthCheck, path: str = "/health") -> ASGIApp:
+def unhealthy(exc: BaseException) -> HealthStatus:
+    """The status for a failed check: the error's text, and a reason safe to publish."""
+    if isinstance(exc, BudgetExceededError):
+        return HealthStatus(healthy=False, error=str(exc), reason=str(exc))
+    if isinstance(exc, CacheError):
+        reason = next((text for kind, text in _REASONS if isinstance(exc, kind)), None)
+        return HealthStatus(
+            healthy=False, error=str(exc), reason=reason or "Redis answered with an error"
+        )
+    return HealthStatus(healthy=False, error=type(exc).__name__, reason="unexpected error")
+
+
+def health_app(
+    cache: SupportsHealthCheck, path: str = "/health", *, timeout_ms: int | None = None
+) -> ASGIApp:
     """An ASGI app answering ``GET {path}`` with 200/503 and the cache's health as JSON.
 
-    A sync ``check_health`` (:class:`~berthcache.Cache`) runs in a worker thread so the event
-    loop never blocks. Other paths get 404; lifespan events are acknowledged.
+    It answers within ``timeout_ms`` (default: the cache's ``health_timeout_ms``) plus 50 ms
+    whatever Redis does: 503 with ``"reason"`` when the check ran out of time or failed. A sync
+    ``check_health`` (:class:`~berthcache.Cache`) runs in a worker thread so the event loop never
+    blocks. Other paths get 404; lifespan events are acknowledged.
     """
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/', got {path!r}")
+    if timeout_ms is None:
+        timeout_ms = getattr(getattr(cache, "config", None), "health_timeout_ms", 1000)
+    if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 1:
+        raise ConfigurationError(
+            "timeout_ms", f"must be a positive number of milliseconds, got {timeout_ms!r}"
+        )
+    limit = timeout_ms / 1000.0 + _GRACE
+    late = f"the health check did not finish within {timeout_ms} ms"
 
     is_async = inspect.iscoroutinefunction(cache.check_health)
 
@@ -75,14 +127,18 @@ def health_app(cache: SupportsHealthCheck, path: str = "/health") -> ASGIApp:
         if scope.get("method", "GET") not in ("GET", "HEAD"):
             await _respond(send, 405, {"error": "method not allowed"}, allow="GET, HEAD")
             return
-        if is_async:
-            status = await cast("Awaitable[HealthStatus]", cache.check_health())
-        else:
-            status = cast("HealthStatus", await asyncio.to_thread(cache.check_health))
-        body = {
-            "status": "healthy" if status.healthy else "unhealthy",
-            "checks": {"cache": status.as_dict()},
-        }
+        try:
+            async with asyncio.timeout(limit):
+                if is_async:
+                    status = await cast("Awaitable[HealthStatus]", cache.check_health())
+                else:
+                    status = cast("HealthStatus", await asyncio.to_thread(cache.check_health))
+        except TimeoutError:  # a check of a cache without a budget, or a starved thread pool
+            status = HealthStatus(healthy=False, error=late, reason=late)
+        body: dict[str, Any] = {"status": "healthy" if status.healthy else "unhealthy"}
+        if not status.healthy:
+            body["reason"] = status.reason or "unhealthy"
+        body["checks"] = {"cache": status.as_dict()}
         await _respond(
             send, 200 if status.healthy else 503, body, head=scope.get("method") == "HEAD"
         )

@@ -8,8 +8,10 @@ IP addresses are normalised (``2001:DB8:0::1`` → ``2001:db8::1``, ``::ffff:10.
 ``10.0.0.1``) so one client cannot dodge its limit by spelling its address differently. Other
 identifiers (e.g. ``"unknown"``) are used as given.
 
-When Redis is unreachable the limiter fails open (request allowed, warning logged) or, with
-``fail_open=False``, raises :class:`RateLimitUnavailableError`.
+When Redis is unreachable, or does not answer within the limiter's time budget
+(``rate_limit_timeout_ms``, ``REDIS_RATE_LIMIT_TIMEOUT_MS``, default 250 ms; no retries, a
+connection pool of its own), the limiter fails open (request allowed, warning logged) or, with
+``fail_open=False``, raises :class:`RateLimitUnavailableError` — within that budget either way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import ipaddress
 import logging
 from typing import Any, NamedTuple
 
+from berthcache._budget import Budget
 from berthcache._exceptions import (
     CacheServerError,
     CacheUnavailableError,
@@ -100,6 +103,7 @@ class _RateLimiterBase:
         limit: int = 100,
         window: int | _dt.timedelta = 60,
         fail_open: bool = True,
+        timeout_ms: int | None = None,
     ) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_COUNT:
             raise ConfigurationError(
@@ -107,6 +111,14 @@ class _RateLimiterBase:
             )
         if not isinstance(fail_open, bool):
             raise ConfigurationError("fail_open", "must be true or false")
+        if timeout_ms is None:
+            timeout_ms = cache.config.rate_limit_timeout_ms
+        elif isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 1:
+            raise ConfigurationError(
+                "timeout_ms", f"must be a positive number of milliseconds, got {timeout_ms!r}"
+            )
+        #: How long one check may wait for Redis before failing open or closed.
+        self.budget = Budget(timeout_ms, "rate_limit_timeout_ms")
         self._cache = cache
         self.limit = limit
         self.window = to_seconds(window, name="window")
@@ -165,7 +177,7 @@ class _RateLimiterBase:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(limit={self.limit}, window={self.window}, "
-            f"fail_open={self.fail_open})"
+            f"fail_open={self.fail_open}, timeout_ms={self.budget.ms})"
         )
 
 
@@ -177,7 +189,10 @@ class RateLimiter(_RateLimiterBase):
         key = self._key(ip, endpoint)
         try:
             with self._cache._operation():
-                reply = self._script(keys=[key], args=self._window_ms())
+                reply = self._cache._bounded.call(
+                    self.budget,
+                    lambda r: self._script(keys=[key], args=self._window_ms(), client=r),
+                )
         except CacheServerError as exc:
             return self._unavailable(endpoint, exc)  # re-raises what is not an outage
         return self._result(reply)
@@ -197,7 +212,10 @@ class AsyncRateLimiter(_RateLimiterBase):
         key = self._key(ip, endpoint)
         try:
             with self._cache._operation():
-                reply = await self._script(keys=[key], args=self._window_ms())
+                reply = await self._cache._bounded.call(
+                    self.budget,
+                    lambda r: self._script(keys=[key], args=self._window_ms(), client=r),
+                )
         except CacheServerError as exc:
             return self._unavailable(endpoint, exc)  # re-raises what is not an outage
         return self._result(reply)

@@ -3,13 +3,22 @@
 ``get_or_compute`` protects the backend from a stampede of concurrent misses on a cold key, in
 two layers:
 
-1. in process — async: one task computes and every other caller awaits the same task;
-   sync: a per-key lock, so one thread computes while the others wait and then read the value;
+1. in process — single flight: one caller (a task, or a thread) looks the key up and computes,
+   every other caller on that key waits for that one outcome — the value, or the very error
+   ``compute()`` raised (never a queue of computes);
 2. across processes — a short Redis lock ``{prefix}lock:api:{endpoint}:{user_id}``
    (``SET NX PX`` with a random token, released by the compare-and-delete script
    ``resources/release_lock.lua``). Processes that lose the race poll for the value with a
    bounded backoff; if it does not appear within ``wait_timeout`` (the holder died or is too
    slow) they compute it themselves, so a crashed holder delays callers but never blocks them.
+   A holder whose compute raised releases the lock: the next process tries, one at a time.
+
+Every Redis step of the response cache (read, write, lock) runs within
+``response_cache_timeout_ms`` (``REDIS_RESPONSE_CACHE_TIMEOUT_MS``, default 500) with no
+retries, on the cache's bounded client. When a step finds Redis unavailable or over budget,
+``get_or_compute`` serves through the outage (``serve_through_outage``, default on): it computes
+and returns the value without storing it, counts it in ``stats.served_through_outage``, and logs
+one warning when the outage starts and one info line when Redis answers again.
 
 ``invalidate(endpoint)`` without a user removes exactly that endpoint's entries
 ``{prefix}api:{endpoint}:{user_id}``, as the seed's endpoint-wide invalidation means it: it walks
@@ -36,7 +45,17 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar, overload
 
-from berthcache._exceptions import CacheError, ConfigurationError, InvalidKeyError
+from berthcache._budget import Budget
+from berthcache._exceptions import (
+    CacheError,
+    CacheServerError,
+    CacheUnavailableError,
+    ConfigurationError,
+    InvalidKeyError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TLSError,
+)
 from berthcache._host import CacheHost
 from berthcache._parts import as_text, check_part
 from berthcache._scripts import load_script
@@ -53,6 +72,10 @@ _SCAN_BATCH = 500
 #: What ``_read`` returns for a missing key — distinct from a cached JSON ``null``, so that a
 #: computed ``None`` is a hit too instead of being recomputed on every call.
 _MISS: Any = object()
+#: What a step returns when Redis is unavailable and the cache serves through the outage.
+_DOWN: Any = object()
+#: Server errors that mean "Redis cannot serve now" (TLSError, a configuration problem, excepted).
+_OUTAGES = (CacheUnavailableError, ReadOnlyError, OutOfMemoryError)
 _FIRST_DELAY = 0.01
 _MAX_DELAY = 0.2
 
@@ -64,6 +87,8 @@ class CacheStats:
     hits: int
     misses: int
     hit_rate: float  # hits / (hits + misses); 0.0 before the first lookup
+    #: Computed values returned without the cache because Redis was unavailable or over budget.
+    served_through_outage: int = 0
 
 
 def _positive(value: float, name: str) -> float:
@@ -85,6 +110,17 @@ def _delays() -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * 2, _MAX_DELAY)
+
+
+class _Flight:
+    """One in-process lookup of a key that other threads wait for: its value or its error."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.value: Any = None
 
 
 class _LockTurn:
@@ -152,15 +188,33 @@ class _ResponseCacheBase:
         ttl: TTLLike = TTL.API_RESPONSE,
         lock_timeout: float = 10.0,
         wait_timeout: float = 5.0,
+        timeout_ms: int | None = None,
+        serve_through_outage: bool | None = None,
     ) -> None:
         self._cache = cache
         self.ttl = to_seconds(ttl, name="ttl")
         self.lock_timeout = _positive(lock_timeout, "lock_timeout")
         self.wait_timeout = _positive(wait_timeout, "wait_timeout")
+        if timeout_ms is None:
+            timeout_ms = cache.config.response_cache_timeout_ms
+        elif isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 1:
+            raise ConfigurationError(
+                "timeout_ms", f"must be a positive number of milliseconds, got {timeout_ms!r}"
+            )
+        if serve_through_outage is None:
+            serve_through_outage = cache.config.serve_through_outage
+        elif not isinstance(serve_through_outage, bool):
+            raise ConfigurationError("serve_through_outage", "must be true or false")
+        #: How long each Redis step (read, write, lock) may take.
+        self.budget = Budget(timeout_ms, "response_cache_timeout_ms")
+        self.serve_through_outage = serve_through_outage
         self._release: Any = cache.redis.register_script(load_script("release_lock.lua"))
         self._counter_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
+        self._served_through = 0
+        self._down = False  # in an outage (logged once when it starts, once when it ends)
+        self._down_served = 0
         self._setup()
 
     def _setup(self) -> None:
@@ -170,9 +224,14 @@ class _ResponseCacheBase:
     def stats(self) -> CacheStats:
         """Hits and misses so far (a hit = served without computing)."""
         with self._counter_lock:
-            hits, misses = self._hits, self._misses
+            hits, misses, through = self._hits, self._misses, self._served_through
         total = hits + misses
-        return CacheStats(hits=hits, misses=misses, hit_rate=hits / total if total else 0.0)
+        return CacheStats(
+            hits=hits,
+            misses=misses,
+            hit_rate=hits / total if total else 0.0,
+            served_through_outage=through,
+        )
 
     def _count(self, hit: bool) -> None:
         with self._counter_lock:
@@ -194,11 +253,49 @@ class _ResponseCacheBase:
 
     def _hit(self, value: Any) -> bool:
         """Whether ``value`` was found in the cache; counts the hit when it was."""
-        if value is _MISS:
+        if value is _MISS or value is _DOWN:
             return False
         with self._counter_lock:
             self._hits += 1
         return True
+
+    def _outage(self, exc: CacheServerError) -> Any:
+        """A Redis step failed: ``_DOWN`` when that is an outage to serve through (the first
+        of an outage logged as a warning); re-raised otherwise."""
+        if not self.serve_through_outage or isinstance(exc, TLSError):
+            raise exc
+        if not isinstance(exc, _OUTAGES):
+            raise exc
+        with self._counter_lock:
+            first, self._down = not self._down, True
+        if first:
+            logger.warning(
+                "response cache: Redis unavailable (%s); serving computed responses without "
+                "the cache until it answers again",
+                exc,
+            )
+        return _DOWN
+
+    def _up(self) -> None:
+        """A Redis step succeeded: log the end of an outage, once."""
+        if not self._down:  # the common case, read without the lock
+            return
+        with self._counter_lock:
+            was, self._down = self._down, False
+            served, self._down_served = self._down_served, 0
+        if was:
+            logger.info(
+                "response cache: Redis answers again; %d response(s) were served without the "
+                "cache during the outage",
+                served,
+            )
+
+    def _served(self) -> None:
+        """Count one computed value returned without the cache (an outage)."""
+        with self._counter_lock:
+            self._misses += 1
+            self._served_through += 1
+            self._down_served += 1
 
     def _key(self, endpoint: str, user_id: str | int) -> str:
         user = check_part(user_id, "user_id")
@@ -234,15 +331,18 @@ class _ResponseCacheBase:
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(ttl={self.ttl})"
+        return (
+            f"{type(self).__name__}(ttl={self.ttl}, timeout_ms={self.budget.ms}, "
+            f"serve_through_outage={self.serve_through_outage})"
+        )
 
 
 class ResponseCache(_ResponseCacheBase):
     """API response cache on the sync client."""
 
     def _setup(self) -> None:
-        self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
-        self._key_locks_guard = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+        self._flights_guard = threading.Lock()
 
     def get(self, endpoint: str, user_id: str | int) -> Any | None:
         """The cached response, or None on a miss."""
@@ -275,75 +375,120 @@ class ResponseCache(_ResponseCacheBase):
         ttl: TTLLike | None = None,
     ) -> T:
         """The cached response, or ``compute()``'s result cached — computed once per key even
-        when many threads and processes miss at the same time."""
+        when many threads and processes miss at the same time (threads waiting on a compute
+        that raised get its error). When Redis is unavailable or over budget the value is
+        computed and returned uncached (``serve_through_outage``)."""
         key, seconds = self._key(endpoint, user_id), self._ttl(ttl)
-        value = self._read(key)
-        if self._hit(value):
-            return value  # type: ignore[no-any-return]
-        with self._key_lock(key):
-            value = self._read(key)  # filled while we waited for the lock?
-            if self._hit(value):
-                return value  # type: ignore[no-any-return]
-            return self._fill(key, compute, seconds)
+        # Single flight over the whole lookup, as on the async twin: concurrent callers share
+        # one GET (and at most one compute), so a burst on a key costs one connection.
+        return self._single_flight(key, lambda: self._load(key, compute, seconds))
 
     # -- internals ----------------------------------------------------------------------------
 
     def _read(self, key: str) -> Any:
         """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
-            raw = self._cache.redis.get(key)
+            raw = self._cache._bounded.call(self.budget, lambda r: r.get(key))
         return self._stored(raw, key)
+
+    def _read_or_down(self, key: str) -> Any:
+        """``_read``, or ``_DOWN`` in an outage served through."""
+        try:
+            value = self._read(key)
+        except CacheServerError as exc:
+            return self._outage(exc)
+        self._up()
+        return value
 
     def _write(self, key: str, data: Any, seconds: int) -> None:
         payload = encode_json(data, key=key)
         with self._cache._operation():
-            self._cache.redis.set(key, payload, ex=seconds)
+            self._cache._bounded.call(self.budget, lambda r: r.set(key, payload, ex=seconds))
 
-    def _fill(self, key: str, compute: Callable[[], T], seconds: int) -> T:
+    def _single_flight(self, key: str, load: Callable[[], T]) -> T:
+        """``load()`` run by one thread per key at a time; the others wait for its outcome."""
+        with self._flights_guard:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error  # the leader's compute (or lookup) failed: the same error
+            self._count(True)  # served without computing
+            return flight.value  # type: ignore[no-any-return]
+        try:
+            flight.value = load()
+            return flight.value  # type: ignore[no-any-return]
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._flights_guard:
+                del self._flights[key]
+            flight.done.set()
+
+    def _load(self, key: str, compute: Callable[[], T], seconds: int) -> T:
+        """The leader's lookup: read, take the cross-process lock, compute."""
+        if (value := self._read_or_down(key)) is _DOWN:
+            return self._compute_uncached(compute)
+        if self._hit(value):
+            return value  # type: ignore[no-any-return]
         turn = self._lock_turn(key)
-        while not self._try_lock(turn):
+        while (locked := self._try_lock(turn)) is not True:
+            if locked is _DOWN:
+                return self._compute_uncached(compute)
             delay = turn.next_delay()
             if delay is None:  # the holder died or is too slow: compute it here
                 return self._compute_and_store(key, compute, seconds)
             time.sleep(delay)  # another process is computing: poll for its result
-            if self._hit(value := self._read(key)):
+            if (value := self._read_or_down(key)) is _DOWN:
+                return self._compute_uncached(compute)
+            if self._hit(value):
                 return value  # type: ignore[no-any-return]
         try:
             return self._compute_and_store(key, compute, seconds)
         finally:
             self._unlock(turn)
 
-    def _try_lock(self, turn: _LockTurn) -> bool:
-        with self._cache._operation():
-            return bool(self._cache.redis.set(turn.lock_key, turn.token, nx=True, px=turn.ms))
+    def _try_lock(self, turn: _LockTurn) -> Any:
+        """True (taken), False (another holder) or ``_DOWN``."""
+        try:
+            with self._cache._operation():
+                taken = self._cache._bounded.call(
+                    self.budget, lambda r: r.set(turn.lock_key, turn.token, nx=True, px=turn.ms)
+                )
+        except CacheServerError as exc:
+            return self._outage(exc)
+        self._up()
+        return bool(taken)
 
     def _unlock(self, turn: _LockTurn) -> None:
         # Best effort: the lock expires by itself (PX), and a failure here must not hide the
         # computed value or compute()'s own error.
         with contextlib.suppress(CacheError), self._cache._operation():
-            self._release(keys=[turn.lock_key], args=[turn.token])
+            self._cache._bounded.call(
+                self.budget,
+                lambda r: self._release(keys=[turn.lock_key], args=[turn.token], client=r),
+            )
+
+    def _compute_uncached(self, compute: Callable[[], T]) -> T:
+        value = compute()
+        self._served()
+        return value
 
     def _compute_and_store(self, key: str, compute: Callable[[], T], seconds: int) -> T:
         value = compute()
-        self._count(False)
-        self._write(key, value, seconds)
-        return value
-
-    @contextlib.contextmanager
-    def _key_lock(self, key: str) -> Iterator[None]:
-        with self._key_locks_guard:
-            lock, users = self._key_locks.get(key, (threading.Lock(), 0))
-            self._key_locks[key] = (lock, users + 1)
         try:
-            with lock:
-                yield
-        finally:
-            with self._key_locks_guard:
-                lock, users = self._key_locks[key]
-                if users == 1:
-                    del self._key_locks[key]
-                else:
-                    self._key_locks[key] = (lock, users - 1)
+            self._write(key, value, seconds)
+        except CacheServerError as exc:
+            self._outage(exc)  # re-raises unless served through
+            self._served()
+            return value
+        self._up()
+        self._count(False)
+        return value
 
 
 class AsyncResponseCache(_ResponseCacheBase):
@@ -437,53 +582,86 @@ class AsyncResponseCache(_ResponseCacheBase):
     async def _load(
         self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
     ) -> T:
-        value = await self._read(key)
+        """The leader's lookup: read, take the cross-process lock, compute."""
+        if (value := await self._read_or_down(key)) is _DOWN:
+            return await self._compute_uncached(compute)
         if self._hit(value):
             return value  # type: ignore[no-any-return]
-        return await self._fill(key, compute, seconds)
-
-    async def _read(self, key: str) -> Any:
-        """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
-        with self._cache._operation():
-            raw = await self._cache.redis.get(key)
-        return self._stored(raw, key)
-
-    async def _write(self, key: str, data: Any, seconds: int) -> None:
-        payload = encode_json(data, key=key)
-        with self._cache._operation():
-            await self._cache.redis.set(key, payload, ex=seconds)
-
-    async def _fill(
-        self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
-    ) -> T:
         turn = self._lock_turn(key)
-        while not await self._try_lock(turn):
+        while (locked := await self._try_lock(turn)) is not True:
+            if locked is _DOWN:
+                return await self._compute_uncached(compute)
             delay = turn.next_delay()
             if delay is None:  # the holder died or is too slow: compute it here
                 return await self._compute_and_store(key, compute, seconds)
             await asyncio.sleep(delay)  # another process is computing: poll for its result
-            if self._hit(value := await self._read(key)):
+            if (value := await self._read_or_down(key)) is _DOWN:
+                return await self._compute_uncached(compute)
+            if self._hit(value):
                 return value  # type: ignore[no-any-return]
         try:
             return await self._compute_and_store(key, compute, seconds)
         finally:
             await self._unlock(turn)
 
-    async def _try_lock(self, turn: _LockTurn) -> bool:
+    async def _read(self, key: str) -> Any:
+        """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
-            return bool(await self._cache.redis.set(turn.lock_key, turn.token, nx=True, px=turn.ms))
+            raw = await self._cache._bounded.call(self.budget, lambda r: r.get(key))
+        return self._stored(raw, key)
+
+    async def _read_or_down(self, key: str) -> Any:
+        """``_read``, or ``_DOWN`` in an outage served through."""
+        try:
+            value = await self._read(key)
+        except CacheServerError as exc:
+            return self._outage(exc)
+        self._up()
+        return value
+
+    async def _write(self, key: str, data: Any, seconds: int) -> None:
+        payload = encode_json(data, key=key)
+        with self._cache._operation():
+            await self._cache._bounded.call(self.budget, lambda r: r.set(key, payload, ex=seconds))
+
+    async def _try_lock(self, turn: _LockTurn) -> Any:
+        """True (taken), False (another holder) or ``_DOWN``."""
+        try:
+            with self._cache._operation():
+                taken = await self._cache._bounded.call(
+                    self.budget, lambda r: r.set(turn.lock_key, turn.token, nx=True, px=turn.ms)
+                )
+        except CacheServerError as exc:
+            return self._outage(exc)
+        self._up()
+        return bool(taken)
 
     async def _unlock(self, turn: _LockTurn) -> None:
         # Best effort: the lock expires by itself (PX), and a failure here must not hide the
         # computed value or compute()'s own error.
         with contextlib.suppress(CacheError), self._cache._operation():
-            await self._release(keys=[turn.lock_key], args=[turn.token])
+            await self._cache._bounded.call(
+                self.budget,
+                lambda r: self._release(keys=[turn.lock_key], args=[turn.token], client=r),
+            )
+
+    async def _compute_uncached(self, compute: Callable[[], Awaitable[T]] | Callable[[], T]) -> T:
+        result = compute()
+        value: T = await result if inspect.isawaitable(result) else result
+        self._served()
+        return value
 
     async def _compute_and_store(
         self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
     ) -> T:
         result = compute()
         value: T = await result if inspect.isawaitable(result) else result
+        try:
+            await self._write(key, value, seconds)
+        except CacheServerError as exc:
+            self._outage(exc)  # re-raises unless served through
+            self._served()
+            return value
+        self._up()
         self._count(False)
-        await self._write(key, value, seconds)
         return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -233,3 +234,46 @@ async def test_async_twin_basics(acache: CacheHost) -> None:
     with pytest.raises(LookupError):
         await responses.get_or_compute("a:b", 4, broken)
     assert await responses.get_or_compute("a:b", 4, lambda: "ok") == "ok"
+
+
+def test_processes_retry_a_raising_compute_one_at_a_time(cache: CacheHost) -> None:
+    """Across processes (two ResponseCache objects share nothing in process) a compute that
+    raises releases the Redis lock: the other process then tries once — never both at once."""
+    first, second = ResponseCache(cache), ResponseCache(cache)
+    running = 0
+    overlap = False
+    lock = threading.Lock()
+    started = threading.Event()
+
+    def broken() -> Any:
+        nonlocal running, overlap
+        with lock:
+            running += 1
+            overlap = overlap or running > 1
+        started.set()
+        threading.Event().wait(0.2)  # a slow backend query that then fails
+        with lock:
+            running -= 1
+        raise LookupError("backend down")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        a = pool.submit(first.get_or_compute, "shared-fail", 1, broken)
+        assert started.wait(5)
+        b = pool.submit(second.get_or_compute, "shared-fail", 1, broken)
+        for future in (a, b):
+            with pytest.raises(LookupError):
+                future.result(timeout=10)
+    assert not overlap
+
+
+def test_an_outage_is_logged_once_not_per_call(
+    dead_cache: CacheHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    responses = ResponseCache(dead_cache)
+    with caplog.at_level(logging.INFO, "berthcache.responses"):
+        for user in range(10):
+            assert responses.get_or_compute("clients:list", user, lambda: [1]) == [1]
+    assert responses.stats.served_through_outage == 10
+    lines = [r for r in caplog.records if r.name == "berthcache.responses"]
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.WARNING

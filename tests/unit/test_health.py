@@ -30,7 +30,9 @@ def test_check_health_never_raises(server_factory: Callable[..., Any]) -> None:
     cache = Cache(config_for(server, retry_strategy="none"))
     server.stop()
     status = cache.check_health()
-    assert status == HealthStatus(healthy=False, latency_ms=None, error=status.error)
+    assert status == HealthStatus(
+        healthy=False, latency_ms=None, error=status.error, reason="Redis is unreachable"
+    )
     assert status.error
     assert "unreachable" in status.error
     cache.close()
@@ -63,6 +65,7 @@ async def test_health_endpoint_healthy_then_unhealthy(
             assert down.status_code == 503
             assert down.json() == {
                 "status": "unhealthy",
+                "reason": "Redis is unreachable",
                 "checks": {"cache": {"healthy": False, "latency": None}},
             }
     finally:
