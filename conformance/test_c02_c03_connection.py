@@ -56,7 +56,9 @@ def down(conf: CacheConfig) -> CacheConfig:
 
 
 @pytest.mark.clause("C2")
-async def test_default_backoff_is_the_seeds_50ms_steps(cache_factory: CacheFactory, down: CacheConfig) -> None:
+async def test_default_backoff_is_the_seeds_50ms_steps(
+    cache_factory: CacheFactory, down: CacheConfig
+) -> None:
     cache = cache_factory(down, max_retries_per_request=3)
     events = Recorder(cache)
     with elapsed() as took, pytest.raises(CacheUnavailableError):
