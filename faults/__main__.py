@@ -41,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         state = "FAILED" if row.failure else f"{row.seconds:.1f} s"
         print(f"  {row.id}: {state}", file=sys.stderr, flush=True)
 
-    rows = run_rows(plan, only, on_row=progress)
+    try:
+        rows = run_rows(plan, only, on_row=progress)
+    except KeyboardInterrupt:  # each row's group has stopped its servers on the way out
+        print("interrupted: every server this run started has been stopped", file=sys.stderr)
+        return 130
     section = render_machine(info, name, time.monotonic() - began) + "\n\n" + render_table(rows)
     found = problems(rows)
     print(section)

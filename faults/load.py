@@ -244,7 +244,8 @@ def run_threads(
         load.stop.set()
         join_by = time.monotonic() + JOIN_GRACE
         for thread in threads:
-            thread.join(max(0.0, join_by - time.monotonic()))
+            if thread.ident is not None:  # Ctrl-C may land while they are being started
+                thread.join(max(0.0, join_by - time.monotonic()))
         cache.close()
     stuck = [t.name for t in threads if t.is_alive()]
     if stuck:

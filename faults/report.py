@@ -110,6 +110,9 @@ def render_table(rows: Sequence[Row]) -> str:
             lines.append(f"| {row.title} | — | **row failed: {row.failure}** | | | | | | |")
             continue
         rss = f"{row.rss_kib[0] / 1024:.0f} → {row.rss_kib[1] / 1024:.0f}"
+        if row.rss_steady_kib is not None:
+            warm, end = (kib / 1024 for kib in row.rss_steady_kib)
+            rss += f" (warm {warm:.0f} → end of load {end:.0f})"
         files = f"{row.open_files[0]} → {row.open_files[1]}"
         probes = "".join(
             f"; {name} answered in {_seconds(t)}" if t is not None else f"; {name} never answered"

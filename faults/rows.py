@@ -76,6 +76,8 @@ class Row:
     lost_by_policy: bool = False  # allkeys-lru evicts acknowledged writes by design
     rss_kib: tuple[int, int] = (0, 0)
     open_files: tuple[int, int] = (0, 0)
+    #: soak only: RSS (KiB) once warmed up (a fifth of the way) and at the end of the load
+    rss_steady_kib: tuple[int, int] | None = None
     seconds: float = 0.0
     #: seconds each probe call took while the fault lasted (``None``: still running at the end)
     probes: dict[str, float | None] = dataclasses.field(default_factory=dict)
@@ -348,7 +350,14 @@ def soak(plan: Plan) -> Row:
     load = Load("soak", plan.soak_clients)
     row = Row("soak", f"soak {plan.soak:g} s", _clients(load, False))
     with _measured(row), LocalRedis(replica=False, maxmemory="1gb") as group:
-        _drive(group, load, lambda: _phase(load, plan.soak), tasks=False)
+
+        def schedule() -> None:
+            _phase(load, plan.soak * 0.2)
+            warm = process_usage()[0]
+            _phase(load, plan.soak * 0.8)
+            row.rss_steady_kib = (warm, process_usage()[0])
+
+        _drive(group, load, schedule, tasks=False)
         row.take(load)
         row.lost = _lost(group, load)
     return row

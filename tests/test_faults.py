@@ -3,6 +3,11 @@ checks ``./scripts/faults`` applies to the full run. The report helpers are test
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,7 @@ from faults.report import BEGIN, END, RECOVERY_BOUND, problems, render_table, wr
 from faults.rows import ROWS, SHORT, Row, run_rows
 
 pytestmark = pytest.mark.timeout(300)  # the short run is one fixture, counted in the first test
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +135,60 @@ def test_write_doc_replaces_only_the_table(tmp_path: Path) -> None:
     assert "second table" in text
     assert text.endswith("prose after\n")
     assert text.count(BEGIN) == 1
+
+
+# -- interrupted ----------------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+def test_ctrl_c_stops_every_server_the_run_started() -> None:
+    run = subprocess.Popen(
+        [sys.executable, "-m", "faults", "--short", "--rows", "soak", "--no-doc"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        servers: list[int] = []
+        while not servers and time.monotonic() < deadline and run.poll() is None:
+            servers = _children(run.pid)
+            time.sleep(0.05)  # polling /proc: nothing to await
+        assert servers, "the run started no server within 30 s"
+        time.sleep(1.0)  # let the load run: Ctrl-C lands mid-row
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 130, err
+        assert "interrupted" in err
+        gone_by = time.monotonic() + 10
+        while [p for p in servers if _alive(p)] and time.monotonic() < gone_by:
+            time.sleep(0.05)
+        assert not [p for p in servers if _alive(p)]
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=10)
+        for pid in servers if "servers" in locals() else []:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
