@@ -47,7 +47,8 @@ class Plan:
     bad_config_calls: int = 25  # per client, for wrong password / wrong CA
 
 
-FULL = Plan(warmup=2.0, after=3.0, down=2.0, pause=5.0, cut=5.0, oom=3.0, soak=60.0)
+#: The cut outlasts the default 5 s socket timeout, so callers see what a partition costs.
+FULL = Plan(warmup=2.0, after=3.0, down=2.0, pause=5.0, cut=8.0, oom=3.0, soak=60.0)
 SHORT = Plan(
     warmup=0.4, after=0.8, down=0.5, pause=2.0, cut=1.5, oom=0.8, soak=10.0, bad_config_calls=5
 )
