@@ -307,6 +307,12 @@ def test_unplanned_failover_kills_the_primary_and_promotes_the_replica(
         assert rejoined.info("replication")["role"] == "slave"
     finally:
         rejoined.close()
+    # The rejoined node is a full replica: a planned failover can hand the role back to it.
+    pair.failover()
+    assert pair.primary is old_primary
+    back = redis.Redis.from_url(pair.url("app"), ssl_ca_certs=pair.ca_file)
+    assert back.get(NS + "after-crash") == b"2"
+    back.close()
 
 
 def test_kill_pause_and_network_cut(local_redis_factory: LocalRedisFactory) -> None:
