@@ -3,6 +3,7 @@ endpoint and failover — and nothing left behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -11,7 +12,9 @@ import stat
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +22,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from berthcache import DEFAULT_KEY_PREFIX
+from berthcache import DEFAULT_KEY_PREFIX, Cache, CacheError
 from berthcache.testing import LocalRedis, RedisServer
 from berthcache.testing._server import (
     HarnessError,
     RedisServerNotFoundError,
     RedisServerStartError,
     find_redis_server,
+    wait_for,
 )
 from berthcache.testing.plugin import LocalRedisFactory
 
@@ -212,6 +216,137 @@ def test_failover_swaps_roles_and_moves_the_endpoint(
     direct = redis.Redis.from_url(pair.url("admin", via_endpoint=False), ssl_ca_certs=pair.ca_file)
     assert direct.get(NS + "after") == b"2"
     direct.close()
+    client.close()
+
+
+def _unacknowledged_loss_under_writes(group: LocalRedis, fault: Callable[[], None]) -> list[str]:
+    """Write unique keys from 4 threads through the endpoint while ``fault`` runs; return the
+    acknowledged keys the (new) primary does not hold afterwards."""
+    writers, per_writer = 4, 100_000
+    acked: list[list[str]] = [[] for _ in range(writers)]
+    stop = threading.Event()
+    cache = Cache.from_url(group.url("app"), tls_ca_file=group.ca_file)
+
+    def write(worker: int) -> None:
+        for seq in range(per_writer):  # bounded in count; `stop` bounds it in time
+            if stop.is_set():
+                return
+            key = f"harness-test:acked:{worker}:{seq}"
+            with contextlib.suppress(CacheError):  # only acknowledged writes count
+                cache.set(key, key)
+                acked[worker].append(key)
+
+    def acked_at_least(count: int) -> bool | None:
+        return True if all(len(keys) >= count for keys in acked) else None
+
+    threads = [threading.Thread(target=write, args=(w,), daemon=True) for w in range(writers)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: acked_at_least(200), timeout=20, what="writes before the fault")
+        before = min(len(keys) for keys in acked)
+        fault()
+        wait_for(lambda: acked_at_least(before + 200), timeout=20, what="writes after the fault")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        cache.close()
+    admin = group.admin_client()
+    try:
+        keys = [DEFAULT_KEY_PREFIX + key for worker in acked for key in worker]
+        lost = []
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            values = admin.mget(chunk)
+            lost += [k for k, v in zip(chunk, values, strict=True) if v is None]
+        return lost
+    finally:
+        admin.close()
+
+
+def test_planned_failover_under_write_load_loses_no_acknowledged_write(
+    local_redis_factory: LocalRedisFactory,
+) -> None:
+    """FAILOVER pauses writes until the replica has them all: writers see READONLY or a dropped
+    connection (retried), never an acknowledgement that the new primary lacks."""
+    pair = local_redis_factory(replica=True)
+    old_primary = pair.primary
+    for _ in range(3):  # each failover swaps the roles back and forth
+        assert _unacknowledged_loss_under_writes(pair, pair.failover) == []
+    assert pair.primary is not old_primary
+
+
+def test_unplanned_failover_kills_the_primary_and_promotes_the_replica(
+    local_redis_factory: LocalRedisFactory,
+) -> None:
+    pair = local_redis_factory(replica=True)
+    old_primary, old_replica = pair.primary, pair.replica
+    assert old_replica is not None
+    old_pid = old_primary.pid
+    client = redis.Redis.from_url(pair.url("app"), ssl_ca_certs=pair.ca_file)
+    client.set(NS + "before-crash", "1")
+    admin = pair.admin_client()
+    assert admin.wait(1, 5000) == 1
+    admin.close()
+
+    pair.unplanned_failover()
+
+    assert pair.primary is old_replica
+    assert pair.replica is old_primary
+    assert old_pid is not None
+    assert not _alive(old_pid)
+    assert old_primary.pid not in (None, old_pid)  # rejoined as a new process
+    assert pair.endpoint_moved_at is not None
+    assert pair.proxy.target == (old_replica.host, old_replica.port)
+    assert client.get(NS + "before-crash") == b"1"
+    client.set(NS + "after-crash", "2")
+    client.close()
+    rejoined = pair.admin_client(old_primary)
+    try:
+        assert rejoined.info("replication")["role"] == "slave"
+    finally:
+        rejoined.close()
+    # The rejoined node is a full replica: a planned failover can hand the role back to it.
+    pair.failover()
+    assert pair.primary is old_primary
+    back = redis.Redis.from_url(pair.url("app"), ssl_ca_certs=pair.ca_file)
+    assert back.get(NS + "after-crash") == b"2"
+    back.close()
+
+
+def test_kill_pause_and_network_cut(local_redis_factory: LocalRedisFactory) -> None:
+    """The fault injections the faults suite uses do what they say and undo cleanly."""
+    group = local_redis_factory(tls=False)
+    quick = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3, "retry": NO_RETRY}
+    client = redis.Redis.from_url(group.url("app"), **quick)
+    client.set(NS + "fault", "x")
+
+    with group.network_cut():
+        assert group.proxy.is_cut
+        began = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            client.get(NS + "fault")  # a partition: no reply, no reset
+        assert time.monotonic() - began >= 0.25
+    client.close()
+    client = redis.Redis.from_url(group.url("app"), **quick)
+    assert client.get(NS + "fault") == b"x"
+
+    with group.paused() as server:
+        assert Path(f"/proc/{server.pid}/status").read_text().count("State:\tT") == 1
+        with pytest.raises(redis.TimeoutError):
+            client.get(NS + "fault")
+    client.close()
+    client = redis.Redis.from_url(group.url("app"), **quick)
+    assert client.get(NS + "fault") == b"x"
+
+    pid = group.primary.pid
+    assert pid is not None
+    group.kill()
+    assert not _alive(pid)
+    assert not group.primary.is_running()
+    group.primary.start()
+    assert client.get(NS + "fault") == b"x"  # the AOF kept it
     client.close()
 
 

@@ -9,7 +9,9 @@ carried, as ElastiCache moves its DNS name.
     with LocalRedis() as group:
         cache = berthcache.Cache.from_url(group.url(), tls_ca_file=group.ca_file)
         ...
-        group.failover()          # replica promoted, endpoint moved, clients reconnect
+        group.failover()          # FAILOVER: roles swap, endpoint moves, no write lost
+        group.unplanned_failover()  # kill -9 the primary, promote the replica
+        with group.paused(): ...  # SIGSTOP/SIGCONT;  group.kill(); group.network_cut()
 
 Everything it starts (processes, proxy thread, temp dir) goes away in ``__exit__`` even when the
 body raises, at interpreter exit, and on SIGTERM (the clean-up registry, ``_cleanup``).
@@ -18,16 +20,21 @@ body raises, at interpreter exit, and on SIGTERM (the clean-up registry, ``_clea
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
+import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from berthcache import DEFAULT_KEY_PREFIX
 from berthcache.testing._certs import TLSFiles, make_tls_files
@@ -88,6 +95,8 @@ class LocalRedis:
         self._replica: RedisServer | None = None
         self._proxy: TCPProxy | None = None
         self.started_in: float | None = None  # seconds start() took
+        #: ``time.monotonic()`` when a failover last moved the endpoint (``None``: never).
+        self.endpoint_moved_at: float | None = None
 
     # -- what tests use --------------------------------------------------------------------------
 
@@ -225,6 +234,11 @@ class LocalRedis:
 
     def close(self) -> None:
         """Stop the proxy and every server, remove the temp dir. Idempotent, never half-done."""
+        for server in (self._primary, self._replica):  # a paused server cannot shut down
+            pid = server.pid if server is not None else None
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
         try:
             for stop in (
                 self._proxy.close if self._proxy else None,
@@ -265,24 +279,149 @@ class LocalRedis:
             client.close()
 
     def failover(self, timeout: float | None = None) -> None:
-        """Promote the replica, demote the primary, move the endpoint and drop its connections.
+        """Planned failover with Redis's ``FAILOVER``: no acknowledged write is lost.
 
-        What ElastiCache's ``test_failover`` does: afterwards clients of the endpoint reconnect to
-        the new primary; a client still holding the old primary's address gets ``READONLY``.
+        On the primary, ``FAILOVER TO <replica> TIMEOUT <ms>`` pauses writes, waits until the
+        replica has the whole replication stream, demotes the primary and promotes the replica
+        (what ElastiCache's ``test_failover`` does for a healthy group). Writes that arrive
+        meanwhile wait, then get ``READONLY`` — never an acknowledgement the new primary lacks.
+        Once the replica reports ``role:master`` the endpoint moves there and drops the
+        connections it carried; clients reconnect through it to the new primary. Raises
+        :class:`HarnessError` when the replica did not catch up in time (roles unchanged).
         """
         old, new = self.primary, self._replica
         if new is None:
             raise HarnessError("failover needs a replica (LocalRedis(replica=True))")
-        old_client, new_client = self.admin_client(old), self.admin_client(new)
+        limit = timeout or self.replication_timeout
+        self.wait_for_replication(limit)  # FAILOVER TO needs the replica connected
+        old_client, new_client = self._control_client(old), self._control_client(new)
         try:
-            with contextlib.suppress(redis.RedisError):
-                old_client.wait(1, 2000)  # let the replica catch up first, like a planned failover
-            new_client.replicaof("NO", "ONE")
-            old_client.replicaof(new.host, new.port)
+            try:
+                old_client.execute_command(  # type: ignore[no-untyped-call]
+                    "FAILOVER", "TO", new.host, new.port, "TIMEOUT", int(limit * 1000)
+                )
+            except redis.RedisError as exc:
+                raise HarnessError(f"{old!r} refused FAILOVER: {exc}") from exc
+
+            def switched() -> bool | None:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    if new_client.info("replication").get("role") == "master":
+                        return True
+                    state = old_client.info("replication")
+                    if (
+                        state.get("role") == "master"
+                        and state.get("master_failover_state") == "no-failover"
+                    ):
+                        raise HarnessError(
+                            f"FAILOVER from {old!r} to {new!r} was aborted (the replica did not "
+                            f"catch up within {limit:g} s); roles unchanged"
+                        )
+                return None
+
+            wait_for(
+                switched,
+                timeout=limit + 2.0,  # FAILOVER gives up by itself after `limit`
+                what=f"{new!r} to report role:master after FAILOVER",
+                interval=0.002,  # clients get READONLY until the endpoint moves: be quick
+                on_timeout=new.log_tail,
+            )
         finally:
             old_client.close()
             new_client.close()
-        new.replicaof, old.replicaof = None, (new.host, new.port)  # survives restart()
+        self._switch_roles(old, new)
+        self.wait_for_replication(timeout)
+
+    def unplanned_failover(self, *, rejoin: bool = True, timeout: float | None = None) -> None:
+        """Kill -9 the primary, promote the replica (``REPLICAOF NO ONE``), move the endpoint.
+
+        What an ElastiCache node failure does: writes acknowledged by the primary that had not
+        reached the replica yet are lost (replication is asynchronous). With ``rejoin`` the
+        killed node comes back as a replica of the new primary (a full resync drops whatever
+        only it had), so the group has a replica again.
+        """
+        old, new = self.primary, self._replica
+        if new is None:
+            raise HarnessError("failover needs a replica (LocalRedis(replica=True))")
+        self.kill(old)
+        new_client = self._control_client(new)
+        try:
+            new_client.replicaof("NO", "ONE")
+        finally:
+            new_client.close()
+        self._switch_roles(old, new)
+        if rejoin:
+            old.start()  # its config now says replicaof the new primary
+            self.wait_for_replication(timeout)
+
+    def _switch_roles(self, old: RedisServer, new: RedisServer) -> None:
+        """Record the new roles (they survive ``restart()``) and move the endpoint."""
+        new.replicaof, old.replicaof = None, (new.host, new.port)
         self._primary, self._replica = new, old
         self.proxy.retarget((new.host, new.port), drop_connections=True)
-        self.wait_for_replication(timeout)
+        self.endpoint_moved_at = time.monotonic()
+
+    def _control_client(self, server: RedisServer) -> redis.Redis:
+        """Admin client for the harness's own commands: short timeouts, no retries."""
+        return self.admin_client(
+            server, socket_connect_timeout=2.0, socket_timeout=2.0, retry=Retry(NoBackoff(), 0)
+        )
+
+    # -- faults: kill, pause, network cut --------------------------------------------------------
+
+    def kill(self, server: RedisServer | None = None, timeout: float = 5.0) -> None:
+        """SIGKILL ``server`` (default: the primary) and wait until it is gone. ``start()`` (or
+        ``restart()``) brings it back on the same port with its AOF."""
+        target = server or self.primary
+        pid = target.pid
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)  # a paused server dies as well
+            os.kill(pid, signal.SIGKILL)
+        wait_for(
+            lambda: None if target.is_running() else True,
+            timeout=timeout,
+            what=f"{target!r} to exit after SIGKILL",
+        )
+        target.stop()  # forget the dead process; keeps port and data for start()
+
+    @contextlib.contextmanager
+    def paused(self, server: RedisServer | None = None) -> Iterator[RedisServer]:
+        """SIGSTOP ``server`` (default: the primary) for the ``with`` block, SIGCONT after — also
+        when the block raises or is interrupted. A stopped server accepts connections (the
+        kernel completes the handshake) but answers nothing, as a hung node does."""
+        target = server or self.primary
+        pid = target.pid
+        if pid is None:
+            raise HarnessError(f"{target!r} is not running; nothing to pause")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: True if _is_stopped(pid) else None,
+                timeout=5.0,
+                what=f"{target!r} to stop after SIGSTOP",
+            )
+            yield target
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def network_cut(self) -> Iterator[None]:
+        """Cut the network at the endpoint for the ``with`` block: nothing is forwarded either
+        way and new connections hang (a partition, not a refusal); healed afterwards."""
+        self.proxy.cut()
+        try:
+            yield
+        finally:
+            self.proxy.heal()
+
+
+def _is_stopped(pid: int) -> bool:
+    """True once the kernel has stopped the process (``State: T`` in ``/proc``; elsewhere the
+    signal is trusted)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # gone, or no /proc
+        return True
+    return "\nState:\tT" in status

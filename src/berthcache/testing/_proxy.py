@@ -3,6 +3,9 @@
 Clients connect to the proxy's fixed port; it forwards bytes (TLS passes through untouched) to
 whichever server is primary now. ``retarget()`` moves it and drops the connections it carries,
 which is what clients see when ElastiCache fails over: the name moves and old connections die.
+``cut()`` / ``heal()`` stand in for a network partition: while cut nothing is read or forwarded
+and new connections are not accepted (the kernel's backlog completes their handshake, then they
+hang), so clients see timeouts, not resets; healed, the bytes the kernel buffered flow on.
 One thread with a selector serves every connection; ``close()`` stops it and closes all sockets.
 """
 
@@ -37,6 +40,7 @@ class TCPProxy:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._stopping = False
+        self._cut = False
         self._thread = threading.Thread(
             target=self._run, name=f"berthcache-proxy-{self.port}", daemon=True
         )
@@ -60,6 +64,36 @@ class TCPProxy:
                 self._drop_all()
 
         self._call(change)
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut
+
+    def cut(self) -> None:
+        """Stop forwarding and accepting (a partition between clients and Redis)."""
+
+        def stop_reading() -> None:
+            if self._cut:
+                return
+            self._cut = True
+            for sock in [self._listener, *self._peers]:
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(sock)
+
+        self._call(stop_reading)
+
+    def heal(self) -> None:
+        """Forward and accept again (what the kernel buffered meanwhile flows on)."""
+
+        def resume_reading() -> None:
+            if not self._cut:
+                return
+            self._cut = False
+            self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+            for sock in self._peers:
+                self._selector.register(sock, selectors.EVENT_READ, "peer")
+
+        self._call(resume_reading)
 
     def drop_connections(self) -> None:
         """Close every carried connection (both sides), like a node dropping its clients."""
@@ -149,7 +183,8 @@ class TCPProxy:
             sock.setblocking(True)
             sock.settimeout(5.0)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._selector.register(sock, selectors.EVENT_READ, "peer")
+            if not self._cut:
+                self._selector.register(sock, selectors.EVENT_READ, "peer")
         self._peers[client] = upstream
         self._peers[upstream] = client
 
