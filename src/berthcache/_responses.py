@@ -12,15 +12,23 @@ two layers:
    slow) they compute it themselves, so a crashed holder delays callers but never blocks them.
 
 ``invalidate(endpoint)`` without a user removes exactly that endpoint's entries
-``{prefix}api:{endpoint}:{user_id}``, as the seed's endpoint-wide invalidation means it: it walks
-``SCAN MATCH api:{endpoint}:*`` (glob characters escaped) and UNLINKs, in batches — bounded work
-per round trip, never ``KEYS`` — only the keys whose part after ``api:{endpoint}:`` holds no
-``:``, so a nested endpoint (``clients:list`` under ``clients``) keeps its entries. User ids
-containing ``:`` are refused (InvalidKeyError naming ``user_id``): they would make keys ambiguous.
+``{prefix}api:{endpoint}:{user_id}``, as the seed's endpoint-wide invalidation means it, without
+listing keys (the app user may not SCAN: it would list every tenant's keys). Every write records
+its user id in the endpoint's index, the sorted set ``{prefix}api-index:{endpoint}`` (score: the
+entry's expiry in epoch ms), in the same MULTI/EXEC as the entry; the index expires with its
+newest entry (EXPIRE NX, then GT) and each write prunes members expired more than a minute ago
+(a margin for clock skew between app servers), so it holds about the live entries, not every
+user ever seen. ``invalidate(endpoint)`` WATCHes the index, reads it, and deletes the indexed
+entries and the index in one transaction (retried when a write raced it), so an entry written
+meanwhile is either deleted or stays indexed. The index is per exact endpoint name, so a nested
+endpoint (``clients:list`` under ``clients``) keeps its entries. Keys and values are the seed's,
+unchanged; an entry a seed service wrote is not indexed: it is not removed by the endpoint-wide
+invalidation and expires by its TTL (5 minutes). User ids containing ``:`` are refused
+(InvalidKeyError naming ``user_id``): they would make keys ambiguous.
 
-Every decision — keys, validation, encoding, which scanned keys go, when to give up waiting for
-another process's lock — is made in :class:`_ResponseCacheBase` and its step objects
-(:class:`_Sweep`, :class:`_LockTurn`); the twins only send the commands they are handed.
+Every decision — keys, validation, encoding, what a write and an invalidation queue, when to give
+up waiting for another process's lock — is made in :class:`_ResponseCacheBase` and its step
+object :class:`_LockTurn`; the twins only send the commands they are handed.
 """
 
 from __future__ import annotations
@@ -36,20 +44,24 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar, overload
 
-from berthcache._exceptions import CacheError, ConfigurationError, InvalidKeyError
+import redis.exceptions
+
+from berthcache._exceptions import CacheError, CacheServerError, ConfigurationError, InvalidKeyError
 from berthcache._host import CacheHost
 from berthcache._parts import as_text, check_part
-from berthcache._scripts import load_script
+from berthcache._scripts import register_script
 from berthcache._serialization import decode_json, encode_json
 from berthcache._ttl import TTL, TTLLike, to_seconds
-from berthcache.acl import glob_escape
 
 __all__ = ["AsyncResponseCache", "CacheStats", "ResponseCache"]
 
 logger = logging.getLogger("berthcache.responses")
 
 T = TypeVar("T")
-_SCAN_BATCH = 500
+#: Index members are pruned this long after the expiry the writer computed: app servers' clocks
+#: may disagree, and pruning a live entry's member would hide it from ``invalidate(endpoint)``.
+_INDEX_GRACE_MS = 60_000
+_MAX_WATCH_RETRIES = 16
 #: What ``_read`` returns for a missing key — distinct from a cached JSON ``null``, so that a
 #: computed ``None`` is a hit too instead of being recomputed on every call.
 _MISS: Any = object()
@@ -104,36 +116,6 @@ class _LockTurn:
         return delay
 
 
-class _Sweep:
-    """One endpoint-wide invalidation: the SCAN cursor, which scanned keys belong to exactly
-    this endpoint, and how many were removed. The twin sends SCAN from ``cursor`` until
-    ``done``, hands each page to :meth:`page` and UNLINKs what it returns."""
-
-    __slots__ = ("_head", "cursor", "done", "pattern", "removed")
-
-    def __init__(self, pattern: str, head: str) -> None:
-        self.pattern = pattern
-        self._head = head  # "{prefix}api:{endpoint}:" — the user id follows, with no ':'
-        self.cursor: int = 0
-        self.done = False
-        self.removed = 0
-
-    def page(self, reply: tuple[Any, list[Any]]) -> list[Any]:
-        """Record one SCAN reply; the keys of this endpoint in it (to UNLINK, maybe none)."""
-        cursor, found = reply
-        self.cursor = int(cursor)
-        self.done = self.cursor == 0
-        keys = []
-        for key in found:
-            text = as_text(key)
-            if text.startswith(self._head) and ":" not in text[len(self._head) :]:
-                keys.append(key)
-        return keys
-
-    def unlinked(self, count: Any) -> None:
-        self.removed += int(count)
-
-
 class _ResponseCacheBase:
     """Keys, validation, encoding and the counters — no I/O."""
 
@@ -149,7 +131,7 @@ class _ResponseCacheBase:
         self.ttl = to_seconds(ttl, name="ttl")
         self.lock_timeout = _positive(lock_timeout, "lock_timeout")
         self.wait_timeout = _positive(wait_timeout, "wait_timeout")
-        self._release: Any = cache.redis.register_script(load_script("release_lock.lua"))
+        self._release: Any = register_script(cache.redis, "release_lock.lua")
         self._counter_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -204,11 +186,48 @@ class _ResponseCacheBase:
     def _lock_key(self, key: str) -> str:
         return self._cache.keys("lock", self._cache.keys.strip(key))
 
-    def _sweep(self, endpoint: str) -> _Sweep:
-        """A new endpoint-wide invalidation of exactly ``endpoint``'s entries."""
+    def _index_key(self, endpoint: str) -> str:
+        """``{prefix}api-index:{endpoint}``: the user ids of the endpoint's entries."""
+        return self._cache.keys("api-index", check_part(endpoint, "endpoint"))
+
+    def _queue_write(self, pipe: Any, key: str, data: Any, seconds: int) -> None:
+        """On a transaction pipeline: the entry, and its user id in the endpoint's index."""
+        payload = encode_json(data, key=key)
+        # key = {prefix}api:{endpoint}:{user}; the user id holds no ':' (see _key).
+        endpoint, user = self._cache.keys.strip(key).removeprefix("api:").rsplit(":", 1)
+        index = self._cache.keys("api-index", endpoint)
+        now_ms = time.time_ns() // 1_000_000
+        pipe.set(key, payload, ex=seconds)
+        pipe.zadd(index, {user: now_ms + seconds * 1000})
+        pipe.zremrangebyscore(index, "-inf", f"({now_ms - _INDEX_GRACE_MS}")
+        # The index lives as long as its longest-lived entry: NX sets a first TTL, GT only
+        # ever extends it (as the sessions index does).
+        pipe.expire(index, seconds, nx=True)
+        pipe.expire(index, seconds, gt=True)
+
+    def _queue_sweep(self, pipe: Any, endpoint: str, index: str, members: Any) -> int:
+        """On a WATCHed pipeline that read the index's ``members``: start the transaction and
+        queue the deletes of the indexed entries and the index; how many entries were queued."""
         name = check_part(endpoint, "endpoint")
-        pattern = self._cache.keys.pattern("api", glob_escape(name), "*")
-        return _Sweep(pattern, self._cache.keys("api", name) + ":")
+        keys = [self._cache.keys("api", name, as_text(m)) for m in members]
+        pipe.multi()
+        if keys:
+            pipe.delete(*keys)
+        pipe.delete(index)
+        return len(keys)
+
+    @staticmethod
+    def _removed(results: list[Any], queued: int) -> int:
+        """How many entries existed, from the transaction of :meth:`_queue_sweep`."""
+        return int(results[0]) if queued else 0
+
+    @staticmethod
+    def _watch_attempts() -> range:
+        return range(_MAX_WATCH_RETRIES)
+
+    @staticmethod
+    def _kept_changing(endpoint: str) -> CacheServerError:
+        return CacheServerError(f"entries of endpoint {endpoint!r} kept changing; try again")
 
     def _ttl(self, ttl: TTLLike | None) -> int:
         return self.ttl if ttl is None else to_seconds(ttl, name="ttl")
@@ -251,13 +270,18 @@ class ResponseCache(_ResponseCacheBase):
             key = self._key(endpoint, user_id)
             with self._cache._operation():
                 return int(self._cache.redis.delete(key))
-        sweep = self._sweep(endpoint)
+        index = self._index_key(endpoint)
         with self._cache._operation():
-            while not sweep.done:
-                reply = self._cache.redis.scan(sweep.cursor, match=sweep.pattern, count=_SCAN_BATCH)
-                if keys := sweep.page(reply):
-                    sweep.unlinked(self._cache.redis.unlink(*keys))
-        return sweep.removed
+            for _ in self._watch_attempts():
+                with self._cache.redis.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(index)
+                        members = pipe.zrange(index, 0, -1)
+                        queued = self._queue_sweep(pipe, endpoint, index, members)
+                        return self._removed(pipe.execute(), queued)
+                    except redis.exceptions.WatchError:
+                        continue
+        raise self._kept_changing(endpoint)
 
     def get_or_compute(
         self,
@@ -287,9 +311,10 @@ class ResponseCache(_ResponseCacheBase):
         return self._stored(raw, key)
 
     def _write(self, key: str, data: Any, seconds: int) -> None:
-        payload = encode_json(data, key=key)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_write(pipe, key, data, seconds)
         with self._cache._operation():
-            self._cache.redis.set(key, payload, ex=seconds)
+            pipe.execute()
 
     def _fill(self, key: str, compute: Callable[[], T], seconds: int) -> T:
         turn = self._lock_turn(key)
@@ -361,15 +386,18 @@ class AsyncResponseCache(_ResponseCacheBase):
             key = self._key(endpoint, user_id)
             with self._cache._operation():
                 return int(await self._cache.redis.delete(key))
-        sweep = self._sweep(endpoint)
+        index = self._index_key(endpoint)
         with self._cache._operation():
-            while not sweep.done:
-                reply = await self._cache.redis.scan(
-                    sweep.cursor, match=sweep.pattern, count=_SCAN_BATCH
-                )
-                if keys := sweep.page(reply):
-                    sweep.unlinked(await self._cache.redis.unlink(*keys))
-        return sweep.removed
+            for _ in self._watch_attempts():
+                async with self._cache.redis.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(index)
+                        members = await pipe.zrange(index, 0, -1)
+                        queued = self._queue_sweep(pipe, endpoint, index, members)
+                        return self._removed(await pipe.execute(), queued)
+                    except redis.exceptions.WatchError:
+                        continue
+        raise self._kept_changing(endpoint)
 
     @overload
     async def get_or_compute(
@@ -441,9 +469,10 @@ class AsyncResponseCache(_ResponseCacheBase):
         return self._stored(raw, key)
 
     async def _write(self, key: str, data: Any, seconds: int) -> None:
-        payload = encode_json(data, key=key)
+        pipe = self._cache.redis.pipeline(transaction=True)
+        self._queue_write(pipe, key, data, seconds)
         with self._cache._operation():
-            await self._cache.redis.set(key, payload, ex=seconds)
+            await pipe.execute()
 
     async def _fill(
         self, key: str, compute: Callable[[], Awaitable[T]] | Callable[[], T], seconds: int
