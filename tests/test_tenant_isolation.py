@@ -106,7 +106,7 @@ def _subscribe(channel: str, *, pattern: bool = False) -> Callable[[redis.Redis]
 
 
 def _monitor(client: redis.Redis) -> Any:
-    with client.monitor() as monitor:
+    with client.monitor() as monitor:  # type: ignore[no-untyped-call]
         return monitor.next_command()
 
 
@@ -126,7 +126,9 @@ WAYS_IN: dict[str, Callable[[redis.Redis, Tenants], Any]] = {
     "FUNCTION LOAD REPLACE": lambda c, t: c.function_load(EVIL, replace=True),
     "FUNCTION DELETE": lambda c, t: c.function_delete("berthlib"),
     "FUNCTION FLUSH": lambda c, t: c.function_flush(),
-    "FUNCTION RESTORE": lambda c, t: c.function_restore(b"\x00", "REPLACE"),
+    "FUNCTION RESTORE": lambda c, t: c.execute_command(  # type: ignore[no-untyped-call]
+        "FUNCTION", "RESTORE", b"\x00", "REPLACE"
+    ),
     "FUNCTION LIST": lambda c, t: c.function_list(),
     "FCALL": lambda c, t: _fcall(c),
     "SCRIPT FLUSH": lambda c, t: c.script_flush(),
