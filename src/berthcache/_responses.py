@@ -18,17 +18,20 @@ its user id in the endpoint's index, the sorted set ``{prefix}api-index:{endpoin
 entry's expiry in epoch ms), in the same MULTI/EXEC as the entry; the index expires with its
 newest entry (EXPIRE NX, then GT) and each write prunes members expired more than a minute ago
 (a margin for clock skew between app servers), so it holds about the live entries, not every
-user ever seen. ``invalidate(endpoint)`` WATCHes the index, reads it, and deletes the indexed
-entries and the index in one transaction (retried when a write raced it), so an entry written
-meanwhile is either deleted or stays indexed. The index is per exact endpoint name, so a nested
-endpoint (``clients:list`` under ``clients``) keeps its entries. Keys and values are the seed's,
-unchanged; an entry a seed service wrote is not indexed: it is not removed by the endpoint-wide
-invalidation and expires by its TTL (5 minutes). User ids containing ``:`` are refused
-(InvalidKeyError naming ``user_id``): they would make keys ambiguous.
+user ever seen. ``invalidate(endpoint)`` runs ``resources/invalidate_endpoint.lua``: it takes
+up to 500 index members, deletes their entries and removes them from the index atomically, and
+is called again while members remain (bounded by the count it started with, so writers cannot
+keep it going). An entry written meanwhile is either deleted with its member or stays indexed —
+never orphaned, and no retry loop under contention. The index is per exact endpoint name, so a
+nested endpoint (``clients:list`` under ``clients``) keeps its entries. Keys and values are the
+seed's, unchanged; an entry a seed service wrote is not indexed: it is not removed by the
+endpoint-wide invalidation and expires by its TTL (5 minutes). User ids containing ``:`` are
+refused (InvalidKeyError naming ``user_id``): they would make keys ambiguous.
 
-Every decision — keys, validation, encoding, what a write and an invalidation queue, when to give
-up waiting for another process's lock — is made in :class:`_ResponseCacheBase` and its step
-object :class:`_LockTurn`; the twins only send the commands they are handed.
+Every decision — keys, validation, encoding, what a write queues, how far an invalidation goes,
+when to give up waiting for another process's lock — is made in :class:`_ResponseCacheBase` and
+its step objects (:class:`_Sweep`, :class:`_LockTurn`); the twins only send the commands they
+are handed.
 """
 
 from __future__ import annotations
@@ -44,11 +47,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar, overload
 
-import redis.exceptions
-
-from berthcache._exceptions import CacheError, CacheServerError, ConfigurationError, InvalidKeyError
+from berthcache._exceptions import CacheError, ConfigurationError, InvalidKeyError
 from berthcache._host import CacheHost
-from berthcache._parts import as_text, check_part
+from berthcache._parts import check_part
 from berthcache._scripts import register_script
 from berthcache._serialization import decode_json, encode_json
 from berthcache._ttl import TTL, TTLLike, to_seconds
@@ -61,7 +62,8 @@ T = TypeVar("T")
 #: Index members are pruned this long after the expiry the writer computed: app servers' clocks
 #: may disagree, and pruning a live entry's member would hide it from ``invalidate(endpoint)``.
 _INDEX_GRACE_MS = 60_000
-_MAX_WATCH_RETRIES = 16
+#: Index members one call of the invalidation script handles: bounded work per call.
+_SWEEP_CHUNK = 500
 #: What ``_read`` returns for a missing key — distinct from a cached JSON ``null``, so that a
 #: computed ``None`` is a hit too instead of being recomputed on every call.
 _MISS: Any = object()
@@ -116,6 +118,35 @@ class _LockTurn:
         return delay
 
 
+class _Sweep:
+    """One endpoint-wide invalidation: the script's arguments, how many entries it removed,
+    and when to stop — the index is empty, or as many chunks ran as the first reply's count
+    needed (entries written after the call began may stay: writers cannot keep it going)."""
+
+    __slots__ = ("_rounds_left", "args", "index", "removed")
+
+    def __init__(self, index: str, head: str) -> None:
+        self.index = index
+        self.args = [head, _SWEEP_CHUNK]
+        self.removed = 0
+        self._rounds_left: int | None = None  # known after the first reply
+
+    @property
+    def done(self) -> bool:
+        return self._rounds_left == 0
+
+    def record(self, reply: Any) -> None:
+        """One script reply: ``[deleted, members left]``."""
+        deleted, left = int(reply[0]), int(reply[1])
+        self.removed += deleted
+        if self._rounds_left is None:
+            self._rounds_left = -(-left // _SWEEP_CHUNK)  # the chunks the rest needed then
+        else:
+            self._rounds_left -= 1
+        if left == 0:
+            self._rounds_left = 0
+
+
 class _ResponseCacheBase:
     """Keys, validation, encoding and the counters — no I/O."""
 
@@ -132,6 +163,7 @@ class _ResponseCacheBase:
         self.lock_timeout = _positive(lock_timeout, "lock_timeout")
         self.wait_timeout = _positive(wait_timeout, "wait_timeout")
         self._release: Any = register_script(cache.redis, "release_lock.lua")
+        self._sweep_script: Any = register_script(cache.redis, "invalidate_endpoint.lua")
         self._counter_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -205,29 +237,10 @@ class _ResponseCacheBase:
         pipe.expire(index, seconds, nx=True)
         pipe.expire(index, seconds, gt=True)
 
-    def _queue_sweep(self, pipe: Any, endpoint: str, index: str, members: Any) -> int:
-        """On a WATCHed pipeline that read the index's ``members``: start the transaction and
-        queue the deletes of the indexed entries and the index; how many entries were queued."""
+    def _sweep(self, endpoint: str) -> _Sweep:
+        """A new endpoint-wide invalidation of exactly ``endpoint``'s indexed entries."""
         name = check_part(endpoint, "endpoint")
-        keys = [self._cache.keys("api", name, as_text(m)) for m in members]
-        pipe.multi()
-        if keys:
-            pipe.delete(*keys)
-        pipe.delete(index)
-        return len(keys)
-
-    @staticmethod
-    def _removed(results: list[Any], queued: int) -> int:
-        """How many entries existed, from the transaction of :meth:`_queue_sweep`."""
-        return int(results[0]) if queued else 0
-
-    @staticmethod
-    def _watch_attempts() -> range:
-        return range(_MAX_WATCH_RETRIES)
-
-    @staticmethod
-    def _kept_changing(endpoint: str) -> CacheServerError:
-        return CacheServerError(f"entries of endpoint {endpoint!r} kept changing; try again")
+        return _Sweep(self._index_key(name), self._cache.keys("api", name) + ":")
 
     def _ttl(self, ttl: TTLLike | None) -> int:
         return self.ttl if ttl is None else to_seconds(ttl, name="ttl")
@@ -270,18 +283,11 @@ class ResponseCache(_ResponseCacheBase):
             key = self._key(endpoint, user_id)
             with self._cache._operation():
                 return int(self._cache.redis.delete(key))
-        index = self._index_key(endpoint)
+        sweep = self._sweep(endpoint)
         with self._cache._operation():
-            for _ in self._watch_attempts():
-                with self._cache.redis.pipeline(transaction=True) as pipe:
-                    try:
-                        pipe.watch(index)
-                        members = pipe.zrange(index, 0, -1)
-                        queued = self._queue_sweep(pipe, endpoint, index, members)
-                        return self._removed(pipe.execute(), queued)
-                    except redis.exceptions.WatchError:
-                        continue
-        raise self._kept_changing(endpoint)
+            while not sweep.done:
+                sweep.record(self._sweep_script(keys=[sweep.index], args=sweep.args))
+        return sweep.removed
 
     def get_or_compute(
         self,
@@ -386,18 +392,11 @@ class AsyncResponseCache(_ResponseCacheBase):
             key = self._key(endpoint, user_id)
             with self._cache._operation():
                 return int(await self._cache.redis.delete(key))
-        index = self._index_key(endpoint)
+        sweep = self._sweep(endpoint)
         with self._cache._operation():
-            for _ in self._watch_attempts():
-                async with self._cache.redis.pipeline(transaction=True) as pipe:
-                    try:
-                        await pipe.watch(index)
-                        members = await pipe.zrange(index, 0, -1)
-                        queued = self._queue_sweep(pipe, endpoint, index, members)
-                        return self._removed(await pipe.execute(), queued)
-                    except redis.exceptions.WatchError:
-                        continue
-        raise self._kept_changing(endpoint)
+            while not sweep.done:
+                sweep.record(await self._sweep_script(keys=[sweep.index], args=sweep.args))
+        return sweep.removed
 
     @overload
     async def get_or_compute(
