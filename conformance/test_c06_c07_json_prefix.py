@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from berthcache import CacheConfig, SerializationError
+from berthcache import CacheConfig, ConfigurationError, SerializationError
+from berthcache.testing.plugin import LocalRedisFactory
 
 from .support import AnyCache, CacheFactory, aw
 
@@ -101,23 +102,13 @@ async def _write_through_every_feature(cache: AnyCache) -> dict[str, str]:
     }
 
 
-async def _scan(cache: AnyCache, match: str | None) -> set[str]:
-    found: set[str] = set()
-    cursor: Any = 0
-    while True:
-        cursor, batch = await aw(cache.redis.scan(cursor, match=match, count=500))
-        found.update(k.decode() if isinstance(k, bytes) else k for k in batch)
-        if int(cursor) == 0:
-            return found
-
-
 @pytest.mark.clause("C7")
 async def test_every_feature_writes_under_the_prefix(cache: AnyCache) -> None:
+    # Checked key by key: the app user may not list keys (SCAN would list other tenants' too).
     expected = await _write_through_every_feature(cache)
-    keys = await _scan(cache, cache.keys.pattern("*"))
     for what, key in expected.items():
-        assert key in keys, f"{what} key {key!r} missing; under the prefix: {sorted(keys)}"
-    assert all(k.startswith(cache.config.key_prefix) for k in keys)
+        assert await aw(cache.redis.exists(key)) == 1, f"{what} key {key!r} missing"
+    assert all(key.startswith(cache.config.key_prefix) for key in expected.values())
 
 
 @pytest.mark.clause("C7")
@@ -134,19 +125,30 @@ async def test_default_prefix_is_berthcare() -> None:
 
 
 @pytest.mark.clause("C7")
-@pytest.mark.requires("admin")  # lists every key of a database: only where the suite owns it
 async def test_nothing_written_outside_the_prefix(
-    cache_factory: CacheFactory, conf: CacheConfig
+    cache_factory: CacheFactory, conf: CacheConfig, local_redis_factory: LocalRedisFactory
 ) -> None:
-    """On a server the suite started, use a database of our own and list *all* of its keys."""
-    cache = cache_factory(conf, db=11)
+    """On a server of our own, the app user (allow-listed to the prefix) runs every feature and
+    the admin user lists *all* of the server's keys."""
+    group = local_redis_factory(tls=False)
+    cache = cache_factory(CacheConfig.from_url(group.url("app"), key_prefix=conf.key_prefix))
+    await _write_through_every_feature(cache)
+    admin = group.admin_client(decode_responses=True)
     try:
-        await _write_through_every_feature(cache)
-        everything = await _scan(cache, None)
-        assert everything
-        stray = sorted(k for k in everything if not k.startswith(conf.key_prefix))
-        assert stray == []
+        everything = set(admin.scan_iter(count=500))
     finally:
-        keys = await _scan(cache, cache.keys.pattern("*"))
-        if keys:
-            await aw(cache.redis.unlink(*keys))
+        admin.close()
+    assert everything
+    stray = sorted(k for k in everything if not k.startswith(conf.key_prefix))
+    assert stray == []
+
+
+@pytest.mark.clause("C7")
+@pytest.mark.not_twinned(reason="config validation: no client involved")
+@pytest.mark.parametrize("prefix", ["tenant1", "berthcare", "app-", "a.b", "x/"])
+async def test_a_prefix_without_a_delimiter_is_refused(prefix: str) -> None:
+    """``tenant1`` would also cover ``tenant10:``: the prefix must end with ``:``."""
+    with pytest.raises(ConfigurationError, match="key_prefix: must end with ':'"):
+        CacheConfig(key_prefix=prefix)
+    with pytest.raises(ConfigurationError, match="REDIS_KEY_PREFIX: must end with ':'"):
+        CacheConfig.from_env({"REDIS_KEY_PREFIX": prefix})

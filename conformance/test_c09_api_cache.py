@@ -189,27 +189,52 @@ async def test_invalidate_removes_exactly_that_endpoints_entries(
     cache: AnyCache, seed: redis.Redis, conf: CacheConfig
 ) -> None:
     for user in (1, 2, 3):
-        seed_cache_api_response(seed, conf, "clients", user, CLIENTS)
-        seed_cache_api_response(seed, conf, "clients:list", user, CLIENTS)
+        await aw(cache.responses.set("clients", user, CLIENTS))
+        await aw(cache.responses.set("clients:list", user, CLIENTS))
     await aw(cache.responses.set("clients:list:archived", 1, CLIENTS))
     assert await aw(cache.responses.invalidate("clients")) == 3
     for user in (1, 2, 3):
+        # The seed reads the same keys: gone for "clients", kept for the nested endpoint.
         assert seed_get_cached_api_response(seed, conf, "clients", user) is None
-        # The nested endpoint clients:list is another endpoint: its entries stay.
         assert seed_get_cached_api_response(seed, conf, "clients:list", user) == CLIENTS
     assert await aw(cache.responses.get("clients:list:archived", 1)) == CLIENTS
     assert await aw(cache.responses.invalidate("clients:list")) == 3
     assert await aw(cache.responses.get("clients:list:archived", 1)) == CLIENTS
+    assert await aw(cache.responses.invalidate("clients")) == 0
 
 
-async def test_invalidate_walks_every_scan_page(cache: AnyCache, seed: redis.Redis) -> None:
-    # More entries than one SCAN page holds, mixed with a nested endpoint's.
-    prefix = cache.config.key_prefix
-    seed.mset({f"{prefix}api:big:{n}": "1" for n in range(1200)})
-    seed.mset({f"{prefix}api:big:nested:{n}": "1" for n in range(300)})
-    assert await aw(cache.responses.invalidate("big")) == 1200
+async def test_invalidate_lists_no_keys_and_leaves_seed_entries_to_their_ttl(
+    cache: AnyCache, seed: redis.Redis, conf: CacheConfig
+) -> None:
+    """Endpoint-wide invalidation reads the endpoint's index, written with each entry — no
+    SCAN (the app user may not list keys). An entry a seed service wrote is not indexed: it
+    stays until its 5-minute TTL (the documented trade-off)."""
+    await aw(cache.responses.get_or_compute("clients", 1, lambda: CLIENTS))
+    await aw(cache.responses.set("clients", 2, CLIENTS))
+    seed_cache_api_response(seed, conf, "clients", 3, CLIENTS)
+    index = f"{conf.key_prefix}api-index:clients"
+    assert sorted(seed.zrange(index, 0, -1)) == ["1", "2"]
+    assert 0 < seed.ttl(index) <= 300
+    assert await aw(cache.responses.invalidate("clients")) == 2
+    assert seed.exists(index) == 0
+    assert seed_get_cached_api_response(seed, conf, "clients", 3) == CLIENTS
+    assert 0 < seed.ttl(seed_key(conf, "clients", 3)) <= 300
+
+
+async def test_invalidate_removes_many_entries(cache: AnyCache) -> None:
+    pipe = cache.pipeline()
+    for n in range(300):
+        pipe.set(f"other:{n}", "1")  # unrelated keys around them
+    await aw(pipe.execute())
+    for n in range(600):
+        await aw(cache.responses.set("big", n, n))
+    for n in range(100):
+        await aw(cache.responses.set("big:nested", n, n))
+    assert await aw(cache.responses.invalidate("big")) == 600
     assert await aw(cache.responses.invalidate("big")) == 0
-    assert await aw(cache.responses.invalidate("big:nested")) == 300
+    assert await aw(cache.responses.get("big", 7)) is None
+    assert await aw(cache.responses.invalidate("big:nested")) == 100
+    assert await aw(cache.get("other:7")) == "1"
 
 
 async def test_a_user_id_with_a_colon_is_refused(cache: AnyCache) -> None:

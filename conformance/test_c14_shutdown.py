@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -29,23 +30,24 @@ async def test_calls_after_close_raise(cache: AnyCache) -> None:
 
 async def test_in_flight_call_finishes_before_close(cache: AnyCache, monkeypatch: Any) -> None:
     """A slow command that started before close() completes with its real result."""
-    key = cache.keys("slow:list")
-    empty = cache.keys("slow:empty")
-    await aw(cache.redis.rpush(key, "late-item"))
-    await aw(cache.ping())
-    on_the_wire = Inbox()  # fed once BLPOP has been written to the server
-    on_send(cache, monkeypatch, empty.encode(), lambda: on_the_wire.put("BLPOP"))
+    key = cache.keys("slow:item")
+    marker = cache.keys("slow:started")
+    await aw(cache.set("slow:item", "late-item"))
+    on_the_wire = Inbox()  # fed once the operation's first command reached the server
+    on_send(cache, monkeypatch, marker.encode(), lambda: on_the_wire.put("started"))
     if isinstance(cache, AsyncCache):
 
         async def slow() -> Any:
             with cache._operation():
-                # BLPOP on a key that exists returns at once; on one that does not it waits.
-                await cache.redis.blpop([empty], timeout=0.5)
-                return await cache.redis.lpop(key)
+                # A slow operation: one command, work that takes a while (the app user may run
+                # no blocking command such as BLPOP), then the command whose result we check.
+                await cache.redis.exists(marker)
+                await asyncio.sleep(0.3)
+                return await cache.redis.get(key)
 
         task = asyncio.create_task(slow())
         try:
-            assert await on_the_wire.get() == "BLPOP"  # queue.Empty after WAIT seconds
+            assert await on_the_wire.get() == "started"  # queue.Empty after WAIT seconds
             async with asyncio.timeout(WAIT):
                 await cache.close()
             assert task.done()  # close() waited for it
@@ -57,13 +59,14 @@ async def test_in_flight_call_finishes_before_close(cache: AnyCache, monkeypatch
 
         def slow_sync() -> None:
             with cache._operation():
-                cache.redis.blpop([empty], timeout=0.5)
-                result.append(cache.redis.lpop(key))
+                cache.redis.exists(marker)
+                time.sleep(0.3)
+                result.append(cache.redis.get(key))
 
         worker = threading.Thread(target=slow_sync)
         worker.start()
         try:
-            assert await on_the_wire.get() == "BLPOP"
+            assert await on_the_wire.get() == "started"
             cache.close()  # waits for the worker's command to finish
             assert result == ["late-item"]
         finally:

@@ -201,8 +201,9 @@ SETTINGS: tuple[Setting, ...] = (
         key="keyPrefix",
         type="string",
         default="berthcare:",
-        pattern=r"[A-Za-z0-9:_.\-]{1,64}",
+        pattern=r"[A-Za-z0-9:_.\-]{0,63}:",
         example="berthcare:",
+        # Ends with ':' (berthcache.acl.KEY_PREFIX_DELIMITERS): tenant1 would also cover tenant10:.
         doc="The apps' key prefix; in RBAC mode the app user may only touch these keys.",
     ),
     Setting(

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from berthcache._exceptions import ConfigurationError
+from berthcache.acl import check_key_prefix
 
 __all__ = ["DEFAULT_KEY_PREFIX", "RETRY_STRATEGIES", "CacheConfig", "RetryStrategy", "masked_url"]
 
@@ -265,8 +266,8 @@ class CacheConfig:
             raise ConfigurationError(
                 name("retry_max_delay_ms"), "must be at least the base delay (retry_base_delay_ms)"
             )
-        if not isinstance(self.key_prefix, str):
-            raise ConfigurationError(name("key_prefix"), "must be a string")
+        if (problem := check_key_prefix(self.key_prefix)) is not None:
+            raise ConfigurationError(name("key_prefix"), problem)
         if any(c in self.key_prefix for c in " \r\n\t*?[]"):
             raise ConfigurationError(
                 name("key_prefix"), "must not contain whitespace or glob characters (* ? [ ])"

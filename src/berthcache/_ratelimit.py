@@ -35,7 +35,7 @@ from berthcache._exceptions import (
 )
 from berthcache._host import CacheHost
 from berthcache._parts import check_part
-from berthcache._scripts import load_script
+from berthcache._scripts import register_script
 from berthcache._ttl import to_seconds
 
 __all__ = ["AsyncRateLimiter", "RateLimitResult", "RateLimiter", "normalize_ip"]
@@ -123,9 +123,9 @@ class _RateLimiterBase:
         self.limit = limit
         self.window = to_seconds(window, name="window")
         self.fail_open = fail_open
-        # register_script does no I/O: it computes the SHA once; EVALSHA falls back to EVAL
-        # (and caches the script on the server) the first time a server has not seen it.
-        self._script: Any = cache.redis.register_script(load_script("rate_limit.lua"))
+        # No I/O: the SHA is computed once; EVALSHA falls back to EVAL (never SCRIPT LOAD,
+        # which the app user's allow-list does not grant).
+        self._script: Any = register_script(cache.redis, "rate_limit.lua")
         self._keys: dict[tuple[str, str], str] = {}
 
     def _key(self, ip: str, endpoint: str) -> str:

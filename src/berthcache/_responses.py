@@ -21,15 +21,26 @@ and returns the value without storing it, counts it in ``stats.served_through_ou
 one warning when the outage starts and one info line when Redis answers again.
 
 ``invalidate(endpoint)`` without a user removes exactly that endpoint's entries
-``{prefix}api:{endpoint}:{user_id}``, as the seed's endpoint-wide invalidation means it: it walks
-``SCAN MATCH api:{endpoint}:*`` (glob characters escaped) and UNLINKs, in batches — bounded work
-per round trip, never ``KEYS`` — only the keys whose part after ``api:{endpoint}:`` holds no
-``:``, so a nested endpoint (``clients:list`` under ``clients``) keeps its entries. User ids
-containing ``:`` are refused (InvalidKeyError naming ``user_id``): they would make keys ambiguous.
+``{prefix}api:{endpoint}:{user_id}``, as the seed's endpoint-wide invalidation means it, without
+listing keys (the app user may not SCAN: it would list every tenant's keys). Every write records
+its user id in the endpoint's index, the sorted set ``{prefix}api-index:{endpoint}`` (score: the
+entry's expiry in epoch ms), in the same MULTI/EXEC as the entry; the index expires with its
+newest entry (EXPIRE NX, then GT) and each write prunes members expired more than a minute ago
+(a margin for clock skew between app servers), so it holds about the live entries, not every
+user ever seen. ``invalidate(endpoint)`` runs ``resources/invalidate_endpoint.lua``: it takes
+up to 500 index members, deletes their entries and removes them from the index atomically, and
+is called again while members remain (bounded by the count it started with, so writers cannot
+keep it going). An entry written meanwhile is either deleted with its member or stays indexed —
+never orphaned, and no retry loop under contention. The index is per exact endpoint name, so a
+nested endpoint (``clients:list`` under ``clients``) keeps its entries. Keys and values are the
+seed's, unchanged; an entry a seed service wrote is not indexed: it is not removed by the
+endpoint-wide invalidation and expires by its TTL (5 minutes). User ids containing ``:`` are
+refused (InvalidKeyError naming ``user_id``): they would make keys ambiguous.
 
-Every decision — keys, validation, encoding, which scanned keys go, when to give up waiting for
-another process's lock — is made in :class:`_ResponseCacheBase` and its step objects
-(:class:`_Sweep`, :class:`_LockTurn`); the twins only send the commands they are handed.
+Every decision — keys, validation, encoding, what a write queues, how far an invalidation goes,
+when to give up waiting for another process's lock — is made in :class:`_ResponseCacheBase` and
+its step objects (:class:`_Sweep`, :class:`_LockTurn`); the twins only send the commands they
+are handed.
 """
 
 from __future__ import annotations
@@ -57,18 +68,21 @@ from berthcache._exceptions import (
     TLSError,
 )
 from berthcache._host import CacheHost
-from berthcache._parts import as_text, check_part
-from berthcache._scripts import load_script
+from berthcache._parts import check_part
+from berthcache._scripts import register_script
 from berthcache._serialization import decode_json, encode_json
 from berthcache._ttl import MAX_TTL_SECONDS, TTL, TTLLike, to_seconds
-from berthcache.acl import glob_escape
 
 __all__ = ["AsyncResponseCache", "CacheStats", "ResponseCache"]
 
 logger = logging.getLogger("berthcache.responses")
 
 T = TypeVar("T")
-_SCAN_BATCH = 500
+#: Index members are pruned this long after the expiry the writer computed: app servers' clocks
+#: may disagree, and pruning a live entry's member would hide it from ``invalidate(endpoint)``.
+_INDEX_GRACE_MS = 60_000
+#: Index members one call of the invalidation script handles: bounded work per call.
+_SWEEP_CHUNK = 500
 #: What ``_read`` returns for a missing key — distinct from a cached JSON ``null``, so that a
 #: computed ``None`` is a hit too instead of being recomputed on every call.
 _MISS: Any = object()
@@ -149,33 +163,32 @@ class _LockTurn:
 
 
 class _Sweep:
-    """One endpoint-wide invalidation: the SCAN cursor, which scanned keys belong to exactly
-    this endpoint, and how many were removed. The twin sends SCAN from ``cursor`` until
-    ``done``, hands each page to :meth:`page` and UNLINKs what it returns."""
+    """One endpoint-wide invalidation: the script's arguments, how many entries it removed,
+    and when to stop — the index is empty, or as many chunks ran as the first reply's count
+    needed (entries written after the call began may stay: writers cannot keep it going)."""
 
-    __slots__ = ("_head", "cursor", "done", "pattern", "removed")
+    __slots__ = ("_rounds_left", "args", "index", "removed")
 
-    def __init__(self, pattern: str, head: str) -> None:
-        self.pattern = pattern
-        self._head = head  # "{prefix}api:{endpoint}:" — the user id follows, with no ':'
-        self.cursor: int = 0
-        self.done = False
+    def __init__(self, index: str, head: str) -> None:
+        self.index = index
+        self.args = [head, _SWEEP_CHUNK]
         self.removed = 0
+        self._rounds_left: int | None = None  # known after the first reply
 
-    def page(self, reply: tuple[Any, list[Any]]) -> list[Any]:
-        """Record one SCAN reply; the keys of this endpoint in it (to UNLINK, maybe none)."""
-        cursor, found = reply
-        self.cursor = int(cursor)
-        self.done = self.cursor == 0
-        keys = []
-        for key in found:
-            text = as_text(key)
-            if text.startswith(self._head) and ":" not in text[len(self._head) :]:
-                keys.append(key)
-        return keys
+    @property
+    def done(self) -> bool:
+        return self._rounds_left == 0
 
-    def unlinked(self, count: Any) -> None:
-        self.removed += int(count)
+    def record(self, reply: Any) -> None:
+        """One script reply: ``[deleted, members left]``."""
+        deleted, left = int(reply[0]), int(reply[1])
+        self.removed += deleted
+        if self._rounds_left is None:
+            self._rounds_left = -(-left // _SWEEP_CHUNK)  # the chunks the rest needed then
+        else:
+            self._rounds_left -= 1
+        if left == 0:
+            self._rounds_left = 0
 
 
 class _ResponseCacheBase:
@@ -208,7 +221,8 @@ class _ResponseCacheBase:
         #: How long each Redis step (read, write, lock) may take.
         self.budget = Budget(timeout_ms, "response_cache_timeout_ms")
         self.serve_through_outage = serve_through_outage
-        self._release: Any = cache.redis.register_script(load_script("release_lock.lua"))
+        self._release: Any = register_script(cache.redis, "release_lock.lua")
+        self._sweep_script: Any = register_script(cache.redis, "invalidate_endpoint.lua")
         self._counter_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -309,11 +323,29 @@ class _ResponseCacheBase:
     def _lock_key(self, key: str) -> str:
         return self._cache.keys("lock", self._cache.keys.strip(key))
 
+    def _index_key(self, endpoint: str) -> str:
+        """``{prefix}api-index:{endpoint}``: the user ids of the endpoint's entries."""
+        return self._cache.keys("api-index", check_part(endpoint, "endpoint"))
+
+    def _queue_write(self, pipe: Any, key: str, data: Any, seconds: int) -> None:
+        """On a transaction pipeline: the entry, and its user id in the endpoint's index."""
+        payload = encode_json(data, key=key)
+        # key = {prefix}api:{endpoint}:{user}; the user id holds no ':' (see _key).
+        endpoint, user = self._cache.keys.strip(key).removeprefix("api:").rsplit(":", 1)
+        index = self._cache.keys("api-index", endpoint)
+        now_ms = time.time_ns() // 1_000_000
+        pipe.set(key, payload, ex=seconds)
+        pipe.zadd(index, {user: now_ms + seconds * 1000})
+        pipe.zremrangebyscore(index, "-inf", f"({now_ms - _INDEX_GRACE_MS}")
+        # The index lives as long as its longest-lived entry: NX sets a first TTL, GT only
+        # ever extends it (as the sessions index does).
+        pipe.expire(index, seconds, nx=True)
+        pipe.expire(index, seconds, gt=True)
+
     def _sweep(self, endpoint: str) -> _Sweep:
-        """A new endpoint-wide invalidation of exactly ``endpoint``'s entries."""
+        """A new endpoint-wide invalidation of exactly ``endpoint``'s indexed entries."""
         name = check_part(endpoint, "endpoint")
-        pattern = self._cache.keys.pattern("api", glob_escape(name), "*")
-        return _Sweep(pattern, self._cache.keys("api", name) + ":")
+        return _Sweep(self._index_key(name), self._cache.keys("api", name) + ":")
 
     def _ttl(self, ttl: TTLLike | None) -> int:
         return self.ttl if ttl is None else to_seconds(ttl, name="ttl")
@@ -362,9 +394,7 @@ class ResponseCache(_ResponseCacheBase):
         sweep = self._sweep(endpoint)
         with self._cache._operation():
             while not sweep.done:
-                reply = self._cache.redis.scan(sweep.cursor, match=sweep.pattern, count=_SCAN_BATCH)
-                if keys := sweep.page(reply):
-                    sweep.unlinked(self._cache.redis.unlink(*keys))
+                sweep.record(self._sweep_script(keys=[sweep.index], args=sweep.args))
         return sweep.removed
 
     def get_or_compute(
@@ -401,9 +431,13 @@ class ResponseCache(_ResponseCacheBase):
         return value
 
     def _write(self, key: str, data: Any, seconds: int) -> None:
-        payload = encode_json(data, key=key)
+        def send(client: Any) -> Any:
+            pipe = client.pipeline(transaction=True)
+            self._queue_write(pipe, key, data, seconds)
+            return pipe.execute()
+
         with self._cache._operation():
-            self._cache._bounded.call(self.budget, lambda r: r.set(key, payload, ex=seconds))
+            self._cache._bounded.call(self.budget, send)
 
     def _single_flight(self, key: str, load: Callable[[], T]) -> T:
         """``load()`` run by one thread per key at a time; the others wait for its outcome."""
@@ -517,11 +551,7 @@ class AsyncResponseCache(_ResponseCacheBase):
         sweep = self._sweep(endpoint)
         with self._cache._operation():
             while not sweep.done:
-                reply = await self._cache.redis.scan(
-                    sweep.cursor, match=sweep.pattern, count=_SCAN_BATCH
-                )
-                if keys := sweep.page(reply):
-                    sweep.unlinked(await self._cache.redis.unlink(*keys))
+                sweep.record(await self._sweep_script(keys=[sweep.index], args=sweep.args))
         return sweep.removed
 
     @overload
@@ -620,9 +650,13 @@ class AsyncResponseCache(_ResponseCacheBase):
         return value
 
     async def _write(self, key: str, data: Any, seconds: int) -> None:
-        payload = encode_json(data, key=key)
+        async def send(client: Any) -> Any:
+            pipe = client.pipeline(transaction=True)
+            self._queue_write(pipe, key, data, seconds)
+            return await pipe.execute()
+
         with self._cache._operation():
-            await self._cache._bounded.call(self.budget, lambda r: r.set(key, payload, ex=seconds))
+            await self._cache._bounded.call(self.budget, send)
 
     async def _try_lock(self, turn: _LockTurn) -> Any:
         """True (taken), False (another holder) or ``_DOWN``."""

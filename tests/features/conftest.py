@@ -1,10 +1,13 @@
 """Fixtures for the feature tests: a real redis-server from the shared harness and real
-``Cache`` / ``AsyncCache`` clients on it. Each test gets its own key prefix, so tests never see
-each other's keys; the system Redis on 6379 is never used.
+``Cache`` / ``AsyncCache`` clients on it, connected as an ACL ``app`` user with the deployed
+app user's allow-list (``berthcache.acl.app_user_access``) for ``bc-feat:``, so every feature
+test also proves the allow-list grants what the feature sends. Each test gets its own key
+prefix under it, so tests never see each other's keys; the system Redis on 6379 is never used.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,16 +18,22 @@ import redis
 from berthcache._async_client import AsyncCache
 from berthcache._client import Cache
 from berthcache._config import CacheConfig
-from berthcache.testing import RedisServer
+from berthcache.acl import app_user_access
+from berthcache.testing import ACLUser, RedisServer
 from berthcache.testing._server import free_port
+
+APP_PREFIX = "bc-feat:"
+APP_USER = ACLUser("app", secrets.token_hex(16), app_user_access(APP_PREFIX))
 
 
 def _config(port: int, *, timeout: float = 2.0) -> CacheConfig:
-    """Fail fast (no retries, short timeouts) under a fresh key prefix."""
+    """Fail fast (no retries, short timeouts) under a fresh key prefix, as the app user."""
     return CacheConfig(
         host="127.0.0.1",
         port=port,
-        key_prefix=f"bc-feat-{uuid.uuid4().hex[:8]}:",
+        username=APP_USER.name,
+        password=APP_USER.password,
+        key_prefix=f"{APP_PREFIX}{uuid.uuid4().hex[:8]}:",
         connect_timeout=min(timeout, 1.0),
         socket_timeout=timeout,
         max_retries_per_request=0,
@@ -34,7 +43,7 @@ def _config(port: int, *, timeout: float = 2.0) -> CacheConfig:
 @pytest.fixture(scope="session")
 def feature_server() -> Iterator[RedisServer]:
     """One plain server for the whole session; no test stops or reconfigures it."""
-    with RedisServer(appendonly=False, name="features") as server:
+    with RedisServer(appendonly=False, name="features", users=[APP_USER]) as server:
         yield server
 
 
@@ -64,7 +73,7 @@ async def acache(feature_config: CacheConfig) -> AsyncIterator[AsyncCache]:
 @pytest.fixture
 def raw(feature_server: RedisServer) -> Iterator[redis.Redis]:
     """A plain client for looking behind the features' backs (TTLs, raw values)."""
-    client = feature_server.client(decode_responses=True)
+    client = feature_server.client(None, decode_responses=True)  # the default user: anything
     try:
         yield client
     finally:

@@ -10,14 +10,29 @@ from typing import Any
 import pytest
 import redis
 
-from berthcache.acl import app_user_access, glob_escape
+from berthcache.acl import APP_USER_COMMANDS, app_user_access, glob_escape
 from berthcache.testing import ACLUser, RedisServer, app_user_rules
 from berthcache.testing._server import ADMIN_RULES
+from infra.config import SETTINGS
 from infra.security import app_access_string
+from infra.settings import InfraConfigError, parse_setting
 
 
-def test_rules_limit_keys_and_channels_to_the_prefix_and_keep_info() -> None:
-    assert app_user_access("berthcare:") == "~berthcare:* &berthcare:* +@all -@dangerous +info"
+def test_rules_are_an_allow_list_on_the_prefix() -> None:
+    rules = app_user_access("berthcare:").split()
+    assert rules[:3] == ["~berthcare:*", "&berthcare:*", "-@all"]
+    granted = [rule.removeprefix("+") for rule in rules[3:]]
+    assert granted == [name for name, _ in APP_USER_COMMANDS]
+    assert all(rule.startswith("+") and "@" not in rule for rule in rules[3:])  # no categories
+    for never in ("scan", "keys", "randomkey", "select", "function", "script", "pubsub", "config"):
+        assert not any(g == never or g.startswith(f"{never}|") for g in granted), never
+    assert "info" in granted  # read-only; the memory and hit-rate checks need it
+
+
+def test_every_granted_command_says_why() -> None:
+    names = [name for name, _ in APP_USER_COMMANDS]
+    assert len(names) == len(set(names))
+    assert all(reason.strip() for _, reason in APP_USER_COMMANDS)
 
 
 def test_glob_characters_in_the_prefix_are_literal() -> None:
@@ -25,7 +40,7 @@ def test_glob_characters_in_the_prefix_are_literal() -> None:
     assert app_user_access("a*:").startswith("~a\\*:* &a\\*:* ")
 
 
-@pytest.mark.parametrize("prefix", ["", "two words:", "tab\t:"])
+@pytest.mark.parametrize("prefix", ["", "two words:", "tab\t:", "tenant1", "app-", "a.b", "x/"])
 def test_bad_prefix_is_refused_naming_the_argument(prefix: str) -> None:
     with pytest.raises(ValueError, match="key_prefix"):
         app_user_access(prefix)
@@ -33,7 +48,7 @@ def test_bad_prefix_is_refused_naming_the_argument(prefix: str) -> None:
 
 def test_harness_and_stack_grant_the_same_rules() -> None:
     """ElastiCache adds only `on` (it disables users without it; passwords go through its API)."""
-    for prefix in ("berthcare:", "tenant-1.cache:"):
+    for prefix in ("berthcare:", "tenant-1.cache:", "a:b:"):
         assert app_access_string(prefix) == f"on {app_user_rules(prefix)}"
         assert ">" not in app_access_string(prefix)
         assert "reset" not in app_access_string(prefix)
@@ -41,7 +56,7 @@ def test_harness_and_stack_grant_the_same_rules() -> None:
 
 def test_bare_channels_are_granted_one_by_one_as_literals() -> None:
     rules = app_user_access("berthcare:", channels=["alerts", "a*", "alerts"])
-    assert rules == "~berthcare:* &berthcare:* &alerts &a\\* +@all -@dangerous +info"
+    assert rules.startswith("~berthcare:* &berthcare:* &alerts &a\\* -@all +")
 
 
 @pytest.mark.parametrize("channels", [[""], ["two words"], ["tab\t"], "alerts"])
@@ -65,6 +80,7 @@ def server() -> Iterator[RedisServer]:
 
 
 def test_app_user_on_real_redis_can_use_its_keys_and_info_only(server: RedisServer) -> None:
+    """(The second-tenant test, tests/test_tenant_isolation.py, tries every way in.)"""
     app = server.client("app")
     try:
         app.set("berthcare:acl:1", "v", ex=60)
@@ -79,6 +95,8 @@ def test_app_user_on_real_redis_can_use_its_keys_and_info_only(server: RedisServ
             app.keys("berthcare:*")
         with pytest.raises(redis.exceptions.NoPermissionError):
             app.flushall()
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.scan(0)
     finally:
         app.delete("berthcare:acl:1")
         app.close()
@@ -134,3 +152,18 @@ def test_elasticache_access_string_parses_on_redis_7(server: RedisServer) -> Non
     finally:
         admin.acl_deluser("parsed")
         admin.close()
+
+
+@pytest.mark.parametrize("raw", ["tenant1", "berthcare", "app-", "a.b", ""])
+def test_stack_key_prefix_without_a_delimiter_is_refused(raw: str) -> None:
+    """``tenant1`` would give the RBAC app user ``~tenant1*``, which covers ``tenant10:``."""
+    setting = next(s for s in SETTINGS if s.key == "keyPrefix")
+    with pytest.raises(InfraConfigError, match=r"^berthcache:keyPrefix: must look like berthcare:"):
+        parse_setting(setting, raw, namespace="berthcache")
+
+
+@pytest.mark.parametrize("raw", ["berthcare:", "tenant-1.cache:", "a:b:", ":"])
+def test_stack_key_prefixes_the_setting_admits_get_rules(raw: str) -> None:
+    setting = next(s for s in SETTINGS if s.key == "keyPrefix")
+    assert parse_setting(setting, raw, namespace="berthcache") == raw
+    assert app_access_string(raw).startswith(f"on ~{raw}* &{raw}* -@all ")

@@ -276,11 +276,13 @@ def test_rbac_mode_limits_app_user_and_disables_default(run_program: RunProgram)
     assert users["default"]["accessString"].startswith("off")
     app = users["app"]["accessString"]
     assert "~berthcare:*" in app
-    assert "-@dangerous" in app
     assert "~*" not in app.replace("~berthcare:*", "")
+    # An allow-list: nothing but the commands berthcache sends (no SCAN, FUNCTION, SELECT ...).
+    assert app.split()[:4] == ["on", "~berthcare:*", "&berthcare:*", "-@all"]
+    assert "+@" not in app
+    assert not {"+scan", "+keys", "+select", "+function", "+script|load"} & set(app.split())
     # Exactly the local harness's app user, with ElastiCache's `on` in front (no password).
     assert app == f"on {app_user_rules('berthcare:')}"
-    assert app.split()[-1] == "+info"
     group = run.one("aws:elasticache/userGroup:UserGroup").inputs
     rg = run.one(RG).inputs
     assert rg["userGroupIds"] == [group["userGroupId"]]

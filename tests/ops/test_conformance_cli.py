@@ -164,7 +164,9 @@ def test_the_url_target_runs_from_any_directory_and_never_shows_the_password(
     )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    assert re.search(r"^2 passed, \d+ deselected in", out, re.M), out[-3000:]  # sync + async
+    # sync + async; the app user's allow-list has no SCAN: the namespace cleanup warns, by name
+    assert re.search(r"^2 passed, \d+ deselected, 1 warning in", out, re.M), out[-3000:]
+    assert "could not delete test keys under 'berthcare:bc-test-" in out
     assert "on the url target (rediss://" in done.stderr
     assert ":***@" in done.stderr
     assert password not in out

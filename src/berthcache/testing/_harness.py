@@ -1,8 +1,9 @@
 """``LocalRedis``: a small ElastiCache replication group made of local ``redis-server`` processes.
 
 A primary and (optionally) a replica, TLS-only with a CA made for this harness, AUTH plus two
-ACL users (``app``: keys and channels under the key prefix only, nothing dangerous; ``admin``:
-everything, for fault injection), AOF and a maxmemory policy — and a primary ENDPOINT, a local
+ACL users (``app``: the deployed app user's allow-list, ``berthcache.acl.app_user_access`` — the
+commands berthcache sends, on keys and channels under the key prefix; ``admin``: everything,
+for fault injection), AOF and a maxmemory policy — and a primary ENDPOINT, a local
 TCP proxy that ``failover()`` moves to the promoted replica while dropping the connections it
 carried, as ElastiCache moves its DNS name.
 
