@@ -123,6 +123,17 @@ def test_stack_target_without_a_stack_skips_with_the_reason() -> None:
         stack_target()
 
 
+def test_stack_target_without_the_ops_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3 is imported only when a client is made: the guard must ask for it up front."""
+    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 -> ImportError, as if absent
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"primaryEndpoint": "h", "port": 6379, "secretArn": "arn:x"}))
+    with pytest.raises(UsageError, match=re.escape("pip install 'berthcache[ops]'")):
+        stack_target(outputs_file=str(path))
+
+
 def test_stack_target_errors_name_what_is_missing(mocked_aws: None, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         stack_target(outputs_file=str(tmp_path / "missing.json"))
