@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from berthcache._config import CacheConfig
+from berthcache import CacheConfig
 from berthcache.testing._harness import LocalRedis
 
 __all__ = [
