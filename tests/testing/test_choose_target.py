@@ -172,7 +172,7 @@ def test_stack_options_that_contradict_are_usage_errors(
     kwargs.setdefault("option_target", None)
     kwargs.setdefault("option_url", None)
     with pytest.raises(UsageError, match=re.escape(message)) as info:
-        choose_target(env={}, **kwargs)  # type: ignore[arg-type]
+        choose_target(env={}, **kwargs)
     assert "s3cret" not in str(info.value)
 
 
