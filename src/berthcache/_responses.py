@@ -38,11 +38,10 @@ from typing import Any, TypeVar, overload
 
 from berthcache._exceptions import CacheError, ConfigurationError, InvalidKeyError
 from berthcache._host import CacheHost
-from berthcache._parts import as_text, check_part
+from berthcache._parts import as_text, check_part, glob_escape
 from berthcache._scripts import load_script
 from berthcache._serialization import decode_json, encode_json
 from berthcache._ttl import TTL, TTLLike, to_seconds
-from berthcache.acl import glob_escape
 
 __all__ = ["AsyncResponseCache", "CacheStats", "ResponseCache"]
 

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from berthcache._parts import glob_escape  # re-exported: its home is the shared helpers
+
 __all__ = ["app_user_access", "glob_escape"]
-
-_GLOB_SPECIALS = frozenset("*?[]\\")
-
-
-def glob_escape(text: str) -> str:
-    """``text`` as a literal in a Redis glob pattern (``*``, ``?``, ``[``, ``]``, ``\\``)."""
-    return "".join("\\" + c if c in _GLOB_SPECIALS else c for c in text)
 
 
 def app_user_access(key_prefix: str, *, channels: Iterable[str] = ()) -> str:
