@@ -191,7 +191,11 @@ def test_the_installed_package_imports_nothing_from_the_checkout(installed: Inst
 def test_runbook_prints_the_section_from_any_directory(installed: Installed) -> None:
     done = installed.run("runbook", "database-memory-usage")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "runbook: src/berthcache/ops/runbooks.md#database-memory-usage" in done.stdout
+    # A repository path, said to be one: the section itself is printed below it.
+    assert (
+        "runbook: src/berthcache/ops/runbooks.md#database-memory-usage (in the berthcache "
+        "repository; the section follows)"
+    ) in done.stdout
     assert "Database memory usage" in done.stdout
     assert "What it means:" in done.stdout
     assert "not found" not in done.stdout + done.stderr
