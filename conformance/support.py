@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from berthcache import AsyncCache, Cache, CacheConfig
-from berthcache.testing._server import free_port
+from berthcache.testing import free_port
 
 AnyCache = Cache | AsyncCache
 CacheFactory = Callable[..., AnyCache]

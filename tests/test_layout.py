@@ -2,12 +2,15 @@
 
 Every import between modules of ``src/berthcache`` counts — module level, inside functions and
 under ``TYPE_CHECKING`` — because a cycle hidden behind a lazy import is still a cycle a reader
-has to untangle. The repository also stands alone: no file refers to a folder outside it.
+has to untangle. A module imports another package's private (underscore) module only where
+docs/architecture.md lists it as an allowed exception. The repository also stands alone: no
+file names the folder outside it that the design notes once lived in.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import tomllib
 from pathlib import Path
@@ -15,10 +18,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = SRC / "berthcache"
+#: conformance/ ships as berthcache.conformance (a package-dir mapping in pyproject.toml).
+SUITE = ROOT / "conformance"
+#: The packages whose private modules are theirs alone; "berthcache" is the cache module.
+PACKAGES = ("berthcache.conformance", "berthcache.ops", "berthcache.testing", "berthcache")
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+ALLOWED_HEADING = "### Private imports across packages"
 
 
 def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if path.is_relative_to(SUITE):
+        parts = ["berthcache", "conformance", *path.relative_to(SUITE).with_suffix("").parts]
+    else:
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -34,8 +46,9 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
 
 
 def import_graph() -> dict[str, set[str]]:
-    """``{module: modules of berthcache it imports}`` for every module under src/berthcache."""
-    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    """``{module: modules of berthcache it imports}`` for every module under src/berthcache and
+    of the suite (as ``berthcache.conformance``)."""
+    files = {_module_name(p): p for p in [*PACKAGE.rglob("*.py"), *SUITE.rglob("*.py")]}
     graph: dict[str, set[str]] = {name: set() for name in files}
     for name, path in files.items():
         is_package = path.name == "__init__.py"
@@ -116,6 +129,67 @@ def test_the_cache_module_imports_neither_ops_nor_testing() -> None:
             continue
         wrong = sorted(i for i in imports if i.startswith(("berthcache.ops", "berthcache.testing")))
         assert not wrong, f"{module} imports {wrong}"
+
+
+def package_of(module: str) -> str:
+    return next(p for p in PACKAGES if module == p or module.startswith(p + "."))
+
+
+def is_private(module: str) -> bool:
+    return any(part.startswith("_") for part in module.split(".")[1:])
+
+
+def private_imports_across_packages(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """``(importer, imported)`` where ``imported`` is another package's underscore module."""
+    return {
+        (module, imported)
+        for module, imports in graph.items()
+        for imported in imports
+        if is_private(imported) and package_of(imported) != package_of(module)
+    }
+
+
+def allowed_private_imports(text: str) -> set[tuple[str, str]]:
+    """The pairs docs/architecture.md lists under ALLOWED_HEADING, one bullet per importer
+    group: ``- `a`, `b` → `c`, `d`: why``."""
+    assert ALLOWED_HEADING in text, f"docs/architecture.md lost its {ALLOWED_HEADING!r} section"
+    section = text.split(ALLOWED_HEADING, 1)[1].split("\n#", 1)[0]
+    pairs: set[tuple[str, str]] = set()
+    for line in section.splitlines():
+        if not line.startswith("- ") or "→" not in line:
+            continue
+        left, right = line.split("→", 1)
+        right = right.split("`: ", 1)[0] + "`"
+        names = re.compile(r"`(berthcache[\w.]*)`")
+        pairs |= {(a, b) for a in names.findall(left) for b in names.findall(right)}
+    return pairs
+
+
+def test_the_private_import_rule_sees_a_violation() -> None:
+    graph = {
+        "berthcache.testing.plugin": {"berthcache._config", "berthcache.testing._harness"},
+        "berthcache.ops._rotate": {"berthcache.ops._errors", "berthcache"},
+    }
+    assert private_imports_across_packages(graph) == {
+        ("berthcache.testing.plugin", "berthcache._config")
+    }
+    doc = f"{ALLOWED_HEADING}\n\n- `berthcache.x`, `berthcache.y` → `berthcache._z`: why `a`\n"
+    assert allowed_private_imports(doc) == {
+        ("berthcache.x", "berthcache._z"),
+        ("berthcache.y", "berthcache._z"),
+    }
+
+
+def test_no_package_imports_another_packages_private_module_unless_listed() -> None:
+    """Packages meet through public names; the few exceptions are listed, with why, in
+    docs/architecture.md — and the list holds nothing that no longer happens."""
+    found = private_imports_across_packages(import_graph())
+    allowed = allowed_private_imports(ARCHITECTURE.read_text(encoding="utf-8"))
+    assert sorted(found - allowed) == [], (
+        "import a public name instead, or list the exception (with why) under "
+        f"{ALLOWED_HEADING!r} in docs/architecture.md"
+    )
+    assert sorted(allowed - found) == [], "docs/architecture.md lists imports that no longer exist"
 
 
 def test_every_package_under_src_ships_in_the_wheel() -> None:

@@ -50,10 +50,12 @@ class Installed:
     workdir: Path  # an empty directory outside the checkout, the cwd of every run
     env: dict[str, str]  # a clean environment: the venv's bin and redis-server on PATH
 
-    def run(self, *args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, cwd: Path | None = None, timeout: float = RUN_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.venv / "bin" / "berthcache-ops"), *args],
-            cwd=self.workdir,
+            cwd=cwd or self.workdir,
             env=self.env,
             capture_output=True,
             text=True,
@@ -151,6 +153,7 @@ def test_the_wheel_carries_the_package_data_and_nothing_of_the_checkout(
         "berthcache/conformance/__init__.py",
         "berthcache/conformance/conftest.py",
         "berthcache/conformance/support.py",
+        "berthcache/conformance/packaged-pytest.ini",
         "berthcache/testing/plugin.py",
     ):
         assert wanted in names, f"{wanted} is not in {installed.wheel.name}"
@@ -188,7 +191,11 @@ def test_the_installed_package_imports_nothing_from_the_checkout(installed: Inst
 def test_runbook_prints_the_section_from_any_directory(installed: Installed) -> None:
     done = installed.run("runbook", "database-memory-usage")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "runbook: src/berthcache/ops/runbooks.md#database-memory-usage" in done.stdout
+    # A repository path, said to be one: the section itself is printed below it.
+    assert (
+        "runbook: src/berthcache/ops/runbooks.md#database-memory-usage (in the berthcache "
+        "repository; the section follows)"
+    ) in done.stdout
     assert "Database memory usage" in done.stdout
     assert "What it means:" in done.stdout
     assert "not found" not in done.stdout + done.stderr
@@ -203,13 +210,36 @@ def test_conformance_help_names_every_target(installed: Installed) -> None:
 
 def test_conformance_runs_the_packaged_suite_on_the_local_target(installed: Installed) -> None:
     assert shutil.which("redis-server"), "the local target needs redis-server >= 7 on PATH"
-    done = installed.run("conformance", "-k", "c05", "-q")
+    done = installed.run("conformance", "-k", "c05")
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    assert "on the local target" in done.stderr  # the target it chose, said before pytest starts
+    assert "berthcache target: local (from default)" in done.stdout  # the plugin chose it
     row = re.search(r"^C5\s+Basic operations\s+(\d+)\s+0\s+0\s+PASS\s*$", out, re.M)
     assert row, out[-3000:]
     assert int(row.group(1)) > 0
-    summary = re.search(r"^(\d+) passed, (\d+) deselected in [\d.]+s", out, re.M)
+    summary = re.search(r"=+ (\d+) passed, (\d+) deselected in [\d.]+s =+$", out, re.M)
     assert summary, out[-3000:]  # nothing failed, errored or skipped
     assert list(installed.workdir.iterdir()) == []  # no .pytest_cache, no stray files
+
+
+#: What a project directory's pytest config may say; none of it may reach the packaged suite.
+HOSTILE_PYTEST_INI = """\
+[pytest]
+addopts = -x --cov=app
+filterwarnings = error
+berthcache_redis_url = redis://elsewhere.invalid:6379/0
+"""
+
+
+def test_conformance_ignores_the_pytest_config_of_the_directory_it_runs_in(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """Run from an app's checkout: its pytest.ini (unknown --cov, warnings as errors, a
+    berthcache_redis_url) and conftest.py used to configure the suite (rc 4, failures)."""
+    (tmp_path / "pytest.ini").write_text(HOSTILE_PYTEST_INI)
+    (tmp_path / "conftest.py").write_text("raise RuntimeError('the cwd conftest was loaded')\n")
+    done = installed.run("conformance", "-k", "c05 or c15", "-q", cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert re.search(r"^C15\s+TLS and AUTH\s+\d+\s+0\s+0\s+PASS\s*$", out, re.M), out[-3000:]
+    assert "Unknown config option" not in out

@@ -9,7 +9,7 @@ built-in); the underscored modules are private. The seed's module-level function
 
 from berthcache._async_client import AsyncCache
 from berthcache._client import Cache
-from berthcache._config import DEFAULT_KEY_PREFIX, CacheConfig
+from berthcache._config import DEFAULT_KEY_PREFIX, CacheConfig, masked_url
 from berthcache._events import ConnectionEvent, ConnectionEvents
 from berthcache._exceptions import (
     AuthenticationError,
@@ -78,5 +78,6 @@ __all__ = [
     "Subscription",
     "TLSError",
     "health_app",
+    "masked_url",
     "retry_schedule",
 ]

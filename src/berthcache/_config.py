@@ -310,7 +310,7 @@ def _parse(field: str, raw: str, var: str) -> Any:
 
 def masked_url(url: str) -> str:
     """``url`` safe to print: its password — or a lone user-slot value, the AUTH token by
-    :func:`_parse_url`'s rule — replaced by ``***``."""
+    the rule ``REDIS_URL`` is read by — replaced by ``***``. Use it wherever a URL is logged."""
     try:
         parts = urlsplit(url)
         user, password = parts.username, parts.password

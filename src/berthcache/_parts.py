@@ -2,14 +2,17 @@
 
 ``check_part`` turns a caller's id/name argument into a key part or raises
 :class:`InvalidKeyError` naming the argument; ``as_text`` reads a Redis reply as ``str`` whether
-or not the client decodes responses. No I/O; imports only the errors.
+or not the client decodes responses; ``glob_escape`` makes a key part a literal in a SCAN/ACL
+pattern (the public :mod:`berthcache.acl` re-exports it). No I/O; imports only the errors.
 """
 
 from __future__ import annotations
 
 from berthcache._exceptions import InvalidKeyError
 
-__all__ = ["as_text", "check_part"]
+__all__ = ["as_text", "check_part", "glob_escape"]
+
+_GLOB_SPECIALS = frozenset("*?[]\\")
 
 
 def as_text(value: str | bytes) -> str:
@@ -25,3 +28,8 @@ def check_part(value: object, name: str) -> str:
     if not text:
         raise InvalidKeyError(f"{name} must not be empty")
     return text
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern (``*``, ``?``, ``[``, ``]``, ``\\``)."""
+    return "".join("\\" + c if c in _GLOB_SPECIALS else c for c in text)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from berthcache._parts import glob_escape  # re-exported: its home is the shared helpers
+
 __all__ = [
     "APP_USER_COMMANDS",
     "KEY_PREFIX_DELIMITERS",
@@ -27,8 +29,6 @@ __all__ = [
     "check_key_prefix",
     "glob_escape",
 ]
-
-_GLOB_SPECIALS = frozenset("*?[]\\")
 
 #: The characters a key prefix may end with. Only ``:``: Redis's namespace separator and the
 #: key builder's own joiner. A prefix ending elsewhere covers its longer siblings (``tenant1``
@@ -73,11 +73,6 @@ APP_USER_COMMANDS: tuple[tuple[str, str], ...] = (
     ("subscribe", "subscribe(): the subscription's own connection"),
     ("unsubscribe", "closing a subscription"),
 )
-
-
-def glob_escape(text: str) -> str:
-    """``text`` as a literal in a Redis glob pattern (``*``, ``?``, ``[``, ``]``, ``\\``)."""
-    return "".join("\\" + c if c in _GLOB_SPECIALS else c for c in text)
 
 
 def check_key_prefix(key_prefix: object) -> str | None:

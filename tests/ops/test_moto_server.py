@@ -57,7 +57,10 @@ def test_status_and_alarms_against_a_moto_server(moto_server: str, tmp_path: Pat
     at = next(i for i, line in enumerate(lines) if firing in line)
     assert lines[at].startswith("ALARM")
     assert "memory 93% > 80%" in lines[at + 1]
-    assert lines[at + 2].strip() == "runbook: src/berthcache/ops/runbooks.md#database-memory-usage"
+    assert lines[at + 2].strip() == (
+        "runbook: src/berthcache/ops/runbooks.md#database-memory-usage (in the berthcache "
+        f"repository; offline: berthcache-ops runbook {firing})"
+    )
     assert sum(1 for line in lines if line.startswith("OK")) == 2 * 10 - 1
 
     missing = run("status", "--replication-group", "not-there")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
+from berthcache.ops._render import runbook_ref
 from berthcache.ops._runbooks import catalogue, parse_runbook_sections, slugify
 from berthcache.ops.alarm_catalogue import CATALOGUE
 
@@ -50,3 +51,16 @@ def test_the_old_runbooks_page_sends_every_alarm_to_its_packaged_section() -> No
     for spec in CATALOGUE:
         target = f"../src/berthcache/ops/runbooks.md#{spec.runbook_anchor}"
         assert f"]({target})" in sections[spec.runbook_anchor], spec.key
+
+
+def test_a_runbook_path_says_it_is_in_the_repository_and_how_to_read_it_offline() -> None:
+    """Outside a checkout `src/berthcache/ops/runbooks.md#...` names no file on the machine."""
+    path = "src/berthcache/ops/runbooks.md#evictions"
+    shown = runbook_ref(path, "bc-prod-001-evictions")
+    assert shown == (
+        f"{path} (in the berthcache repository; offline: berthcache-ops runbook "
+        "bc-prod-001-evictions)"
+    )
+    url = "https://github.example/berthcache/blob/main/src/berthcache/ops/runbooks.md#evictions"
+    assert runbook_ref(url, "bc-prod-001-evictions") == url  # $BERTHCACHE_RUNBOOK_BASE: as is
+    assert runbook_ref(None, "x") == "not in the catalogue"

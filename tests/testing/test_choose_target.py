@@ -1,4 +1,5 @@
-"""Which target a run uses, from --target, --redis-url and REDIS_URL (a pure decision)."""
+"""Which target a run uses, from --target, --stack/--stack-outputs, --redis-url and REDIS_URL
+(a pure decision, made in this one place for the plugin, berthcache-ops and the scripts)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import re
 import pytest
 
 from berthcache.testing._target import TARGET_NAMES, UsageError
-from berthcache.testing._targets import TARGET_BUILDERS, TargetChoice, choose_target
+from berthcache.testing._targets import (
+    TARGET_BUILDERS,
+    TargetChoice,
+    choose_target,
+    choose_target_from_args,
+)
 
 URL = "rediss://app:s3cret@cache.example.com:6379/0"
 ENV_URL = "redis://:envpass@10.0.0.5:6379/0"
@@ -101,3 +107,92 @@ def test_choice_is_a_value() -> None:
 def test_every_target_name_has_exactly_one_builder() -> None:
     """choose_target can only decide on names the registry can build."""
     assert list(TARGET_BUILDERS) == list(TARGET_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "expected"),
+    [
+        pytest.param({"option_stack": "dev"}, {}, ("stack", "--stack"), id="stack-means-stack"),
+        pytest.param(
+            {"option_stack_outputs": "out.json"},
+            {},
+            ("stack", "--stack-outputs"),
+            id="outputs-mean-stack",
+        ),
+        pytest.param(
+            {"option_stack": "dev"}, {"REDIS_URL": ENV_URL}, ("stack", "--stack"), id="beats-env"
+        ),
+        pytest.param(
+            {"option_target": "stack", "option_stack": "dev"},
+            {},
+            ("stack", "--target"),
+            id="explicit-stack-with-name",
+        ),
+    ],
+)
+def test_a_stack_option_without_target_means_the_stack(
+    kwargs: dict[str, str], env: dict[str, str], expected: tuple[str, str]
+) -> None:
+    """The stack options alone pick the stack target; before, they were ignored and the run
+    went green on the local target while claiming to test the stack."""
+    kwargs.setdefault("option_target", None)  # type: ignore[arg-type]
+    choice = choose_target(option_url=None, env=env, **kwargs)
+    assert (choice.name, choice.source) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param(
+            {"option_target": "local", "option_stack": "dev"},
+            "--stack only makes sense with --target stack, not --target local",
+            id="local+stack",
+        ),
+        pytest.param(
+            {"option_target": "url", "option_url": URL, "option_stack_outputs": "o.json"},
+            "--stack-outputs only makes sense with --target stack",
+            id="url+outputs",
+        ),
+        pytest.param(
+            {"option_url": URL, "option_stack": "dev"},
+            "--redis-url and --stack name two targets",
+            id="redis-url+stack",
+        ),
+        pytest.param(
+            {"option_stack": "dev", "option_stack_outputs": "o.json"},
+            "either --stack NAME or --stack-outputs FILE, not both",
+            id="both-stack-options",
+        ),
+        pytest.param({"option_stack": " "}, "--stack is empty", id="empty-stack"),
+    ],
+)
+def test_stack_options_that_contradict_are_usage_errors(
+    kwargs: dict[str, str | None], message: str
+) -> None:
+    kwargs.setdefault("option_target", None)
+    kwargs.setdefault("option_url", None)
+    with pytest.raises(UsageError, match=re.escape(message)) as info:
+        choose_target(env={}, **kwargs)
+    assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        pytest.param(["-k", "c05"], {}, "local", id="pytest-args-only"),
+        pytest.param(["--stack", "dev", "-k", "c05"], {}, "stack", id="stack"),
+        pytest.param(["--stack-outputs=/nonexistent.json"], {}, "stack", id="outputs-equals"),
+        pytest.param(["--redis-url", URL], {}, "url", id="redis-url"),
+        pytest.param([], {"REDIS_URL": ENV_URL}, "url", id="env"),
+        pytest.param(["--target=docker"], {"REDIS_URL": ENV_URL}, "docker", id="target-equals"),
+    ],
+)
+def test_a_command_line_is_read_the_way_the_plugin_reads_it(
+    args: list[str], env: dict[str, str], expected: str
+) -> None:
+    assert choose_target_from_args(args, env).name == expected
+
+
+def test_a_command_line_with_contradicting_targets_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--stack only makes sense with --target stack"):
+        choose_target_from_args(["--target", "local", "--stack", "dev"], {})

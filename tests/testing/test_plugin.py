@@ -130,6 +130,27 @@ def test_contradictory_options_stop_the_run_with_a_usage_error(tmp_path: Path) -
     assert "pw0rd" not in out
 
 
+def test_a_stack_option_alone_selects_the_stack_target(tmp_path: Path) -> None:
+    """Not the local target: `--stack-outputs FILE` used to run (and pass) on a local group."""
+    missing = tmp_path / "nonexistent.json"
+    out = _run_pytest(tmp_path, "--stack-outputs", str(missing), "-k", "namespace")
+    assert "berthcache target: stack (from --stack-outputs)" in out, out
+    assert "does not exist" in out, out
+    assert "1 passed" not in out, out
+
+
+def test_the_local_target_without_redis_server_stops_before_the_first_test(
+    tmp_path: Path,
+) -> None:
+    missing = str(tmp_path / "no-such-redis-server")
+    out = _run_pytest(tmp_path, "--redis-server", missing)
+    assert out.startswith("exit=4"), out
+    assert "the local target needs redis-server >= 7" in out
+    assert "apt-get install redis-server" in out
+    assert "--redis-url URL (or REDIS_URL), --stack NAME" in out
+    assert "no tests ran" in out, out
+
+
 def test_redis_url_environment_variable_selects_the_url_target(
     tmp_path: Path, local_redis_factory: LocalRedisFactory
 ) -> None:

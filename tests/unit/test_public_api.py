@@ -48,6 +48,7 @@ EXPECTED = [
     "Subscription",
     "TLSError",
     "health_app",
+    "masked_url",
     "retry_schedule",
 ]
 

@@ -29,6 +29,7 @@ __all__ = [
     "error_line",
     "note",
     "print_json",
+    "runbook_ref",
     "show_alarms",
     "show_diagnosis",
     "show_drill",
@@ -94,7 +95,7 @@ def show_status(group: GroupStatus, firing: list[AlarmState], *, as_json: bool) 
         out.print(f"[bold red]{len(firing)} alarm(s) in ALARM:[/]")
         for alarm in firing:
             out.print(f"  {alarm.name}: {alarm.reason}", markup=False)
-            out.print(f"    runbook: {alarm.runbook or 'not in the catalogue'}", markup=False)
+            out.print(f"    runbook: {runbook_ref(alarm.runbook, alarm.name)}", markup=False)
     else:
         out.print("no alarm in ALARM")
 
@@ -110,14 +111,25 @@ def show_alarms(found: list[AlarmState], group_id: str, *, as_json: bool) -> Non
         out.print(f"[{style}]{alarm.state:<17}[/] {escape(alarm.name)}")
         if alarm.reason:
             out.print(f"    reason: {alarm.reason}", markup=False)
-        out.print(f"    runbook: {alarm.runbook or 'not in the catalogue'}", markup=False)
+        out.print(f"    runbook: {runbook_ref(alarm.runbook, alarm.name)}", markup=False)
+
+
+def runbook_ref(link: str | None, alarm_name: str) -> str:
+    """A runbook link as a human reads it: a bare repository path says where it is and how to
+    read the section without the repository (``berthcache-ops runbook NAME`` prints it)."""
+    if link is None:
+        return "not in the catalogue"
+    if "://" in link:  # under $BERTHCACHE_RUNBOOK_BASE: a URL that works as it is
+        return link
+    return f"{link} (in the berthcache repository; offline: berthcache-ops runbook {alarm_name})"
 
 
 def show_runbook(spec: AlarmSpec, text: str, link: str, *, as_json: bool) -> None:
     if as_json:
         print_json({"key": spec.key, "title": spec.title, "runbook": link, "text": text})
         return
-    out.print(f"runbook: {link}", markup=False)
+    where = "" if "://" in link else " (in the berthcache repository; the section follows)"
+    out.print(f"runbook: {link}{where}", markup=False)
     out.print(Markdown(text))
 
 

@@ -343,17 +343,19 @@ def conformance(
         str | None,
         typer.Option(
             "--target",
-            help="local, docker, url or stack (default: stack with --stack/--outputs, url with "
-            "--redis-url or $REDIS_URL, else local: a Redis 7 group this run starts).",
+            help="local, docker, url or stack. Default (the plugin decides): stack with "
+            "--stack/--outputs, url with --redis-url or $REDIS_URL, else local: a Redis 7 "
+            "group this run starts.",
         ),
     ] = None,
     redis_url: Annotated[
         str | None,
         typer.Option(
             "--redis-url",
-            help="Test this endpoint (redis:// or rediss://user:password@host:port). Prefer "
-            "$REDIS_URL: a password on the command line shows in ps. Tests that need admin "
-            "rights skip; nothing outside the run's namespace is touched.",
+            help="Test this endpoint (redis:// or rediss://user:password@host:port); handed to "
+            "the suite as $REDIS_URL. Prefer setting $REDIS_URL yourself: a password on the "
+            "command line shows in ps. Tests that need admin rights skip; nothing outside the "
+            "run's namespace is touched.",
         ),
     ] = None,
     stack: StackOpt = None,
@@ -365,10 +367,18 @@ def conformance(
 ) -> None:
     """Run the packaged conformance suite (the cache contract C1-C16) from any directory: on a
     local Redis 7 it starts (needs redis-server >= 7), an existing endpoint or the deployed
-    stack. Further arguments go to pytest (e.g. -k c05); the exit code is pytest's."""
-    from berthcache.ops._conformance import check_prerequisites, plan_suite_run, run_suite
+    stack. Needs berthcache[ops,testing]. Further arguments go to pytest (e.g. -k c05). Exit
+    0 all passed, 1 a test failed, 2 bad options or nothing collected (docs/oncall.md)."""
+    from berthcache.ops._conformance import (
+        check_prerequisites,
+        exit_code,
+        plan_suite_run,
+        run_suite,
+        suite_directory,
+    )
 
-    environ = dict(os.environ)
+    check_prerequisites()
+    suite = suite_directory()
     run = plan_suite_run(
         target=target,
         redis_url=redis_url,
@@ -377,14 +387,14 @@ def conformance(
         tls_ca=tls_ca,
         junitxml=junitxml,
         extra=list(ctx.args),
-        environ=environ,
+        environ=dict(os.environ),
+        suite=suite,
     )
-    check_prerequisites(run, environ)
     loaded = outputs_if_given(stack, outputs)
     if loaded is not None:  # the stack target: fail here, in one line, before pytest starts
         resolve_connection(loaded, AwsClients())
-    _render.note(f"running {run.description}")
-    raise typer.Exit(run_suite(run))
+    _render.note(f"running the packaged conformance suite in {suite}")
+    raise typer.Exit(int(exit_code(run_suite(run))))
 
 
 def main() -> None:

@@ -21,9 +21,10 @@ from berthcache.testing._server import (
     RedisServerStartError,
     app_user_rules,
     find_redis_server,
+    free_port,
 )
 from berthcache.testing._target import CAPABILITIES, Target, UsageError
-from berthcache.testing._targets import TargetChoice, choose_target
+from berthcache.testing._targets import TargetChoice, choose_target, choose_target_from_args
 
 __all__ = [
     "CAPABILITIES",
@@ -40,7 +41,9 @@ __all__ = [
     "UsageError",
     "app_user_rules",
     "choose_target",
+    "choose_target_from_args",
     "find_redis_server",
+    "free_port",
     "make_tls_files",
     "serve_asgi",
 ]

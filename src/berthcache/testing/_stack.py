@@ -14,6 +14,7 @@ The endpoint is shared production: capabilities are ``tls``/``auth`` as configur
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -39,15 +40,21 @@ def stack_target(
             "stack target: no stack given: pass --stack NAME (uses the pulumi CLI) or "
             "--stack-outputs FILE (from `pulumi stack output --json --show-secrets`)"
         )
+    # The ops modules import boto3 only when they make a client, long after their own import:
+    # ask for it here, or a missing ops extra surfaces as a bare ImportError mid-run.
     try:
         from berthcache.ops._connection import resolve_connection
         from berthcache.ops._errors import OpsError
         from berthcache.ops._stack_outputs import load_outputs
-    except ImportError as exc:  # boto3 is in the ops extra
+    except ImportError as exc:
+        missing: str | None = str(exc)
+    else:
+        missing = None if importlib.util.find_spec("boto3") else "No module named 'boto3'"
+    if missing is not None:
         raise UsageError(
-            f"the stack target needs berthcache[ops] (boto3): {exc}; "
+            f"the stack target needs berthcache[ops] (boto3): {missing}; "
             "install it with `pip install 'berthcache[ops]'`"
-        ) from None
+        )
     try:
         outputs = load_outputs(stack=stack, outputs_file=outputs_file)
         connection = resolve_connection(outputs)

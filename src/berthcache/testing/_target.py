@@ -20,7 +20,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from berthcache._config import CacheConfig, masked_url
+from berthcache import CacheConfig, masked_url
 from berthcache.testing._harness import LocalRedis
 
 __all__ = [

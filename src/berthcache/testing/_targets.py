@@ -1,13 +1,17 @@
 """Where the suite runs: choosing the target and building it — every target builder in one place.
 
-:func:`choose_target` is a pure decision from ``--target``, ``--redis-url`` and ``REDIS_URL``;
-:func:`open_target` then builds the chosen :class:`~berthcache.testing._target.Target` with the
-builder registered for its name in :data:`TARGET_BUILDERS` (``local``, ``docker``, ``url``,
+:func:`choose_target` is a pure decision from ``--target``, ``--stack`` / ``--stack-outputs``,
+``--redis-url`` and ``REDIS_URL`` — the one place a target is chosen (``berthcache-ops conformance``
+and ``./scripts/conformance`` forward their options here instead of deciding themselves);
+:func:`check_prerequisites` says before any test runs what the chosen target lacks on this
+machine; :func:`open_target` then builds the chosen :class:`~berthcache.testing._target.Target`
+with the builder registered for its name in :data:`TARGET_BUILDERS` (``local``, ``docker``, ``url``,
 ``stack``) and takes it down again at the end. The ``stack`` builder lives in ``_stack`` (it
 reads the deployed group through the ops helpers) and is imported only when that target is
 chosen, so the plugin loads without the ``ops`` extra.
 
-Import direction: ``plugin`` -> ``_targets`` -> ``_stack`` -> ``_target`` -> ``_harness``.
+Import direction: ``plugin`` -> ``_targets`` -> {``_target``, ``_harness``, ``_server``,
+``_cleanup``}; ``_targets`` -> ``_stack`` (lazily) -> ``_target``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import contextlib
 import dataclasses
 import os
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +29,7 @@ import pytest
 
 from berthcache.testing._cleanup import register_for_cleanup, unregister_for_cleanup
 from berthcache.testing._harness import LocalRedis
+from berthcache.testing._server import RedisServerNotFoundError, find_redis_server
 from berthcache.testing._target import (
     TARGET_NAMES,
     Target,
@@ -40,7 +45,9 @@ __all__ = [
     "TARGET_BUILDERS",
     "TargetChoice",
     "TargetOptions",
+    "check_prerequisites",
     "choose_target",
+    "choose_target_from_args",
     "docker_target",
     "local_target",
     "open_target",
@@ -57,7 +64,8 @@ class TargetChoice:
 
     name: TargetName
     url: str | None = dataclasses.field(default=None, repr=False)
-    source: str = "default"  # "--target", "--redis-url", "REDIS_URL" or "default"
+    #: "--target", "--stack", "--stack-outputs", "--redis-url", "REDIS_URL" or "default"
+    source: str = "default"
 
     def __repr__(self) -> str:
         shown = mask_url(self.url) if self.url else None
@@ -65,13 +73,20 @@ class TargetChoice:
 
 
 def choose_target(
-    *, option_target: str | None, option_url: str | None, env: Mapping[str, str]
+    *,
+    option_target: str | None,
+    option_url: str | None,
+    env: Mapping[str, str],
+    option_stack: str | None = None,
+    option_stack_outputs: str | None = None,
 ) -> TargetChoice:
-    """Decide the target. An explicit ``--target`` wins; ``--redis-url`` (or, failing that, a
-    non-empty ``REDIS_URL``) without ``--target`` means ``url``; otherwise ``local``.
+    """Decide the target. An explicit ``--target`` wins; without it ``--stack`` or
+    ``--stack-outputs`` mean ``stack``, ``--redis-url`` (or, failing that, a non-empty
+    ``REDIS_URL``) means ``url``, and nothing at all ``local``.
 
-    ``--redis-url`` with a target other than ``url`` is a contradiction and raises
-    :class:`UsageError`; ``REDIS_URL`` in the environment is ignored when ``--target`` names
+    Options naming two targets (``--redis-url`` with another ``--target`` or with a stack
+    option, a stack option with a target other than ``stack``) raise :class:`UsageError`;
+    ``REDIS_URL`` in the environment is ignored when ``--target`` or a stack option names
     another target (shells often export it for the app itself).
     """
     target = option_target.strip().lower() if option_target is not None else None
@@ -79,11 +94,30 @@ def choose_target(
         raise UsageError("--target is empty; choose one of: " + ", ".join(TARGET_NAMES))
     if option_url is not None and not option_url.strip():
         raise UsageError("--redis-url is empty; give a redis:// or rediss:// URL")
+    stack_flags = [
+        flag
+        for flag, value in (("--stack", option_stack), ("--stack-outputs", option_stack_outputs))
+        if value is not None
+    ]
+    for flag, value in (("--stack", option_stack), ("--stack-outputs", option_stack_outputs)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} is empty; give a stack name or an outputs file")
+    if len(stack_flags) > 1:
+        raise UsageError("give either --stack NAME or --stack-outputs FILE, not both")
     env_url = (env.get("REDIS_URL") or "").strip() or None
     if target is not None and target not in TARGET_NAMES:
         raise UsageError(
             f"--target {option_target!r} is not a known target; choose one of: "
             + ", ".join(TARGET_NAMES)
+        )
+    if stack_flags and target not in (None, "stack"):
+        raise UsageError(
+            f"{stack_flags[0]} only makes sense with --target stack, not --target {target}; "
+            "drop one of the two"
+        )
+    if stack_flags and option_url is not None:
+        raise UsageError(
+            f"--redis-url and {stack_flags[0]} name two targets (url and stack); drop one"
         )
     if target is not None and target != "url":
         if option_url is not None:
@@ -92,6 +126,8 @@ def choose_target(
                 "drop one of the two"
             )
         return TargetChoice(name=target, source="--target")
+    if stack_flags:
+        return TargetChoice(name="stack", source=stack_flags[0])
     if option_url is not None:
         url, source = option_url.strip(), "--redis-url"
     elif env_url is not None:
@@ -102,6 +138,32 @@ def choose_target(
         return TargetChoice(name="local", source="default")
     _check_url(url, source)
     return TargetChoice(name="url", url=url, source="--target" if target else source)
+
+
+#: The options :func:`choose_target` reads, as ``choose_target_from_args`` finds them in argv.
+TARGET_FLAGS = ("--target", "--redis-url", "--stack", "--stack-outputs")
+
+
+def choose_target_from_args(args: Sequence[str], env: Mapping[str, str]) -> TargetChoice:
+    """:func:`choose_target` for a pytest command line (``--flag value`` or ``--flag=value``;
+    every other argument is ignored). ``./scripts/conformance`` asks this which target a run
+    will use, so it never decides differently from the plugin."""
+    values: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if flag not in TARGET_FLAGS:
+            continue
+        if eq:
+            values[flag] = value
+        elif i + 1 < len(args):
+            values[flag] = args[i + 1]
+    return choose_target(
+        option_target=values.get("--target"),
+        option_url=values.get("--redis-url"),
+        option_stack=values.get("--stack"),
+        option_stack_outputs=values.get("--stack-outputs"),
+        env=env,
+    )
 
 
 def _check_url(url: str, source: str) -> None:
@@ -125,6 +187,21 @@ class TargetOptions:
     tls_ca_file: str | None = None
     stack: str | None = None
     stack_outputs: str | None = None
+
+
+def check_prerequisites(choice: TargetChoice, options: TargetOptions) -> None:
+    """Raise :class:`UsageError` when the chosen target cannot be had on this machine, so a run
+    stops once, before its first test, saying what to install — instead of every test erroring.
+    Only the ``local`` target needs something here: a ``redis-server`` >= 7."""
+    if choice.name != "local":
+        return
+    try:
+        find_redis_server(options.redis_server)
+    except RedisServerNotFoundError as exc:
+        raise UsageError(
+            f"the local target needs redis-server >= 7: {exc}; or test another target: "
+            "--redis-url URL (or REDIS_URL), --stack NAME, --target docker"
+        ) from None
 
 
 # -- building targets ----------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def format_footer(rows: Iterable[ClauseResult]) -> list[str]:
     failed or was skipped the link to its section, so a red run points at the promise."""
     rows = list(rows)
     lines = [
-        f"the contract: {CONTRACT_DOC}, one section per clause "
+        f"the contract: {CONTRACT_DOC} in the berthcache repository, one section per clause "
         f"(e.g. {contract_link(next(iter(CLAUSES)))})"
     ]
     failing = [r for r in rows if r.status == "FAIL"]

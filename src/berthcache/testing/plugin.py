@@ -27,6 +27,8 @@ Options (command line flag / ini key):
     ``local`` (default), ``docker`` (testcontainers ``redis:7``; skipped without a Docker
     engine), ``url`` (an existing endpoint), ``stack`` (the deployed group: ``--stack NAME`` or
     ``--stack-outputs FILE`` + its secret in Secrets Manager; never admin).
+``--stack`` / ``berthcache_stack``, ``--stack-outputs`` / ``berthcache_stack_outputs``
+    the deployed group of the ``stack`` target; without ``--target`` either selects ``stack``.
 ``--redis-url`` / ``berthcache_redis_url``
     endpoint of the ``url`` target; without ``--target`` it (or ``$REDIS_URL``) selects ``url``.
 ``--tls-ca`` / ``berthcache_tls_ca``
@@ -75,12 +77,17 @@ from typing import Any
 import pytest
 import redis
 
-from berthcache import DEFAULT_KEY_PREFIX
-from berthcache._config import CacheConfig
+from berthcache import DEFAULT_KEY_PREFIX, CacheConfig
 from berthcache.testing._harness import LocalRedis
 from berthcache.testing._server import RedisServer, RedisServerNotFoundError, find_redis_server
 from berthcache.testing._target import CAPABILITIES, Target, UsageError
-from berthcache.testing._targets import TargetChoice, TargetOptions, choose_target, open_target
+from berthcache.testing._targets import (
+    TargetChoice,
+    TargetOptions,
+    check_prerequisites,
+    choose_target,
+    open_target,
+)
 
 __all__ = ["NAMESPACE_ROOT", "LocalRedisFactory", "delete_namespace"]
 
@@ -133,10 +140,37 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_CHOICE] = choose_target(
             option_target=_option(config, "target"),
             option_url=_option(config, "redis_url"),
+            option_stack=_option(config, "stack"),
+            option_stack_outputs=_option(config, "stack_outputs"),
             env=os.environ,
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop the run before its first test when a selected test needs the target and the chosen
+    target cannot be had here (the local one without redis-server >= 7): one usage error saying
+    what to install, not one error per test. Runs whose tests never touch the target go on."""
+    config = session.config
+    if config.option.collectonly or _CHOICE not in config.stash:
+        return
+    if not any("redis_target" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    try:
+        check_prerequisites(config.stash[_CHOICE], _target_options(config))
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _target_options(config: pytest.Config) -> TargetOptions:
+    return TargetOptions(
+        redis_server=_option(config, "redis_server"),
+        maxmemory_policy=_option(config, "redis_maxmemory_policy") or "allkeys-lru",
+        tls_ca_file=_option(config, "tls_ca"),
+        stack=_option(config, "stack"),
+        stack_outputs=_option(config, "stack_outputs"),
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -155,14 +189,7 @@ def redis_target(request: pytest.FixtureRequest) -> Iterator[Target]:
     """The Redis this session tests against; a local group is started once and stopped at the
     end. Skips (with the reason) where the target cannot be had, e.g. no Docker engine."""
     config = request.config
-    options = TargetOptions(
-        redis_server=_option(config, "redis_server"),
-        maxmemory_policy=_option(config, "redis_maxmemory_policy") or "allkeys-lru",
-        tls_ca_file=_option(config, "tls_ca"),
-        stack=_option(config, "stack"),
-        stack_outputs=_option(config, "stack_outputs"),
-    )
-    with open_target(config.stash[_CHOICE], options) as target:
+    with open_target(config.stash[_CHOICE], _target_options(config)) as target:
         yield target
 
 
