@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from berthcache.ops.alarm_catalogue import CATALOGUE, specs_for
+from berthcache.ops.alarm_catalogue import specs_for
 from berthcache.testing import app_user_rules
 from infra.offline import OfflineRun, RunProgram, is_secret_value, plain
 
@@ -178,9 +178,7 @@ def test_alarm_topic_has_configured_email_subscription(dev_run: OfflineRun) -> N
     alerts, events = _topic(dev_run, "-alerts"), _topic(dev_run, "-events")
     assert sorted(
         (s.inputs["topic"], s.inputs["protocol"], s.inputs["endpoint"]) for s in subs
-    ) == sorted(
-        (t.state["arn"], "email", "platform-alerts@example.com") for t in (alerts, events)
-    )
+    ) == sorted((t.state["arn"], "email", "platform-alerts@example.com") for t in (alerts, events))
 
 
 def test_outputs_and_secrets(dev_run: OfflineRun) -> None:
