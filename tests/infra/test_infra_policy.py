@@ -271,5 +271,5 @@ def test_pulumi_validators_report_violations_through_the_callback(dev_run: Offli
     stack_args = types.SimpleNamespace(
         resources=[types.SimpleNamespace(resource_type=t, props=p) for t, p in _stack(dev_run)]
     )
-    pack.validate_every_node_alarmed(stack_args, lambda msg, urn: reported.append(msg))  # type: ignore[arg-type]
+    pack.validate_every_node_alarmed(stack_args, lambda msg, urn: reported.append(msg))
     assert len(reported) == 1
