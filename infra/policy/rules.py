@@ -427,7 +427,8 @@ def _slots_alarmed(
 def events_topic_unencrypted(resources: Sequence[tuple[str, Props]]) -> list[str]:
     """ElastiCache cannot publish to a KMS-encrypted SNS topic: the topic turns inactive and
     events (failover, node replacement) are lost (AWS, "Event Notifications and Amazon SNS",
-    https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/ElastiCacheSNS.html)."""
+    https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/ElastiCacheSNS.html). Judged once
+    the topics' ARNs are known (at ``pulumi up``; a new stack's preview cannot match them)."""
     encrypted = {
         str(_plain(props.get("arn")))
         for rtype, props in resources
