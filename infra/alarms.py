@@ -1,26 +1,29 @@
-"""Notifications and alarms: the SNS topic, one alarm per catalogue entry per member node, and a
-dashboard of every alarmed metric.
+"""Notifications and alarms: the alarm and event SNS topics, one alarm per catalogue entry per
+member node, and a dashboard of every alarmed metric.
 
-Alarms are declared from ``berthcache.ops.alarm_catalogue`` for the member ids ElastiCache
-will give the nodes (``<group>-001``…), so they exist at plan time and the policy pack can
-check them.
+Alarms are declared from ``berthcache.ops.alarm_catalogue`` (``specs_for`` the eviction policy
+and node type) in ``numCacheClusters`` slots, so they exist at plan time and the policy pack can
+count them; each slot's dimensions come from the group's real member list (its
+``member_clusters`` output), not from an assumed ``<group>-00N``: after a failover and a scale
+change the members can be named otherwise, and a formula would leave a node unwatched. A
+changed member list updates the alarms' dimensions in place (their names stay).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from berthcache.ops.alarm_catalogue import (
-    CATALOGUE,
     NAMESPACE,
     AlarmSpec,
     runbook_url,
+    specs_for,
     threshold_for,
 )
 
@@ -30,18 +33,19 @@ __all__ = [
     "Notifications",
     "NotificationsArgs",
     "dashboard_body",
+    "member_at",
     "node_dimensions",
 ]
 
 
-def node_dimensions(member: str) -> dict[str, str]:
+def node_dimensions(member: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
     """ElastiCache publishes node metrics per cluster member and node (always 0001 here)."""
     return {"CacheClusterId": member, "CacheNodeId": "0001"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class NotificationsArgs:
-    """The alarm topic's name, its key and who gets e-mail."""
+    """The topics' names, the alarm topic's key and who gets e-mail."""
 
     group_id: str
     kms_key_arn: pulumi.Input[str]
@@ -54,20 +58,108 @@ class AlarmsArgs:
     """The member nodes to alarm on, the thresholds, and where alarms go."""
 
     group_id: str
-    """Names the dashboard."""
+    """Names the alarms (``<group>-<NNN>-<key>``, NNN a slot, not a member id) and dashboard."""
     stack: str
-    member_cluster_ids: tuple[str, ...]
+    members: pulumi.Input[Sequence[str]]
+    """The replication group's real member list (its ``member_clusters`` output)."""
+    num_nodes: int
+    """How many members the group has (``numCacheClusters``): one alarm slot each."""
+    node_type: str
+    """Burstable (``cache.t*``) types add the CPUCreditBalance alarm."""
+    maxmemory_policy: str
+    """``allkeys-*`` drops the DatabaseMemoryUsagePercentage alarm (``specs_for``)."""
     node_vcpus: int
     thresholds: Mapping[str, float]
     """The catalogue's threshold settings by key (``infra.config.THRESHOLD_SETTINGS``)."""
     topic_arn: pulumi.Input[str]
     tags: Mapping[str, str]
 
+    @property
+    def specs(self) -> tuple[AlarmSpec, ...]:
+        return specs_for(self.maxmemory_policy, self.node_type)
+
+
+def _alarm_topic_policy(topic_arn: str, account_id: str, region: str) -> str:
+    """CloudWatch alarms of this account only may publish (``aws:SourceAccount`` and
+    ``aws:SourceArn``, the confused-deputy conditions of the SNS access-policy docs)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                _owner_statement(topic_arn, account_id),
+                {
+                    "Sid": "CloudWatchAlarmsOfThisAccount",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": "sns:Publish",
+                    "Resource": topic_arn,
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account_id},
+                        "ArnLike": {
+                            "aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"
+                        },
+                    },
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def _events_topic_policy(topic_arn: str, account_id: str) -> str:
+    """ElastiCache of this account may publish. AWS: the topic's access policy must use
+    ``aws:SourceOwner`` — with ``aws:SourceAccount`` ElastiCache cannot publish
+    (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/ElastiCacheSNS.html)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                _owner_statement(topic_arn, account_id),
+                {
+                    "Sid": "ElastiCacheEventsOfThisAccount",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "elasticache.amazonaws.com"},
+                    "Action": "sns:Publish",
+                    "Resource": topic_arn,
+                    "Condition": {"StringEquals": {"aws:SourceOwner": account_id}},
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def _owner_statement(topic_arn: str, account_id: str) -> dict[str, Any]:
+    """What SNS's default policy gives the owning account, kept when the policy is replaced."""
+    return {
+        "Sid": "AccountOwner",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": [
+            "sns:GetTopicAttributes",
+            "sns:SetTopicAttributes",
+            "sns:AddPermission",
+            "sns:RemovePermission",
+            "sns:DeleteTopic",
+            "sns:Subscribe",
+            "sns:ListSubscriptionsByTopic",
+            "sns:Publish",
+        ],
+        "Resource": topic_arn,
+    }
+
 
 class Notifications(pulumi.ComponentResource):
-    """The SNS topic for alarms and ElastiCache events, encrypted, with e-mail subscriptions."""
+    """Two SNS topics, both with e-mail subscriptions: alarms (encrypted with the stack's key)
+    and ElastiCache events (NOT encrypted: ElastiCache cannot publish to an encrypted topic,
+    the topic turns inactive — AWS, "Event Notifications and Amazon SNS",
+    https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/ElastiCacheSNS.html). Events say
+    nothing secret: event name, group and node ids."""
 
     topic_arn: pulumi.Output[str]
+    """The alarm topic."""
+    events_topic_arn: pulumi.Output[str]
+    """The replication group's event topic (unencrypted)."""
 
     def __init__(
         self,
@@ -77,6 +169,9 @@ class Notifications(pulumi.ComponentResource):
     ) -> None:
         super().__init__("berthcache:infra:Notifications", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        region = aws.get_region_output(opts=invoke).region
         topic = aws.sns.Topic(
             f"{name}-topic",
             name=f"{args.group_id}-alerts",
@@ -84,19 +179,53 @@ class Notifications(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
+        events = aws.sns.Topic(
+            f"{name}-events-topic",
+            name=f"{args.group_id}-events",
+            tags=args.tags,
+            opts=child,
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=topic.arn,
+            policy=pulumi.Output.all(topic.arn, account, region).apply(
+                lambda a: _alarm_topic_policy(a[0], a[1], a[2])
+            ),
+            opts=child,
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-events-topic-policy",
+            arn=events.arn,
+            policy=pulumi.Output.all(events.arn, account).apply(
+                lambda a: _events_topic_policy(a[0], a[1])
+            ),
+            opts=child,
+        )
         for i, email in enumerate(args.alarm_emails):
-            aws.sns.TopicSubscription(
-                f"{name}-email-{i + 1}",
-                topic=topic.arn,
-                protocol="email",
-                endpoint=email,
-                opts=child,
-            )
+            for suffix, target in (("", topic), ("-events", events)):
+                aws.sns.TopicSubscription(
+                    f"{name}{suffix}-email-{i + 1}",
+                    topic=target.arn,
+                    protocol="email",
+                    endpoint=email,
+                    opts=child,
+                )
         self.topic_arn = topic.arn
-        self.register_outputs({"topic_arn": self.topic_arn})
+        self.events_topic_arn = events.arn
+        self.register_outputs(
+            {"topic_arn": self.topic_arn, "events_topic_arn": self.events_topic_arn}
+        )
 
 
-def _metric_alarm_args(spec: AlarmSpec, member: str) -> dict[str, Any]:
+def member_at(members: Sequence[str], slot: int, group_id: str) -> str:
+    """The member an alarm slot (1-based) watches: the group's real members, sorted. Only a
+    list shorter than ``numCacheClusters`` (a scale change still in flight) falls back to
+    ElastiCache's first-creation name ``<group>-<NNN>``; the next ``pulumi up`` corrects it."""
+    ordered = sorted(members or ())
+    return ordered[slot - 1] if slot <= len(ordered) else f"{group_id}-{slot:03d}"
+
+
+def _metric_alarm_args(spec: AlarmSpec, member: pulumi.Input[str]) -> dict[str, Any]:
     dims = node_dimensions(member)
     if spec.metric is not None:
         return {
@@ -132,14 +261,16 @@ def _metric_alarm_args(spec: AlarmSpec, member: str) -> dict[str, Any]:
     return {"metric_queries": queries}
 
 
-def dashboard_body(args: AlarmsArgs, region: str) -> str:
-    """One widget per catalogue entry, one line per node and metric, with the threshold."""
+def dashboard_body(args: AlarmsArgs, region: str, members: Sequence[str]) -> str:
+    """One widget per alarmed catalogue entry, one line per node and metric, with the
+    threshold; ``members`` is the group's real member list."""
     widgets: list[dict[str, Any]] = []
-    for i, spec in enumerate(CATALOGUE):
+    watched = [member_at(members, slot, args.group_id) for slot in range(1, args.num_nodes + 1)]
+    for i, spec in enumerate(args.specs):
         metrics = [
             [NAMESPACE, metric, "CacheClusterId", member, "CacheNodeId", "0001"]
             for metric in spec.dashboard_metrics
-            for member in args.member_cluster_ids
+            for member in watched
         ]
         threshold = threshold_for(spec, args.thresholds, args.node_vcpus)
         props: dict[str, Any] = {
@@ -183,17 +314,29 @@ class Alarms(pulumi.ComponentResource):
         # Each alarm waits for the group itself: its member nodes exist only then.
         child = pulumi.ResourceOptions(parent=self, depends_on=depends_on)
         self.alarm_names = []
-        for member in args.member_cluster_ids:
-            for spec in CATALOGUE:
-                alarm_name = f"{member}-{spec.key}"
+        members: pulumi.Output[Sequence[str]] = pulumi.Output.from_input(args.members)
+
+        def slot_member(slot: int) -> pulumi.Output[str]:
+            return members.apply(lambda m: member_at(m, slot, args.group_id))
+
+        def describe(spec: AlarmSpec, member: pulumi.Output[str]) -> pulumi.Output[str]:
+            return member.apply(
+                lambda m: (
+                    f"{spec.title} on {m} ({args.stack}). {spec.meaning} "
+                    f"Runbook: {runbook_url(spec)}"
+                )
+            )
+
+        for slot in range(1, args.num_nodes + 1):
+            member = slot_member(slot)
+            for spec in args.specs:
+                alarm_name = f"{args.group_id}-{slot:03d}-{spec.key}"
                 threshold = threshold_for(spec, args.thresholds, args.node_vcpus)
+                description = describe(spec, member)
                 aws.cloudwatch.MetricAlarm(
                     f"{name}-{alarm_name}",
                     name=alarm_name,
-                    alarm_description=(
-                        f"{spec.title} on {member} ({args.stack}). {spec.meaning} "
-                        f"Runbook: {runbook_url(spec)}"
-                    ),
+                    alarm_description=description,
                     comparison_operator=spec.comparison,
                     threshold=threshold,
                     evaluation_periods=spec.evaluation_periods,
@@ -211,7 +354,9 @@ class Alarms(pulumi.ComponentResource):
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=args.group_id,
-            dashboard_body=region.region.apply(lambda r: dashboard_body(args, r)),
+            dashboard_body=pulumi.Output.all(region.region, members).apply(
+                lambda a: dashboard_body(args, a[0], a[1])
+            ),
             opts=child,
         )
         self.dashboard_name = dashboard.dashboard_name

@@ -22,7 +22,10 @@ import pulumi_aws as aws
 
 from infra.network import CACHE_PORT
 
-__all__ = ["Cache", "CacheArgs"]
+__all__ = ["PARAMETER_GROUP_DESCRIPTION", "Cache", "CacheArgs"]
+
+PARAMETER_GROUP_DESCRIPTION = "berthcache: engine parameters (see the parameters, not this text)"
+"""Constant: the provider replaces a parameter group whose description changes."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,7 +45,7 @@ class CacheArgs:
     snapshot_retention_days: int
     log_retention_days: int
     protect: bool
-    """Protect the group, keep a final snapshot, apply changes in the maintenance window."""
+    """Protect the group and keep a final snapshot."""
     tags: Mapping[str, str]
     subnet_group_name: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
@@ -51,6 +54,7 @@ class CacheArgs:
     """The AUTH token (token mode), or ``None`` with ``user_group_id`` (RBAC mode)."""
     user_group_id: pulumi.Input[str] | None
     notification_topic_arn: pulumi.Input[str]
+    """ElastiCache's event topic: must NOT be KMS-encrypted (AWS ElastiCacheSNS docs)."""
 
     @property
     def parameter_group_family(self) -> str:
@@ -80,18 +84,29 @@ class Cache(pulumi.ComponentResource):
         for log_type in ("slow-log", "engine-log"):
             log_groups[log_type] = aws.cloudwatch.LogGroup(
                 f"{name}-{log_type}",
-                name=f"/aws/elasticache/{rg_id}/{log_type}",
+                # Under /aws/vendedlogs/: CloudWatch Logs then grants ElastiCache's log delivery
+                # without adding each group to the account's one resource policy (5,120
+                # characters, shared by every log group of the account) — AWS, "Enabling
+                # logging from AWS services", vended logs.
+                name=f"/aws/vendedlogs/elasticache/{rg_id}/{log_type}",
                 retention_in_days=args.log_retention_days,
                 kms_key_id=args.kms_key_arn,
                 tags=args.tags,
                 opts=child,
             )
 
+        # name, family and description are replace-on-change in the provider; parameters are
+        # updated in place (terraform-provider-aws internal/service/elasticache/
+        # parameter_group.go). So the description is constant (a changed maxmemoryPolicy is an
+        # in-place update) and the name carries the family, the one other replace trigger:
+        # a replacement (engine or major version change) gets a new name, is created before
+        # the old group is deleted, and the group moves to it first — never "delete the
+        # attached group" (InvalidCacheParameterGroupState).
         params = aws.elasticache.ParameterGroup(
             f"{name}-params",
             name=f"{rg_id}-{args.parameter_group_family}",
             family=args.parameter_group_family,
-            description=f"{rg_id}: eviction policy {args.maxmemory_policy}",
+            description=PARAMETER_GROUP_DESCRIPTION,
             parameters=[{"name": "maxmemory-policy", "value": args.maxmemory_policy}],
             tags=args.tags,
             opts=child,
@@ -123,7 +138,12 @@ class Cache(pulumi.ComponentResource):
             snapshot_window=args.snapshot_window,
             maintenance_window=args.maintenance_window,
             auto_minor_version_upgrade=True,
-            apply_immediately=not args.protect,
+            # Always: AWS takes a log delivery change only with ApplyImmediately (AWS, "Specifying
+            # log delivery using the AWS CLI": modify-replication-group --apply-immediately
+            # --log-delivery-configurations, https://docs.aws.amazon.com/AmazonElastiCache/
+            # latest/dg/CLI_Log.html), and the group always delivers its logs. So a prod change
+            # (node type, version) applies during `pulumi up`: run it in a quiet hour.
+            apply_immediately=True,
             final_snapshot_identifier=f"{rg_id}-final" if args.protect else None,
             log_delivery_configurations=[
                 {

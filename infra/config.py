@@ -21,6 +21,7 @@ from infra.cidrs import PRIVATE_NETWORKS_TEXT, is_private_network, parse_network
 from infra.settings import InfraConfigError, Setting, markdown_table, parse_setting, setting_error
 
 __all__ = [
+    "BURSTABLE_PREFIXES",
     "NAMESPACE",
     "NODE_VCPUS",
     "RULES",
@@ -38,22 +39,41 @@ __all__ = [
 NAMESPACE = "berthcache"
 
 # vCPUs per node type, for the CPUUtilization threshold. Unknown types are rejected.
+# The types are AWS's list of supported ElastiCache node types (current generation), from
+# https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/API_CacheNode.html
+# ("Supported node types"): M5 and R5 have no 8xlarge/16xlarge but do have 24xlarge; the
+# Graviton families (M6g, M7g, R6g, R7g) run large..16xlarge; T3/T4g are micro/small/medium.
+# vCPUs as EC2 gives them for the same instance size.
+_SIZES_VCPUS = {
+    "large": 2,
+    "xlarge": 4,
+    "2xlarge": 8,
+    "4xlarge": 16,
+    "8xlarge": 32,
+    "12xlarge": 48,
+    "16xlarge": 64,
+    "24xlarge": 96,
+}
+_FAMILY_SIZES: dict[str, tuple[str, ...]] = {
+    **{
+        fam: ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")
+        for fam in ("m6g", "m7g", "r6g", "r7g")
+    },
+    **{
+        fam: ("large", "xlarge", "2xlarge", "4xlarge", "12xlarge", "24xlarge")
+        for fam in ("m5", "r5")
+    },
+}
 NODE_VCPUS: dict[str, int] = {
     **{f"cache.t{g}.{s}": 2 for g in ("3", "4g") for s in ("micro", "small", "medium")},
     **{
-        f"cache.{fam}.{size}": vcpus
-        for fam in ("m6g", "m7g", "r6g", "r7g", "m5", "r5")
-        for size, vcpus in (
-            ("large", 2),
-            ("xlarge", 4),
-            ("2xlarge", 8),
-            ("4xlarge", 16),
-            ("8xlarge", 32),
-            ("12xlarge", 48),
-            ("16xlarge", 64),
-        )
+        f"cache.{fam}.{size}": _SIZES_VCPUS[size]
+        for fam, sizes in _FAMILY_SIZES.items()
+        for size in sizes
     },
 }
+BURSTABLE_PREFIXES = ("cache.t",)
+"""Burstable (CPU-credit) node types: they get a CPUCreditBalance alarm."""
 _MAXMEMORY_POLICIES = (
     "allkeys-lru",
     "allkeys-lfu",
@@ -132,7 +152,12 @@ _THRESHOLDS = (
     ),
     _threshold("engineCpuThresholdPercent", 90, 10, 100, "EngineCPUUtilization alarm threshold."),
     _threshold(
-        "memoryThresholdPercent", 80, 10, 100, "DatabaseMemoryUsagePercentage alarm threshold."
+        "memoryThresholdPercent",
+        80,
+        10,
+        100,
+        "DatabaseMemoryUsagePercentage alarm threshold (noeviction and volatile-* only: "
+        "an allkeys-* cache runs near 100% by design and is watched by Evictions instead).",
     ),
     _threshold("currConnectionsThreshold", 5000, 1, 65000, "CurrConnections alarm threshold."),
     _threshold("replicationLagThresholdSeconds", 10, 1, 3600, "ReplicationLag alarm threshold."),
@@ -423,9 +448,9 @@ class StackConfig:
         return self.environment == "prod"
 
     @property
-    def member_cluster_ids(self) -> tuple[str, ...]:
-        """ElastiCache names members ``<group-id>-001``…; known before the group exists."""
-        return tuple(f"{self.replication_group_id}-{i:03d}" for i in range(1, self.num_nodes + 1))
+    def burstable(self) -> bool:
+        """A CPU-credit (``cache.t*``) node type."""
+        return self.node_type.startswith(BURSTABLE_PREFIXES)
 
     @property
     def tags(self) -> dict[str, str]:

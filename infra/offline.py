@@ -100,9 +100,11 @@ class _Mocks(pulumi.runtime.Mocks):
             state["readerEndpointAddress"] = (
                 f"replica.{rg}.abc123.{self.region}.cache.amazonaws.com"
             )
+            # As after a failover and a scale change: NOT the first-creation <group>-001...,
+            # so alarm coverage must come from this list, never from a name formula.
             state["memberClusters"] = [
-                f"{rg}-{i:03d}" for i in range(1, int(inputs["numCacheClusters"]) + 1)
-            ]
+                f"{rg}-{i:03d}" for i in range(3, int(inputs["numCacheClusters"]) + 3)
+            ][::-1]
             state.setdefault("port", 6379)
         elif args.typ == "random:index/randomPassword:RandomPassword":
             length = int(inputs["length"])

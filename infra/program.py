@@ -91,7 +91,7 @@ def run(cfg: StackConfig | None = None) -> None:
             kms_key_arn=security.kms_key_arn,
             auth_token=security.auth_token,
             user_group_id=security.user_group_id,
-            notification_topic_arn=notifications.topic_arn,
+            notification_topic_arn=notifications.events_topic_arn,
         ),
     )
     alarms = Alarms(
@@ -99,7 +99,10 @@ def run(cfg: StackConfig | None = None) -> None:
         AlarmsArgs(
             group_id=name,
             stack=cfg.stack,
-            member_cluster_ids=cfg.member_cluster_ids,
+            members=cache.member_clusters,
+            num_nodes=cfg.num_nodes,
+            node_type=cfg.node_type,
+            maxmemory_policy=cfg.maxmemory_policy,
             node_vcpus=cfg.node_vcpus,
             thresholds=cfg.thresholds,
             topic_arn=notifications.topic_arn,
@@ -144,10 +147,12 @@ def run(cfg: StackConfig | None = None) -> None:
     pulumi.export("primaryEndpoint", cache.primary_endpoint)
     pulumi.export("readerEndpoint", cache.reader_endpoint)
     pulumi.export("port", cache.port)
-    pulumi.export("memberClusters", list(cfg.member_cluster_ids))
+    # The group's real members (ElastiCache's answer), which the alarms cover.
+    pulumi.export("memberClusters", cache.member_clusters.apply(lambda m: sorted(m or ())))
     pulumi.export("secretArn", security.secret_arn)
     pulumi.export("kmsKeyArn", security.kms_key_arn)
     pulumi.export("alarmTopicArn", notifications.topic_arn)
+    pulumi.export("eventsTopicArn", notifications.events_topic_arn)
     pulumi.export("dashboardName", alarms.dashboard_name)
     pulumi.export("alarmNames", alarms.alarm_names)
     pulumi.export("keyPrefix", cfg.key_prefix)

@@ -55,7 +55,8 @@ def _token(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
 
 
 def _key_policy(account_id: str, region: str) -> str:
-    """Account admins manage the key; Logs, CloudWatch and ElastiCache may use it."""
+    """Account admins manage the key; Logs and (for the alarm topic) CloudWatch may use it,
+    each only for this account."""
     root = f"arn:aws:iam::{account_id}:root"
     use = [
         "kms:Encrypt*",
@@ -85,11 +86,18 @@ def _key_policy(account_id: str, region: str) -> str:
             },
         },
         {
-            "Sid": "AlarmsAndEventsToSns",
+            # CloudWatch publishes alarms to the encrypted alarm topic; only this account's
+            # alarms (confused-deputy conditions). ElastiCache events go to an unencrypted
+            # topic (ElastiCache cannot publish to an encrypted one), so it needs no grant.
+            "Sid": "AlarmsToEncryptedSns",
             "Effect": "Allow",
-            "Principal": {"Service": ["cloudwatch.amazonaws.com", "elasticache.amazonaws.com"]},
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Resource": "*",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"},
+            },
         },
     ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
@@ -110,7 +118,8 @@ class SecurityArgs:
     app_user_channels: Sequence[str]
     """Bare channel names the RBAC app user may use besides those under ``key_prefix``."""
     protect: bool
-    """Protect the key and the secret from deletion and keep the secret 30 days when deleted."""
+    """Protect the key and the secret from deletion and keep the secret 30 days when deleted
+    (outside prod a deleted secret is gone at once, so the stack can be recreated)."""
     tags: Mapping[str, str]
 
 
@@ -207,7 +216,11 @@ class Security(pulumi.ComponentResource):
             name=f"berthcache/{args.stack}/{args.group_id}",
             description=f"Connection to {args.group_id}: endpoints and credentials",
             kms_key_id=key.arn,
-            recovery_window_in_days=30 if args.protect else 7,
+            # Outside prod 0 (force delete): `pulumi destroy` then `pulumi up` recreates the
+            # same name at once; a recovery window would leave it "scheduled for deletion".
+            # The provider accepts 0 or 7-30 (aws_secretsmanager_secret,
+            # recovery_window_in_days). Prod keeps 30 days to undo a deletion.
+            recovery_window_in_days=30 if args.protect else 0,
             tags=args.tags,
             opts=keep,
         )

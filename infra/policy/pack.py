@@ -13,9 +13,15 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.policy.rules import RESOURCE_RULES, Rule, every_node_alarmed
+from infra.policy.rules import RESOURCE_RULES, STACK_RULES, Rule, StackRule, every_node_alarmed
 
-__all__ = ["PACK_NAME", "policies", "resource_validator", "validate_every_node_alarmed"]
+__all__ = [
+    "PACK_NAME",
+    "policies",
+    "resource_validator",
+    "stack_validator",
+    "validate_every_node_alarmed",
+]
 
 PACK_NAME = "berthcache-elasticache"
 
@@ -31,11 +37,18 @@ def resource_validator(rule: Rule) -> Any:
     return validate
 
 
-def validate_every_node_alarmed(
-    args: StackValidationArgs, report_violation: ReportViolation
-) -> None:
-    for message in every_node_alarmed([(r.resource_type, r.props) for r in args.resources]):
-        report_violation(message, None)
+def stack_validator(rule: StackRule) -> Any:
+    """A pulumi_policy stack validation calling ``rule`` on every resource's props."""
+
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for message in rule([(r.resource_type, r.props) for r in args.resources]):
+            report_violation(message, None)
+
+    validate.__name__ = f"validate_{rule.__name__}"
+    return validate
+
+
+validate_every_node_alarmed = stack_validator(every_node_alarmed)
 
 
 def policies() -> list[Any]:
@@ -49,13 +62,13 @@ def policies() -> list[Any]:
         )
         for name, (description, rule) in RESOURCE_RULES.items()
     ]
-    out.append(
+    out += [
         StackValidationPolicy(
-            name="every-node-alarmed",
-            description="Every member node of every replication group has the catalogue's "
-            "alarms, each with alarm actions.",
-            validate=validate_every_node_alarmed,
+            name=name,
+            description=description,
+            validate=stack_validator(rule),
             enforcement_level=EnforcementLevel.MANDATORY,
         )
-    )
+        for name, (description, rule) in STACK_RULES.items()
+    ]
     return out

@@ -13,32 +13,45 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from berthcache.ops.alarm_catalogue import CATALOGUE
+from berthcache.ops.alarm_catalogue import CATALOGUE, is_allkeys_policy, specs_for
 from infra.cidrs import PRIVATE_NETWORKS_TEXT, is_private_network, parse_network
+from infra.config import NODE_VCPUS
 
 __all__ = [
+    "REPLACE_ON_CHANGE",
     "RESOURCE_RULES",
+    "STACK_RULES",
     "Rule",
+    "StackRule",
     "auth_required",
     "automatic_failover",
     "backups_enabled",
     "custom_subnet_group",
     "encryption_at_rest",
     "encryption_in_transit",
+    "events_topic_unencrypted",
     "every_node_alarmed",
+    "log_delivery_applies_immediately",
+    "memory_alarm_fits_eviction_policy",
     "minor_version_upgrade",
     "no_open_ingress",
+    "node_type_exists",
+    "replace_safe_names",
 ]
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 CLUSTER = "aws:elasticache/cluster:Cluster"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+PARAMS = "aws:elasticache/parameterGroup:ParameterGroup"
+TOPIC = "aws:sns/topic:Topic"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 # What the engine sends for a value not known until the update (preview).
 _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 Props = Mapping[str, Any]
 Rule = Callable[[str, Props], list[str]]
+StackRule = Callable[[Sequence[tuple[str, Props]]], list[str]]
+"""(type, props) of every resource of the stack -> violation messages."""
 
 
 def _plain(value: Any) -> Any:
@@ -192,6 +205,78 @@ def no_open_ingress(rtype: str, props: Props) -> list[str]:
     ]
 
 
+def log_delivery_applies_immediately(rtype: str, props: Props) -> list[str]:
+    """AWS takes a log delivery change only with ApplyImmediately (AWS, "Specifying log
+    delivery using the AWS CLI", modify-replication-group --apply-immediately): a group that
+    delivers logs must apply immediately, or its next log change fails."""
+    if rtype != RG or not _plain(props.get("logDeliveryConfigurations")):
+        return []
+    if _unknown(_plain(props.get("applyImmediately"))) or _is_true(props.get("applyImmediately")):
+        return []
+    return [
+        "logDeliveryConfigurations need applyImmediately: true (AWS rejects a log delivery "
+        "change that waits for the maintenance window)"
+    ]
+
+
+def node_type_exists(rtype: str, props: Props) -> list[str]:
+    """Only node types in AWS's list of supported (current generation) ElastiCache node types
+    (``infra.config.NODE_VCPUS``, with its source)."""
+    if rtype not in (RG, CLUSTER):
+        return []
+    node_type = _plain(props.get("nodeType"))
+    if node_type is None or _unknown(node_type) or node_type in NODE_VCPUS:
+        return []
+    return [
+        f"nodeType {node_type!r} is not in AWS's list of supported ElastiCache node types "
+        "(e.g. cache.m5 has 12xlarge and 24xlarge, no 8xlarge or 16xlarge)"
+    ]
+
+
+REPLACE_ON_CHANGE: dict[str, dict[str, tuple[str, ...]]] = {
+    # Minimal, for the types this rule checks; the full table of every type the program
+    # declares lives with the offline update check. Source: terraform-provider-aws
+    # internal/service/elasticache/parameter_group.go (name, family, description: ForceNew;
+    # parameter: updated in place).
+    PARAMS: {"in_name": ("family",), "constant": ("description",)},
+}
+"""Per type with a fixed ``name``: the replace-on-change inputs that must show in the name (so a
+replacement gets a new name and can be created before the old one is deleted), and those that
+must be constant (not embed a value that changes with config)."""
+
+
+def replace_safe_names(rtype: str, props: Props) -> list[str]:
+    """A fixed name on a replace-on-change resource must change whenever the resource is
+    replaced; otherwise the replacement collides with, or must first delete, the old one
+    (a parameter group still attached cannot be deleted: InvalidCacheParameterGroupState)."""
+    table = REPLACE_ON_CHANGE.get(rtype)
+    name = _plain(props.get("name"))
+    if table is None or not isinstance(name, str) or _unknown(name):
+        return []
+    out = []
+    for key in table["in_name"]:
+        value = _plain(props.get(key))
+        if isinstance(value, str) and not _unknown(value) and value not in name:
+            out.append(
+                f"fixed name {name!r} does not carry {key} {value!r}, which replaces the "
+                "resource on change: put it in the name, or let Pulumi autoname it"
+            )
+    values = [
+        str(_plain(p.get("value"))) for p in _plain(props.get("parameters")) or [] if p.get("value")
+    ]
+    for key in table["constant"]:
+        text = _plain(props.get(key))
+        if not isinstance(text, str):
+            continue
+        for value in values:
+            if value and value in text:
+                out.append(
+                    f"{key} embeds the parameter value {value!r}: {key} replaces the resource "
+                    "on change, so changing the parameter would replace it; keep it constant"
+                )
+    return out
+
+
 RESOURCE_RULES: dict[str, tuple[str, Rule]] = {
     "elasticache-1-backups": ("Automatic backups retained for at least one day.", backups_enabled),
     "elasticache-2-minor-version-upgrade": (
@@ -213,11 +298,26 @@ RESOURCE_RULES: dict[str, tuple[str, Rule]] = {
         "Ingress only from private networks (RFC 1918, 100.64.0.0/10, fc00::/7).",
         no_open_ingress,
     ),
+    "log-delivery-applies-immediately": (
+        "A group that delivers logs applies changes immediately (AWS requires it).",
+        log_delivery_applies_immediately,
+    ),
+    "node-type-exists": (
+        "Only node types AWS lists as supported by ElastiCache.",
+        node_type_exists,
+    ),
+    "replace-safe-names": (
+        "Fixed names on replace-on-change resources change with each replacement.",
+        replace_safe_names,
+    ),
 }
 
 REQUIRED_ALARM_METRICS: tuple[str, ...] = tuple(
     m for spec in CATALOGUE for m in spec.dashboard_metrics
 )
+"""Every metric any group may need; ``_required_metrics`` picks a group's own."""
+# AWS's default parameter groups (default.redis7) evict volatile-lru.
+_AWS_DEFAULT_POLICY = "volatile-lru"
 
 
 def _alarm_coverage(props: Props) -> list[tuple[str, str]]:
@@ -239,9 +339,36 @@ def _alarm_coverage(props: Props) -> list[tuple[str, str]]:
 _RG_ID_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
+def _eviction_policy(rg: Props, resources: Sequence[tuple[str, Props]]) -> str:
+    """The group's maxmemory-policy, from the parameter group it names in this stack."""
+    name = _plain(rg.get("parameterGroupName"))
+    for rtype, props in resources:
+        if rtype == PARAMS and _plain(props.get("name")) == name:
+            for param in _plain(props.get("parameters")) or []:
+                if param.get("name") == "maxmemory-policy":
+                    return str(param.get("value"))
+    return _AWS_DEFAULT_POLICY
+
+
+def _required_metrics(rg: Props, resources: Sequence[tuple[str, Props]]) -> tuple[str, ...]:
+    node_type = _plain(rg.get("nodeType"))
+    specs = specs_for(_eviction_policy(rg, resources), str(node_type or ""))
+    return tuple(m for spec in specs for m in spec.dashboard_metrics)
+
+
+def _members(rg: Props) -> list[str] | None:
+    """The group's real member list when known (after the update), else None (preview)."""
+    members = _plain(rg.get("memberClusters"))
+    if isinstance(members, list) and members and not any(_unknown(m) for m in members):
+        return [str(m) for m in members]
+    return None
+
+
 def every_node_alarmed(resources: Sequence[tuple[str, Props]]) -> list[str]:
-    """Every member node of every replication group has an alarm, with actions, per catalogue
-    metric. Members are derived as ``<group-id>-001``… so this works at preview time."""
+    """Every member node of every replication group has an alarm, with actions, per metric the
+    catalogue gives that group (``specs_for`` its eviction policy and node type). Members are
+    the group's real ``memberClusters`` when known (no ``<group>-00N`` assumption); at preview,
+    when they are not, each metric needs ``numCacheClusters`` alarms named for the group."""
     covered: set[tuple[str, str]] = set()
     for rtype, props in resources:
         if rtype == ALARM:
@@ -261,9 +388,107 @@ def every_node_alarmed(resources: Sequence[tuple[str, Props]]) -> list[str]:
         if not isinstance(nodes, int | float):
             out.append(f"{rg_id}: numCacheClusters unknown; set it explicitly")
             continue
-        for i in range(1, int(nodes) + 1):
-            member = f"{rg_id}-{i:03d}"
-            missing = [m for m in REQUIRED_ALARM_METRICS if (member, m) not in covered]
+        required = _required_metrics(props, resources)
+        members = _members(props)
+        if members is None:
+            out += _slots_alarmed(rg_id, int(nodes), required, resources)
+            continue
+        for member in sorted(members):
+            missing = [m for m in required if (member, m) not in covered]
             if missing:
                 out.append(f"{member} has no alarm with actions on {', '.join(missing)}")
     return out
+
+
+def _slots_alarmed(
+    rg_id: str, nodes: int, required: Sequence[str], resources: Sequence[tuple[str, Props]]
+) -> list[str]:
+    """Preview: members unknown; count the group's alarms (named ``<group>-``) per metric."""
+    counts: dict[str, int] = {}
+    for rtype, props in resources:
+        name = _plain(props.get("name"))
+        if rtype != ALARM or not isinstance(name, str) or not name.startswith(f"{rg_id}-"):
+            continue
+        if not _plain(props.get("alarmActions")):
+            continue
+        metrics = {str(_plain(props.get("metricName")))} if props.get("metricName") else set()
+        for query in _plain(props.get("metricQueries")) or []:
+            metric = (query.get("metric") or {}).get("metricName")
+            if metric:
+                metrics.add(str(metric))
+        for metric in metrics:
+            counts[metric] = counts.get(metric, 0) + 1
+    missing = [m for m in required if counts.get(m, 0) < nodes]
+    if missing:
+        return [f"{rg_id}: fewer than {nodes} alarms with actions on {', '.join(missing)}"]
+    return []
+
+
+def events_topic_unencrypted(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """ElastiCache cannot publish to a KMS-encrypted SNS topic: the topic turns inactive and
+    events (failover, node replacement) are lost (AWS, "Event Notifications and Amazon SNS",
+    https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/ElastiCacheSNS.html). Judged once
+    the topics' ARNs are known (at ``pulumi up``; a new stack's preview cannot match them)."""
+    encrypted = {
+        str(_plain(props.get("arn")))
+        for rtype, props in resources
+        if rtype == TOPIC and _truthy(props.get("kmsMasterKeyId")) and props.get("arn")
+    }
+    out = []
+    for rtype, props in resources:
+        if rtype not in (RG, CLUSTER):
+            continue
+        topic = _plain(props.get("notificationTopicArn"))
+        if topic and str(topic) in encrypted:
+            out.append(
+                f"{_plain(props.get('replicationGroupId')) or 'cluster'}: notificationTopicArn "
+                f"{topic} is KMS-encrypted; ElastiCache cannot publish to it (use an "
+                "unencrypted events topic)"
+            )
+    return out
+
+
+def memory_alarm_fits_eviction_policy(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """No DatabaseMemoryUsagePercentage alarm on a group with an ``allkeys-*`` eviction policy:
+    such a cache fills its memory by design, so the alarm would never leave ALARM."""
+    out = []
+    for rtype, props in resources:
+        if rtype != RG:
+            continue
+        policy = _eviction_policy(props, resources)
+        if not is_allkeys_policy(policy):
+            continue
+        rg_id = str(_plain(props.get("replicationGroupId")))
+        members = set(_members(props) or ())
+        for atype, alarm in resources:
+            if atype != ALARM:
+                continue
+            name = str(_plain(alarm.get("name")))
+            watched = {
+                node
+                for node, metric in _alarm_coverage({**alarm, "alarmActions": [True]})
+                if metric == "DatabaseMemoryUsagePercentage"
+            }
+            if watched and (watched & members or name.startswith(f"{rg_id}-")):
+                out.append(
+                    f"{name}: a DatabaseMemoryUsagePercentage alarm on {rg_id}, whose eviction "
+                    f"policy {policy} keeps memory near 100% by design; watch Evictions instead"
+                )
+    return out
+
+
+STACK_RULES: dict[str, tuple[str, StackRule]] = {
+    "every-node-alarmed": (
+        "Every member node of every replication group has the catalogue's alarms, each with "
+        "alarm actions.",
+        every_node_alarmed,
+    ),
+    "events-topic-unencrypted": (
+        "ElastiCache event notifications go to an unencrypted SNS topic (AWS requires it).",
+        events_topic_unencrypted,
+    ),
+    "memory-alarm-fits-eviction-policy": (
+        "No memory-percentage alarm on a group that evicts from all keys.",
+        memory_alarm_fits_eviction_policy,
+    ),
+}

@@ -32,7 +32,10 @@ def _violations(run: OfflineRun) -> list[str]:
     for name, (_, rule) in rules.RESOURCE_RULES.items():
         for res in run.resources:
             found += [f"{name} {res.name}: {m}" for m in rule(res.type, res.inputs)]
-    found += rules.every_node_alarmed([(r.type, r.inputs) for r in run.resources])
+    # Stack rules see what the engine hands them after the update: inputs and outputs
+    # (the group's real memberClusters, the topics' ARNs).
+    for name, (_, stack_rule) in rules.STACK_RULES.items():
+        found += [f"{name}: {m}" for m in stack_rule([(r.type, r.state) for r in run.resources])]
     return found
 
 
@@ -42,7 +45,13 @@ def test_program_resources_pass_every_policy(dev_run: OfflineRun) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"authMode": "rbac"}, {"numNodes": 3}, {"engine": "valkey", "engineVersion": "7.2"}],
+    [
+        {"authMode": "rbac"},
+        {"numNodes": 3},
+        {"engine": "valkey", "engineVersion": "7.2"},
+        {"maxmemoryPolicy": "volatile-lru", "nodeType": "cache.r7g.large"},
+        {"environment": "prod"},
+    ],
 )
 def test_program_variants_pass_every_policy(
     run_program: RunProgram, overrides: dict[str, Any]
@@ -182,17 +191,33 @@ def test_egress_and_private_ingress_do_not_fire() -> None:
 
 
 def _stack(run: OfflineRun) -> list[tuple[str, dict[str, Any]]]:
+    """Inputs and outputs, as a stack policy sees them after the update."""
+    return [(r.type, copy.deepcopy(r.state)) for r in run.resources]
+
+
+def _preview(run: OfflineRun) -> list[tuple[str, dict[str, Any]]]:
+    """Inputs only, as at preview (the group's members not known yet)."""
     return [(r.type, copy.deepcopy(r.inputs)) for r in run.resources]
 
 
 def test_missing_node_alarm_fires(dev_run: OfflineRun) -> None:
+    # Slot 002 watches the second real member, berthcache-dev-004.
     resources = [
         (t, p)
         for t, p in _stack(dev_run)
         if not (t == rules.ALARM and p.get("name") == "berthcache-dev-002-replication-lag")
     ]
     messages = rules.every_node_alarmed(resources)
-    assert messages == ["berthcache-dev-002 has no alarm with actions on ReplicationLag"]
+    assert messages == ["berthcache-dev-004 has no alarm with actions on ReplicationLag"]
+    assert rules.every_node_alarmed(_preview(dev_run)) == []
+    preview = [
+        (t, p)
+        for t, p in _preview(dev_run)
+        if not (t == rules.ALARM and p.get("name") == "berthcache-dev-002-replication-lag")
+    ]
+    assert rules.every_node_alarmed(preview) == [
+        "berthcache-dev: fewer than 2 alarms with actions on ReplicationLag"
+    ]
 
 
 def test_alarm_without_actions_does_not_count(dev_run: OfflineRun) -> None:
@@ -201,24 +226,36 @@ def test_alarm_without_actions_does_not_count(dev_run: OfflineRun) -> None:
         if t == rules.ALARM and p.get("name") == "berthcache-dev-001-evictions":
             p["alarmActions"] = []
     assert rules.every_node_alarmed(resources) == [
-        "berthcache-dev-001 has no alarm with actions on Evictions"
+        "berthcache-dev-003 has no alarm with actions on Evictions"
     ]
 
 
-def test_more_nodes_than_alarms_fires(dev_run: OfflineRun) -> None:
+def test_a_member_under_another_name_is_unwatched(dev_run: OfflineRun) -> None:
+    """Coverage follows the group's real member list, not a <group>-00N formula."""
     resources = _stack(dev_run)
+    for t, p in resources:
+        if t == RG:
+            p["memberClusters"] = ["berthcache-dev-003", "berthcache-dev-009"]
+    messages = rules.every_node_alarmed(resources)
+    assert len(messages) == 1
+    assert messages[0].startswith("berthcache-dev-009 has no alarm")
+
+
+def test_more_nodes_than_alarms_fires_at_preview(dev_run: OfflineRun) -> None:
+    resources = _preview(dev_run)
     for t, p in resources:
         if t == RG:
             p["numCacheClusters"] = 3
     messages = rules.every_node_alarmed(resources)
     assert len(messages) == 1
-    assert messages[0].startswith("berthcache-dev-003 has no alarm")
+    assert messages[0].startswith("berthcache-dev: fewer than 3 alarms")
 
 
 def test_pack_wraps_each_rule_as_a_mandatory_pulumi_policy() -> None:
     policies = pack.policies()
     names = {p.name for p in policies}
-    assert names == {*rules.RESOURCE_RULES, "every-node-alarmed"}
+    assert names == {*rules.RESOURCE_RULES, *rules.STACK_RULES}
+    assert "every-node-alarmed" in names
     assert all(p.enforcement_level.value == "mandatory" for p in policies)
 
 
@@ -234,5 +271,5 @@ def test_pulumi_validators_report_violations_through_the_callback(dev_run: Offli
     stack_args = types.SimpleNamespace(
         resources=[types.SimpleNamespace(resource_type=t, props=p) for t, p in _stack(dev_run)]
     )
-    pack.validate_every_node_alarmed(stack_args, lambda msg, urn: reported.append(msg))  # type: ignore[arg-type]
+    pack.validate_every_node_alarmed(stack_args, lambda msg, urn: reported.append(msg))
     assert len(reported) == 1

@@ -7,13 +7,22 @@ from typing import Any
 
 import pytest
 
-from berthcache.ops.alarm_catalogue import CATALOGUE
+from berthcache.ops.alarm_catalogue import specs_for
 from berthcache.testing import app_user_rules
 from infra.offline import OfflineRun, RunProgram, is_secret_value, plain
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+# What the mocks answer as the group's members (as after a failover and a scale change):
+# not the first-creation <group>-001, -002.
+DEV_MEMBERS = ["berthcache-dev-003", "berthcache-dev-004"]
+
+
+def _topic(run: OfflineRun, suffix: str) -> Any:
+    return next(t for t in run.of_type("aws:sns/topic:Topic") if t.inputs["name"].endswith(suffix))
 
 
 def _alarms_by_member(run: OfflineRun) -> dict[str, dict[str, dict[str, Any]]]:
@@ -55,7 +64,7 @@ def test_dev_stack_declares_one_redis7_group_secure_by_construction(dev_run: Off
         rg["parameterGroupName"]
         == dev_run.one("aws:elasticache/parameterGroup:ParameterGroup").inputs["name"]
     )
-    assert rg["notificationTopicArn"] == dev_run.one("aws:sns/topic:Topic").state["arn"]
+    assert rg["notificationTopicArn"] == _topic(dev_run, "-events").state["arn"]
     assert rg["tags"]["Project"] == "berthcache"
 
 
@@ -63,7 +72,7 @@ def test_kms_key_rotates_and_encrypts_logs_topic_and_secret(dev_run: OfflineRun)
     key = dev_run.one("aws:kms/key:Key")
     assert key.inputs["enableKeyRotation"] is True
     arn = key.state["arn"]
-    assert dev_run.one("aws:sns/topic:Topic").inputs["kmsMasterKeyId"] == arn
+    assert _topic(dev_run, "-alerts").inputs["kmsMasterKeyId"] == arn
     assert dev_run.one("aws:secretsmanager/secret:Secret").inputs["kmsKeyId"] == arn
     policy = json.loads(key.inputs["policy"])
     assert any(s["Sid"] == "CloudWatchLogs" for s in policy["Statement"])
@@ -112,11 +121,11 @@ def test_auth_token_is_generated_in_elasticache_limits(dev_run: OfflineRun) -> N
 
 
 def test_every_node_has_every_catalogue_alarm_with_actions_and_runbook(dev_run: OfflineRun) -> None:
-    topic_arn = dev_run.one("aws:sns/topic:Topic").state["arn"]
+    topic_arn = _topic(dev_run, "-alerts").state["arn"]
     by_member = _alarms_by_member(dev_run)
-    assert set(by_member) == {"berthcache-dev-001", "berthcache-dev-002"}
+    assert set(by_member) == set(DEV_MEMBERS)
     for member, alarms in by_member.items():
-        for spec in CATALOGUE:
+        for spec in specs_for("allkeys-lru", "cache.t4g.small"):
             alarm = alarms[spec.metric or "hit-rate"]
             assert alarm["alarmActions"] == [topic_arn]
             assert alarm["okActions"] == [topic_arn]
@@ -129,7 +138,7 @@ def test_every_node_has_every_catalogue_alarm_with_actions_and_runbook(dev_run: 
     required = {
         "EngineCPUUtilization",
         "CPUUtilization",
-        "DatabaseMemoryUsagePercentage",
+        "CPUCreditBalance",
         "CurrConnections",
         "ReplicationLag",
         "Evictions",
@@ -138,7 +147,7 @@ def test_every_node_has_every_catalogue_alarm_with_actions_and_runbook(dev_run: 
 
 
 def test_alarm_thresholds_follow_config_and_node_vcpus(dev_run: OfflineRun) -> None:
-    alarms = _alarms_by_member(dev_run)["berthcache-dev-001"]
+    alarms = _alarms_by_member(dev_run)[DEV_MEMBERS[0]]
     assert alarms["CPUUtilization"]["threshold"] == 45  # 90% budget / 2 vCPUs (t4g.small)
     assert alarms["CurrConnections"]["threshold"] == 2000
     assert alarms["SwapUsage"]["threshold"] == 50 * 1024 * 1024
@@ -151,24 +160,25 @@ def test_alarm_thresholds_follow_config_and_node_vcpus(dev_run: OfflineRun) -> N
 
 def test_cpu_threshold_keeps_full_budget_on_large_nodes(run_program: RunProgram) -> None:
     run = run_program(nodeType="cache.r7g.xlarge")
-    assert _alarms_by_member(run)["berthcache-dev-001"]["CPUUtilization"]["threshold"] == 90
+    assert _alarms_by_member(run)[DEV_MEMBERS[0]]["CPUUtilization"]["threshold"] == 90
 
 
 def test_dashboard_shows_every_alarmed_metric_for_every_node(dev_run: OfflineRun) -> None:
     body = json.loads(dev_run.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
     shown = {(m[1], m[3]) for w in body["widgets"] for m in w["properties"]["metrics"]}
-    for spec in CATALOGUE:
+    for spec in specs_for("allkeys-lru", "cache.t4g.small"):
         for metric in spec.dashboard_metrics:
-            for member in ("berthcache-dev-001", "berthcache-dev-002"):
+            for member in DEV_MEMBERS:
                 assert (metric, member) in shown
     assert body["widgets"][0]["properties"]["region"] == "eu-west-1"
 
 
 def test_alarm_topic_has_configured_email_subscription(dev_run: OfflineRun) -> None:
     subs = dev_run.of_type("aws:sns/topicSubscription:TopicSubscription")
-    assert [(s.inputs["protocol"], s.inputs["endpoint"]) for s in subs] == [
-        ("email", "platform-alerts@example.com")
-    ]
+    alerts, events = _topic(dev_run, "-alerts"), _topic(dev_run, "-events")
+    assert sorted(
+        (s.inputs["topic"], s.inputs["protocol"], s.inputs["endpoint"]) for s in subs
+    ) == sorted((t.state["arn"], "email", "platform-alerts@example.com") for t in (alerts, events))
 
 
 def test_outputs_and_secrets(dev_run: OfflineRun) -> None:
@@ -183,7 +193,7 @@ def test_outputs_and_secrets(dev_run: OfflineRun) -> None:
         "dashboardName",
     ):
         assert key in out, key
-    assert out["memberClusters"] == ["berthcache-dev-001", "berthcache-dev-002"]
+    assert out["memberClusters"] == DEV_MEMBERS
     assert out["port"] == 6379
     # The connection URL carries the token, so it is an output only as a Pulumi secret; no
     # other output carries the token.
@@ -239,7 +249,7 @@ def test_dev_is_not_protected_but_prod_keeps_a_final_snapshot(run_program: RunPr
     prod = run_program(stack="prod", environment="prod", replicationGroupId="berthcache-prod")
     rg = prod.one(RG).inputs
     assert rg["finalSnapshotIdentifier"] == "berthcache-prod-final"
-    assert rg["applyImmediately"] is False
+    assert rg["applyImmediately"] is True  # log delivery changes need it (F3)
 
 
 def test_existing_vpc_creates_no_network_and_admits_security_groups(
@@ -317,9 +327,10 @@ def test_multi_az_off_is_honoured_in_dev(run_program: RunProgram) -> None:
 def test_three_nodes_get_alarms_on_three_nodes(run_program: RunProgram) -> None:
     run = run_program(numNodes=3)
     by_member = _alarms_by_member(run)
-    assert set(by_member) == {f"berthcache-dev-00{i}" for i in (1, 2, 3)}
-    assert len(run.of_type(ALARM)) == 3 * len(CATALOGUE)
-    assert run.outputs["memberClusters"][-1] == "berthcache-dev-003"
+    members = [f"berthcache-dev-00{i}" for i in (3, 4, 5)]
+    assert set(by_member) == set(members)
+    assert len(run.of_type(ALARM)) == 3 * len(specs_for("allkeys-lru", "cache.t4g.small"))
+    assert run.outputs["memberClusters"] == members
 
 
 @pytest.mark.parametrize(

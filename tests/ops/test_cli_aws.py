@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from berthcache.ops import ExitCode
 from berthcache.ops._aws import AwsClients
 from berthcache.ops._status import describe_group, list_alarms
+from berthcache.ops.alarm_catalogue import CATALOGUE
 from berthcache.ops.cli import app
 from tests.ops.support import GROUP, MEMBERS, boto_clients, make_stack, write_outputs
 
@@ -88,7 +89,9 @@ def test_alarms_lists_every_alarm_with_state_reason_and_runbook(stack: Path) -> 
     result = invoke("alarms", "--outputs", str(stack), "--json")
     assert result.exit_code == 0, result.output
     alarms = json.loads(result.stdout)
-    assert len(alarms) == 2 * 10  # every catalogue alarm on both nodes; not the stranger's
+    assert len(alarms) == 2 * len(
+        CATALOGUE
+    )  # every catalogue alarm on both nodes; not the stranger's
     assert f"{GROUP}-other-thing" not in {a["name"] for a in alarms}
     first = alarms[0]  # ALARM sorts first
     assert first["state"] == "ALARM"

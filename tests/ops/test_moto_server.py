@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 
 from berthcache.ops._aws import AwsClients
+from berthcache.ops.alarm_catalogue import CATALOGUE
 from tests.ops.support import GROUP, MEMBERS, REGION, make_stack, write_outputs
 
 
@@ -61,7 +62,7 @@ def test_status_and_alarms_against_a_moto_server(moto_server: str, tmp_path: Pat
         "runbook: src/berthcache/ops/runbooks.md#database-memory-usage (in the berthcache "
         f"repository; offline: berthcache-ops runbook {firing})"
     )
-    assert sum(1 for line in lines if line.startswith("OK")) == 2 * 10 - 1
+    assert sum(1 for line in lines if line.startswith("OK")) == 2 * len(CATALOGUE) - 1
 
     missing = run("status", "--replication-group", "not-there")
     assert missing.returncode == 3

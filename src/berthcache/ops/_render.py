@@ -61,9 +61,22 @@ def _on_off(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def show_status(group: GroupStatus, firing: list[AlarmState], *, as_json: bool) -> None:
+def show_status(
+    group: GroupStatus,
+    firing: list[AlarmState],
+    *,
+    as_json: bool,
+    unwatched: tuple[str, ...] = (),
+) -> None:
+    """``unwatched``: the group's nodes that no alarm names in its dimensions."""
     if as_json:
-        print_json({**group.as_dict(), "alarms_in_alarm": [a.as_dict() for a in firing]})
+        print_json(
+            {
+                **group.as_dict(),
+                "alarms_in_alarm": [a.as_dict() for a in firing],
+                "nodes_without_alarm": list(unwatched),
+            }
+        )
         return
     out.print(f"[bold]{escape(group.group_id)}[/]  status: {escape(group.status)}")
     out.print(
@@ -82,15 +95,21 @@ def show_status(group: GroupStatus, firing: list[AlarmState], *, as_json: bool) 
         ),
         markup=False,
     )
-    table = Table("node", "node group", "role", "AZ")
+    table = Table("node", "node group", "role", "AZ", "alarms")
     for node in group.nodes:
         table.add_row(
             escape(node.cluster_id),
             escape(node.node_group),
             escape(node.role),
             escape(node.availability_zone),
+            "[bold red]NONE[/]" if node.cluster_id in unwatched else "yes",
         )
     out.print(table)
+    if unwatched:
+        out.print(
+            f"[bold red]{len(unwatched)} node(s) with no alarm:[/] "
+            f"{escape(', '.join(unwatched))} (run `pulumi up` to cover the group's members)"
+        )
     if firing:
         out.print(f"[bold red]{len(firing)} alarm(s) in ALARM:[/]")
         for alarm in firing:

@@ -9,7 +9,15 @@ from typing import Any
 from berthcache.ops._aws import AwsClients, aws_errors
 from berthcache.ops._runbooks import alarm_key, find_spec, runbook_link
 
-__all__ = ["AlarmState", "GroupStatus", "NodeInfo", "describe_group", "list_alarms"]
+__all__ = [
+    "AlarmState",
+    "GroupStatus",
+    "NodeCoverage",
+    "NodeInfo",
+    "describe_group",
+    "list_alarms",
+    "node_alarms",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,3 +168,55 @@ def list_alarms(
                 )
     order = {"ALARM": 0, "MISSING": 1, "INSUFFICIENT_DATA": 2, "OK": 3}
     return sorted(found.values(), key=lambda a: (order.get(a.state, 9), a.name))
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeCoverage:
+    """The group's alarms as its nodes see them: every alarm in ALARM that names one of the
+    group's nodes in its dimensions (whatever the alarm is called) or carries the stack's
+    ``<group>-<NNN>-<key>`` name, and the nodes no alarm watches at all."""
+
+    firing: list[AlarmState]
+    unwatched: tuple[str, ...]
+
+
+def _alarm_nodes(alarm: Any) -> set[str]:
+    """The ``CacheClusterId`` values an alarm's metric (or metric-math inputs) names."""
+    dims = list(alarm.get("Dimensions") or [])
+    for query in alarm.get("Metrics") or []:
+        dims += ((query.get("MetricStat") or {}).get("Metric") or {}).get("Dimensions") or []
+    return {str(d.get("Value")) for d in dims if d.get("Name") == "CacheClusterId"}
+
+
+def node_alarms(clients: AwsClients, group: GroupStatus) -> NodeCoverage:
+    """Read every metric alarm of the account once and match it to the group's real nodes (as
+    ElastiCache lists them now, after any failover or scale change), not to names: an alarm
+    someone added by hand still shows when it fires, and a node nothing watches is named."""
+    nodes = {node.cluster_id for node in group.nodes}
+    watched: set[str] = set()
+    firing: dict[str, AlarmState] = {}
+    with aws_errors("cloudwatch", f"alarms of {group.group_id!r}"):
+        paginator = clients.cloudwatch.get_paginator("describe_alarms")
+        for page in paginator.paginate(AlarmTypes=["MetricAlarm"]):
+            for alarm in page.get("MetricAlarms", []):
+                name = str(alarm["AlarmName"])
+                on_nodes = _alarm_nodes(alarm) & nodes
+                watched |= on_nodes
+                key = alarm_key(name, group.group_id)
+                if not on_nodes and key is None:
+                    continue  # neither names a node of the group nor is one of the stack's
+                if alarm.get("StateValue") != "ALARM":
+                    continue
+                updated = alarm.get("StateUpdatedTimestamp")
+                firing[name] = AlarmState(
+                    name=name,
+                    key=key,
+                    state="ALARM",
+                    reason=" ".join(str(alarm.get("StateReason", "")).split()),
+                    updated=updated.isoformat() if updated is not None else "",
+                    runbook=runbook_link(find_spec(key)) if key else None,
+                )
+    return NodeCoverage(
+        firing=sorted(firing.values(), key=lambda a: a.name),
+        unwatched=tuple(sorted(nodes - watched)),
+    )

@@ -12,6 +12,13 @@ alarms and the seed module's monitoring list (hit rate above 80%, memory, connec
     fewer the host budget (``hostCpuBudgetPercent``) is divided by the vCPUs; larger nodes are
     watched by EngineCPUUtilization and keep the whole budget here;
   * ``fixed``    - ``fixed_threshold`` (any non-zero count of shaped packets matters).
+
+``only_when`` says which groups get an alarm (``specs_for``):
+  * ``always``;
+  * ``memory-bounded`` - eviction policy ``noeviction`` or ``volatile-*``: an ``allkeys-*`` cache
+    fills its memory by design (a warm cache sits near 100%), so DatabaseMemoryUsagePercentage
+    would never leave ALARM there; Evictions and the hit rate watch it instead;
+  * ``burstable``  - ``cache.t*`` node types, which run on CPU credits (CPUCreditBalance).
 """
 
 from __future__ import annotations
@@ -20,12 +27,23 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Literal
 
-__all__ = ["CATALOGUE", "RUNBOOK_PATH", "AlarmSpec", "by_key", "runbook_url", "threshold_for"]
+__all__ = [
+    "CATALOGUE",
+    "RUNBOOK_PATH",
+    "AlarmSpec",
+    "by_key",
+    "is_allkeys_policy",
+    "is_burstable",
+    "runbook_url",
+    "specs_for",
+    "threshold_for",
+]
 
 RUNBOOK_PATH = "src/berthcache/ops/runbooks.md"
 
 Comparison = Literal["GreaterThanThreshold", "LessThanThreshold"]
 MissingData = Literal["missing", "breaching", "notBreaching", "ignore"]
+OnlyWhen = Literal["always", "memory-bounded", "burstable"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,6 +69,7 @@ class AlarmSpec:
     first_steps: str
     math_expression: str | None = None
     math_metrics: tuple[str, ...] = ()
+    only_when: OnlyWhen = "always"
 
     @property
     def dashboard_metrics(self) -> tuple[str, ...]:
@@ -123,6 +142,7 @@ CATALOGUE: tuple[AlarmSpec, ...] = (
         meaning="The dataset is near maxmemory; evictions (or OOM errors with noeviction) follow.",
         first_steps="Check Evictions and key counts per prefix; confirm TTLs follow the "
         "guidelines (session 7 d, API 5 min); scale up if the working set grew.",
+        only_when="memory-bounded",
     ),
     AlarmSpec(
         key="current-connections",
@@ -229,6 +249,28 @@ CATALOGUE: tuple[AlarmSpec, ...] = (
         math_metrics=("CacheHits", "CacheMisses"),
     ),
     AlarmSpec(
+        key="cpu-credit-balance",
+        title="CPU credit balance",
+        metric="CPUCreditBalance",
+        statistic="Minimum",
+        comparison="LessThanThreshold",
+        threshold_rule="fixed",
+        threshold_setting=None,
+        fixed_threshold=10.0,
+        unit_scale=1.0,
+        period_seconds=300,
+        evaluation_periods=2,
+        datapoints_to_alarm=2,
+        treat_missing_data="missing",
+        missing_data_reason="keeps the last state rather than flapping on a delayed datapoint",
+        runbook_anchor="cpu-credit-balance",
+        meaning="A burstable (cache.t*) node has almost spent its CPU credits; it is about to "
+        "be held to its baseline CPU and latency will jump.",
+        first_steps="Check CPUUtilization against the node type's baseline; find the load "
+        "that burns credits (slow log); move to a non-burstable node type (m7g/r7g).",
+        only_when="burstable",
+    ),
+    AlarmSpec(
         key="network-bandwidth-in-allowance-exceeded",
         title="Network bandwidth in allowance exceeded",
         metric="NetworkBandwidthInAllowanceExceeded",
@@ -279,6 +321,29 @@ def by_key(key: str) -> AlarmSpec:
         if spec.key == key:
             return spec
     raise KeyError(f"no alarm {key!r} in the catalogue")
+
+
+def is_allkeys_policy(maxmemory_policy: str) -> bool:
+    """``allkeys-*``: any key may be evicted, so memory use near 100% is the normal state."""
+    return maxmemory_policy.startswith("allkeys-")
+
+
+def is_burstable(node_type: str) -> bool:
+    """``cache.t*`` node types run on CPU credits."""
+    return node_type.startswith("cache.t")
+
+
+def specs_for(maxmemory_policy: str, node_type: str) -> tuple[AlarmSpec, ...]:
+    """The catalogue entries a group with this eviction policy and node type gets."""
+
+    def applies(spec: AlarmSpec) -> bool:
+        if spec.only_when == "memory-bounded":
+            return not is_allkeys_policy(maxmemory_policy)
+        if spec.only_when == "burstable":
+            return is_burstable(node_type)
+        return True
+
+    return tuple(spec for spec in CATALOGUE if applies(spec))
 
 
 def runbook_url(spec: AlarmSpec) -> str:

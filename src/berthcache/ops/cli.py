@@ -121,14 +121,15 @@ def status(
     ] = False,
 ) -> None:
     """The replication group: status, engine, nodes (role, AZ), flags, and alarms in ALARM."""
-    from berthcache.ops._status import describe_group, list_alarms
+    from berthcache.ops._status import describe_group, node_alarms
 
     loaded = outputs_if_given(stack, outputs)
     group_id = group_id_from(replication_group, loaded)
     clients = AwsClients()
     group = describe_group(clients, group_id, engine_hint=loaded.engine if loaded else None)
-    firing = list_alarms(clients, group_id, state="ALARM")
-    _render.show_status(group, firing, as_json=as_json)
+    coverage = node_alarms(clients, group)
+    firing = coverage.firing
+    _render.show_status(group, firing, as_json=as_json, unwatched=coverage.unwatched)
     if fail_on_alarm and firing:
         raise typer.Exit(int(ExitCode.ALARMING))
 
