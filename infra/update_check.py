@@ -35,6 +35,7 @@ __all__ = [
     "UpdatePlan",
     "Verdict",
     "alternative_value",
+    "day2_markdown",
     "day2_outcomes",
     "plan_update",
     "with_overrides",
@@ -428,3 +429,12 @@ def day2_outcomes(
             continue
         outcomes.append(SettingOutcome(setting.key, current, new, plan.verdict, _summary(plan)))
     return outcomes
+
+
+def day2_markdown(outcomes: Sequence[SettingOutcome]) -> str:
+    """The outcomes as a Markdown table (to compare with docs/platform.md's day-2 table)."""
+    lines = ["| setting | change | outcome | why |", "|---|---|---|---|"]
+    for o in outcomes:
+        why = o.detail.replace("|", "/")
+        lines.append(f"| `{o.key}` | `{o.old!r}` -> `{o.new!r}` | {o.verdict} | {why} |")
+    return "\n".join(lines)
