@@ -35,6 +35,7 @@ __all__ = [
     "UpdatePlan",
     "Verdict",
     "alternative_value",
+    "compare",
     "day2_markdown",
     "day2_outcomes",
     "plan_update",
@@ -311,6 +312,12 @@ def _needs_new_identity(change: ResourceChange, before: _Observation, after: _Ob
     rule = rule_for(change.type)
     fixed, _ = _fixed_name(rule, before.by_key()[key], after.by_key()[key])
     return not (rule.name_is_identity and fixed)
+
+
+def compare(before: OfflineRun, after: OfflineRun) -> UpdatePlan:
+    """One comparison of two runs, without the propagation of successors' ids
+    (:func:`plan_update` repeats it until replacements stop spreading)."""
+    return UpdatePlan(_diff(_Observation(before, {}), _Observation(after, {})))
 
 
 def plan_update(

@@ -11,16 +11,20 @@ from typing import Any
 import pytest
 
 from infra.config import NAMESPACE, SETTINGS
-from infra.offline import OfflineRun, RunProgram
+from infra.offline import OfflineRun, Registered, RunProgram
 from infra.plan import main
 from infra.replacements import REPLACEMENTS, rule_for
 from infra.update_check import (
     SettingOutcome,
+    compare,
     day2_markdown,
     day2_outcomes,
     plan_update,
     with_overrides,
 )
+
+PG = "aws:elasticache/parameterGroup:ParameterGroup"
+RG_TYPE = "aws:elasticache/replicationGroup:ReplicationGroup"
 
 # Program variants that declare different resource types.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -215,3 +219,38 @@ def test_cli_set_takes_a_list_for_array_settings(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "create" in out
     assert "SecurityGroupIngressRule" in out
+
+
+def _pg(logical: str, name: str, description: str = "d") -> Registered:
+    inputs = {"name": name, "family": "redis7", "description": description}
+    return Registered(PG, logical, inputs, dict(inputs))
+
+
+def _run(*resources: Registered) -> OfflineRun:
+    return OfflineRun(resources=list(resources), outputs={}, secret_outputs=set())
+
+
+def test_a_renamed_resource_that_keeps_its_physical_name_is_refused() -> None:
+    plan = compare(_run(_pg("old-logical", "pg")), _run(_pg("new-logical", "pg")))
+    actions = {c.name: c.action for c in plan.changes}
+    assert actions == {"old-logical": "delete", "new-logical": "replace refused"}
+    (clash,) = plan.of("replace refused")
+    assert "'pg' is still taken by old-logical" in clash.reason
+
+
+def test_a_fixed_name_nobody_uses_is_replaced_but_one_in_use_is_refused() -> None:
+    user = Registered(RG_TYPE, "group", {"parameterGroupName": "pg"}, {})
+    alone = compare(_run(_pg("p", "pg")), _run(_pg("p", "pg", "new")))
+    assert alone.verdict == "replace"
+    used = compare(_run(_pg("p", "pg"), user), _run(_pg("p", "pg", "new"), user))
+    assert used.verdict == "replace refused"
+    assert "while group still use it" in used.of("replace refused")[0].reason
+    renamed = compare(_run(_pg("p", "pg"), user), _run(_pg("p", "pg2", "new"), user))
+    assert renamed.verdict == "replace", "a new name is created before the old one is deleted"
+
+
+def test_a_protected_resource_is_never_replaced(dev_config: dict[str, Any]) -> None:
+    prod = with_overrides(dev_config, {"environment": "prod"})
+    plan = plan_update(prod, with_overrides(prod, {"engineVersion": "7.0"}))
+    (group,) = plan.of("replace refused")
+    assert "protected" in group.reason
