@@ -218,6 +218,24 @@ _RULES: tuple[ReplaceRule, ...] = (
         notes="kmsMasterKeyId is an attribute (SetTopicAttributes): in place.",
     ),
     ReplaceRule(
+        type="aws:sns/topicPolicy:TopicPolicy",
+        source=_src(
+            "internal/service/sns/topic_policy.go", "00a35305dc1b297a6fcdecdfbba33f1e63c3da39"
+        ),
+        replace_on_change=("arn",),
+        notes="Not declared today; listed for the events topic issue 9 adds.",
+    ),
+    ReplaceRule(
+        type="aws:cloudwatch/logResourcePolicy:LogResourcePolicy",
+        source=_src(
+            "internal/service/logs/resource_policy.go", "00a35305dc1b297a6fcdecdfbba33f1e63c3da39"
+        ),
+        replace_on_change=("policyName", "resourceArn"),
+        physical_name=("policyName",),
+        name_is_identity=True,
+        notes="Not declared today. Account-wide, 5,120 characters in all (issue 9, F8).",
+    ),
+    ReplaceRule(
         type="aws:sns/topicSubscription:TopicSubscription",
         source=_src(
             "internal/service/sns/topic_subscription.go",
