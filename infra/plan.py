@@ -197,6 +197,9 @@ def _update_check(stack: str, path_name: str, config: dict[str, Any], sets: list
     except InfraConfigError as exc:
         print(f"infra-plan: refused by config validation: {exc}", file=sys.stderr)
         return 1
+    except KeyError as exc:  # a declared type the replace-on-change table lacks
+        print(f"infra-plan: {exc.args[0]}", file=sys.stderr)
+        return 2
     shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
     print(render_update(plan, path_name, shown))
     return EXIT_REFUSED if plan.verdict == "replace refused" else 0

@@ -254,3 +254,13 @@ def test_a_protected_resource_is_never_replaced(dev_config: dict[str, Any]) -> N
     plan = plan_update(prod, with_overrides(prod, {"engineVersion": "7.0"}))
     (group,) = plan.of("replace refused")
     assert "protected" in group.reason
+
+
+def test_cli_set_refuses_to_plan_a_type_the_table_lacks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import infra.replacements
+
+    monkeypatch.delitem(infra.replacements.REPLACEMENTS, "aws:kms/alias:Alias")
+    assert main(["dev", "--set", "numNodes=3"]) == 2
+    assert "aws:kms/alias:Alias: not in infra/replacements.py" in capsys.readouterr().err
