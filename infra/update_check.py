@@ -445,3 +445,13 @@ def day2_markdown(outcomes: Sequence[SettingOutcome]) -> str:
         why = o.detail.replace("|", "/")
         lines.append(f"| `{o.key}` | `{o.old!r}` -> `{o.new!r}` | {o.verdict} | {why} |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # `python -m infra.update_check [STACK]`: the day-2 table for Pulumi.<STACK>.yaml (default dev).
+    import sys
+
+    from infra.offline import load_stack_file, stack_file
+
+    name = sys.argv[1] if len(sys.argv) > 1 else "dev"
+    print(day2_markdown(day2_outcomes(load_stack_file(stack_file(name)), stack=name)))

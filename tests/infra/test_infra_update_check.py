@@ -264,3 +264,18 @@ def test_cli_set_refuses_to_plan_a_type_the_table_lacks(
     monkeypatch.delitem(infra.replacements.REPLACEMENTS, "aws:kms/alias:Alias")
     assert main(["dev", "--set", "numNodes=3"]) == 2
     assert "aws:kms/alias:Alias: not in infra/replacements.py" in capsys.readouterr().err
+
+
+def test_in_prod_settings_every_change_has_an_outcome_and_protection_holds(
+    dev_config: dict[str, Any],
+) -> None:
+    prod = with_overrides(dev_config, {"environment": "prod"})
+    results = {o.key: o for o in day2_outcomes(prod)}
+    assert set(results) == {s.key for s in SETTINGS}
+    assert all(o.verdict in (*OUTCOMES, "unchanged") for o in results.values())
+    # prod -> dev is allowed by validation; the protected group must never be replaced.
+    downgrade = results["engineVersion"]
+    assert downgrade.verdict == "replace refused"
+    assert "protected" in downgrade.detail
+    assert results["multiAz"].verdict == "refused by config validation"
+    assert "berthcache:multiAz" in results["multiAz"].detail
