@@ -3,6 +3,11 @@
 ``./scripts/infra-plan [STACK]``. For reviewers without AWS credentials: it shows every resource
 with its security-relevant properties. It is NOT a diff against a real account: it does not know
 what exists already, and ids, ARNs and endpoints are placeholders.
+
+``./scripts/infra-plan STACK --set key=value [--set ...]``: the offline update check
+(``infra.update_check``): runs the program with the stack file, then with the changes, and prints
+per resource update in place / replace / replace refused. Exit status 0 when the update can go
+through, 3 when a replace is refused, 1 when config validation refuses a setting.
 """
 
 from __future__ import annotations
@@ -12,11 +17,28 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
+
 from infra.config import InfraConfigError
 from infra.offline import OfflineRun, Registered, is_secret_value, load_stack_file, run_offline
 from infra.offline import stack_file as _stack_file
+from infra.update_check import UpdatePlan, plan_update, with_overrides
 
-__all__ = ["BANNER", "main", "render"]
+__all__ = ["BANNER", "UPDATE_BANNER", "main", "parse_set", "render", "render_update"]
+
+UPDATE_BANNER = (
+    "OFFLINE UPDATE CHECK - the program ran under Pulumi mocks with {path}, then with {changes}.\n"
+    "This is NOT a diff against a real AWS account: it compares what the program declares and\n"
+    "applies the provider's replace-on-change table (infra/replacements.py)."
+)
+EXIT_REFUSED = 3
+_ACTION_LABEL = {
+    "update": "update in place",
+    "replace": "replace",
+    "replace refused": "replace refused",
+    "create": "create",
+    "delete": "delete",
+}
 
 BANNER = (
     "OFFLINE PLAN - the program ran under Pulumi mocks with {path}.\n"
@@ -125,6 +147,64 @@ def render(run: OfflineRun, path: str) -> str:
     return "\n".join(lines)
 
 
+def parse_set(item: str) -> tuple[str, Any]:
+    """``key=value`` -> (key, value): a value starting with ``[`` is a YAML/JSON list (array
+    settings), anything else the text Pulumi would store, as `pulumi config set` does."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set {item!r}: expected key=value, e.g. --set numNodes=3")
+    value: Any = raw
+    if raw.lstrip().startswith("["):
+        value = yaml.safe_load(raw)
+        if not isinstance(value, list):
+            raise ValueError(f"--set {key}: {raw!r} is not a list")
+        value = [str(v) for v in value]
+    return key.strip(), value
+
+
+def render_update(plan: UpdatePlan, path: str, changes: str) -> str:
+    """The banner, one line per resource that changes, the unchanged count and the verdict."""
+    moved = [c for c in plan.changes if c.action != "unchanged"]
+    lines = [UPDATE_BANNER.format(path=path, changes=changes), ""]
+    if moved:
+        act_w = max(len(_ACTION_LABEL[c.action]) for c in moved)
+        type_w = max(len(c.type) for c in moved)
+        name_w = max(len(c.name) for c in moved)
+        lines.append(f"{'ACTION':<{act_w}}  {'TYPE':<{type_w}}  {'NAME':<{name_w}}  WHY")
+        for c in moved:
+            why = ", ".join(c.inputs)
+            if c.action in ("replace", "replace refused"):
+                why = f"{c.reason} [source: {c.source}]" if c.source else c.reason
+            elif c.action == "update":
+                why = f"inputs: {why}"
+            label = _ACTION_LABEL[c.action]
+            lines.append(f"{label:<{act_w}}  {c.type:<{type_w}}  {c.name:<{name_w}}  {why}")
+        lines.append("")
+    unchanged = len(plan.changes) - len(moved)
+    lines.append(f"{unchanged} resources unchanged.")
+    lines.append(f"Verdict: {plan.verdict}")
+    return "\n".join(lines)
+
+
+def _update_check(stack: str, path_name: str, config: dict[str, Any], sets: list[str]) -> int:
+    try:
+        overrides = dict(parse_set(item) for item in sets)
+    except ValueError as exc:
+        print(f"infra-plan: {exc}", file=sys.stderr)
+        return 2
+    try:
+        plan = plan_update(config, with_overrides(config, overrides), stack=stack)
+    except InfraConfigError as exc:
+        print(f"infra-plan: refused by config validation: {exc}", file=sys.stderr)
+        return 1
+    except KeyError as exc:  # a declared type the replace-on-change table lacks
+        print(f"infra-plan: {exc.args[0]}", file=sys.stderr)
+        return 2
+    shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    print(render_update(plan, path_name, shown))
+    return EXIT_REFUSED if plan.verdict == "replace refused" else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="infra-plan",
@@ -132,6 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "what it would create. Not a diff against a real AWS account.",
     )
     parser.add_argument("stack", nargs="?", default="dev", help="stack name (default: dev)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="check an update instead: the stack file's config, then with KEY=VALUE "
+        "(repeatable; a list as [a, b])",
+    )
     args = parser.parse_args(argv)
     path = _stack_file(args.stack)
     if not path.is_file():
@@ -141,6 +229,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.set:
+        try:
+            config = load_stack_file(path)
+        except ValueError as exc:
+            print(f"infra-plan: {exc}", file=sys.stderr)
+            return 1
+        return _update_check(args.stack, path.name, config, args.set)
     try:
         run = run_offline(load_stack_file(path), stack=args.stack)
     except (InfraConfigError, ValueError) as exc:
