@@ -121,11 +121,6 @@ def test_a_replaced_vpc_propagates_to_what_refers_to_it(dev_config: dict[str, An
     assert "berthcache-dev-cache-group" in sg.reason  # the group still uses it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F2: the parameter group's description embeds the eviction policy (replace-on-change)"
-    " under a fixed name still used by the group",
-)
 def test_changing_maxmemory_policy_is_an_update_in_place(dev_config: dict[str, Any]) -> None:
     plan = plan_update(dev_config, with_overrides(dev_config, {"maxmemoryPolicy": "volatile-lru"}))
     assert plan.verdict == "in place", [c for c in plan.changes if c.action != "unchanged"]
@@ -135,6 +130,7 @@ def test_changing_maxmemory_policy_is_an_update_in_place(dev_config: dict[str, A
 NO_EFFECT_IN_DEV = {
     "appUserChannels": "only the RBAC app user carries it; dev uses an AUTH token",
     "keyPrefix": "token mode: only the connection secret holds it, written once (see below)",
+    "memoryThresholdPercent": "dev evicts (allkeys-lru): no memory alarm to move (F5)",
 }
 OUTCOMES = ("in place", "replace", "replace refused", "refused by config validation")
 
@@ -279,3 +275,12 @@ def test_in_prod_settings_every_change_has_an_outcome_and_protection_holds(
     assert "protected" in downgrade.detail
     assert results["multiAz"].verdict == "refused by config validation"
     assert "berthcache:multiAz" in results["multiAz"].detail
+
+
+def test_the_memory_threshold_moves_the_memory_alarm_where_there_is_one(
+    dev_config: dict[str, Any],
+) -> None:
+    """Under noeviction the memory alarm exists (F5), so its threshold applies in place."""
+    base = with_overrides(dev_config, {"maxmemoryPolicy": "noeviction"})
+    plan = plan_update(base, with_overrides(base, {"memoryThresholdPercent": 81}))
+    assert plan.verdict == "in place", plan

@@ -160,3 +160,19 @@ def test_the_program_passes_the_aws_rules(run_program: RunProgram, overrides: An
             assert rule(rtype, props) == [], rule.__name__
     for name, (_, stack_rule) in rules.STACK_RULES.items():
         assert stack_rule(stack) == [], name
+
+
+def test_the_fixed_name_rule_covers_every_replace_on_change_input_of_the_update_check_table() -> (
+    None
+):
+    """One source of facts: for each type the fixed-name rule checks, every input the provider
+    replaces on change (infra/replacements.py, with its provider source) other than the name
+    itself must either show in the name or stay constant — else a replace collides with the
+    old, still attached resource."""
+    from infra.policy.rules import REPLACE_ON_CHANGE
+    from infra.replacements import rule_for
+
+    for rtype, table in REPLACE_ON_CHANGE.items():
+        facts = rule_for(rtype)
+        must_cover = set(facts.replace_on_change) - set(facts.physical_name)
+        assert set(table["in_name"]) | set(table["constant"]) == must_cover, rtype
