@@ -45,7 +45,9 @@ class CacheArgs:
     snapshot_retention_days: int
     log_retention_days: int
     protect: bool
-    """Protect the group and keep a final snapshot."""
+    """Protect the group from deletion."""
+    final_snapshot: bool
+    """Snapshot the group (``<group>-final``) when it is deleted."""
     tags: Mapping[str, str]
     subnet_group_name: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
@@ -144,7 +146,7 @@ class Cache(pulumi.ComponentResource):
             # latest/dg/CLI_Log.html), and the group always delivers its logs. So a prod change
             # (node type, version) applies during `pulumi up`: run it in a quiet hour.
             apply_immediately=True,
-            final_snapshot_identifier=f"{rg_id}-final" if args.protect else None,
+            final_snapshot_identifier=f"{rg_id}-final" if args.final_snapshot else None,
             log_delivery_configurations=[
                 {
                     "destination": log_groups[log_type].name,

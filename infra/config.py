@@ -275,6 +275,14 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Daily snapshot window (UTC), at least 60 minutes.",
     ),
     Setting(
+        key="finalSnapshot",
+        type="string",
+        default="auto",
+        choices=("auto", "true", "false"),
+        doc="Take a final snapshot (<group>-final) when the group is deleted. auto: in prod "
+        "only (protected there anyway); true keeps dev/staging data past `pulumi destroy`.",
+    ),
+    Setting(
         key="snapshotRetentionDays",
         type="integer",
         default=7,
@@ -408,6 +416,13 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _final_snapshot(v: Mapping[str, Any]) -> bool:
+    """``auto``: prod only (today's behaviour); otherwise as set, in any stage."""
+    if v["finalSnapshot"] == "auto":
+        return bool(v["environment"] == "prod")
+    return bool(v["finalSnapshot"] == "true")
+
+
 def _group_id(v: Mapping[str, Any], stack: str) -> str:
     return str(v["replicationGroupId"] or f"berthcache-{stack}".lower())
 
@@ -430,6 +445,7 @@ class StackConfig:
     app_user_channels: tuple[str, ...]
     maxmemory_policy: str
     maintenance_window: str
+    final_snapshot: bool
     snapshot_window: str
     snapshot_retention_days: int
     log_retention_days: int
@@ -491,6 +507,7 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         app_user_channels=tuple(v["appUserChannels"]),
         maxmemory_policy=v["maxmemoryPolicy"],
         maintenance_window=v["maintenanceWindow"],
+        final_snapshot=_final_snapshot(v),
         snapshot_window=v["snapshotWindow"],
         snapshot_retention_days=v["snapshotRetentionDays"],
         log_retention_days=v["logRetentionDays"],

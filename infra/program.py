@@ -85,6 +85,7 @@ def run(cfg: StackConfig | None = None) -> None:
             snapshot_retention_days=cfg.snapshot_retention_days,
             log_retention_days=cfg.log_retention_days,
             protect=cfg.protect,
+            final_snapshot=cfg.final_snapshot,
             tags=tags,
             subnet_group_name=network.subnet_group_name,
             security_group_id=network.security_group_id,
