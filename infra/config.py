@@ -24,6 +24,7 @@ __all__ = [
     "BURSTABLE_PREFIXES",
     "NAMESPACE",
     "NODE_VCPUS",
+    "OWNED_TAGS",
     "RULES",
     "SETTINGS",
     "THRESHOLD_SETTINGS",
@@ -134,6 +135,20 @@ def _daily_window(value: str) -> str:
     length = (_minutes(h2, m2) - _minutes(h1, m1)) % (24 * 60)
     if length < 60:
         raise ValueError(f"must last at least 60 minutes, got {length} min")
+    return value
+
+
+OWNED_TAGS = ("Project", "Stack", "Environment", "ManagedBy", "Name", "Tier")
+"""Tag keys the program sets itself; ``tags`` may not override them."""
+
+
+def _user_tag(value: str) -> str:
+    """``Key=Value`` (AWS's tag characters); not an ``aws:`` key, not a key the program owns."""
+    key = value.partition("=")[0]
+    if key.lower().startswith("aws:"):
+        raise ValueError(f"tag key {key!r}: the aws: prefix is reserved by AWS")
+    if key in OWNED_TAGS:
+        raise ValueError(f"tag key {key!r} is set by the program ({', '.join(OWNED_TAGS)})")
     return value
 
 
@@ -354,6 +369,16 @@ SETTINGS: tuple[Setting, ...] = (
         example="platform-alerts@example.com",
         doc="E-mail addresses subscribed to the alarm topic.",
     ),
+    Setting(
+        key="tags",
+        type="array",
+        default=[],
+        pattern=r"[\w .:/+\-@]{1,128}=[\w .:/=+\-@]{0,256}",
+        example="team=platform",
+        check=_user_tag,
+        doc="Your tags, as Key=Value, on every taggable resource (cost allocation, ownership); "
+        "the program's own tags (Project, Stack, Environment, ManagedBy, Name) stay.",
+    ),
     *_THRESHOLDS,
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
@@ -406,6 +431,14 @@ def group_id_from_stack_is_valid(v: Mapping[str, Any], stack: str) -> Violation 
     return None
 
 
+def tag_keys_are_unique(v: Mapping[str, Any], stack: str) -> Violation | None:
+    keys = [t.partition("=")[0] for t in v["tags"]]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        return "tags", f"each tag key once; repeated: {', '.join(twice)}"
+    return None
+
+
 # numNodes' minimum of 2 already gives automatic failover and multiAz their replica.
 RULES: tuple[Rule, ...] = (
     valkey_is_7_2,
@@ -413,6 +446,7 @@ RULES: tuple[Rule, ...] = (
     existing_vpc_has_subnets,
     existing_vpc_admits_someone,
     group_id_from_stack_is_valid,
+    tag_keys_are_unique,
 )
 
 
@@ -456,6 +490,7 @@ class StackConfig:
     allowed_security_group_ids: tuple[str, ...]
     allowed_cidrs: tuple[str, ...]
     alarm_emails: tuple[str, ...]
+    user_tags: Mapping[str, str]
     thresholds: Mapping[str, float]
 
     @property
@@ -470,7 +505,9 @@ class StackConfig:
 
     @property
     def tags(self) -> dict[str, str]:
+        """The user's ``tags`` plus the program's own (which they cannot override)."""
         return {
+            **self.user_tags,
             "Project": "berthcache",
             "Stack": self.stack,
             "Environment": self.environment,
@@ -518,6 +555,7 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         allowed_security_group_ids=tuple(v["allowedSecurityGroupIds"]),
         allowed_cidrs=tuple(cidrs),
         alarm_emails=tuple(v["alarmEmails"]),
+        user_tags=dict(t.partition("=")[::2] for t in v["tags"]),
         thresholds={key: float(v[key]) for key in THRESHOLD_SETTINGS},
     )
 

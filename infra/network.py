@@ -116,6 +116,7 @@ class Network(pulumi.ComponentResource):
                 from_port=CACHE_PORT,
                 to_port=CACHE_PORT,
                 description=f"Redis from {source_sg}",
+                tags=args.tags,
                 opts=child,
             )
         for i, cidr in enumerate(args.allowed_cidrs):
@@ -129,6 +130,7 @@ class Network(pulumi.ComponentResource):
                 from_port=CACHE_PORT,
                 to_port=CACHE_PORT,
                 description=f"Redis from {cidr}",
+                tags=args.tags,
                 opts=child,
             )
 
