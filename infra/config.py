@@ -22,6 +22,7 @@ from infra.settings import InfraConfigError, Setting, markdown_table, parse_sett
 
 __all__ = [
     "BURSTABLE_PREFIXES",
+    "ENGINE_VERSIONS",
     "NAMESPACE",
     "NODE_VCPUS",
     "OWNED_TAGS",
@@ -72,6 +73,13 @@ NODE_VCPUS: dict[str, int] = {
         for fam, sizes in _FAMILY_SIZES.items()
         for size in sizes
     },
+}
+# The engine versions this program runs, per engine (AWS, "Supported engines and versions" and
+# "Engine specific parameters": Valkey 7.2 takes family valkey7, Valkey 8.0/8.1/8.2 valkey8;
+# Redis OSS 7.0/7.1 redis7). The parameter group family is engine + major version.
+ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
+    "redis": ("7.0", "7.1"),
+    "valkey": ("7.2", "8.0", "8.1", "8.2"),
 }
 BURSTABLE_PREFIXES = ("cache.t",)
 """Burstable (CPU-credit) node types: they get a CPUCreditBalance alarm."""
@@ -197,15 +205,15 @@ SETTINGS: tuple[Setting, ...] = (
         type="string",
         default="redis",
         choices=("redis", "valkey"),
-        doc="Cache engine (valkey needs engineVersion 7.2).",
+        doc="Cache engine (valkey needs engineVersion 7.2 or 8.x, redis 7.0 or 7.1).",
     ),
     Setting(
         key="engineVersion",
         type="string",
         default="7.1",
-        pattern=r"7\.\d+",
-        example="7.1",
-        doc="Engine version, 7.x only (Redis 7.0/7.1, Valkey 7.2). Downgrades replace the group.",
+        choices=tuple(v for versions in ENGINE_VERSIONS.values() for v in versions),
+        doc="Engine version: Redis 7.0/7.1 (family redis7), Valkey 7.2 (valkey7) or 8.0/8.1/8.2 "
+        "(valkey8). Downgrades replace the group.",
     ),
     Setting(
         key="nodeType",
@@ -389,9 +397,12 @@ Rule = Callable[[Mapping[str, Any], str], Violation | None]
 """(checked values by key, stack name) -> (offending key, message), or None when it holds."""
 
 
-def valkey_is_7_2(v: Mapping[str, Any], stack: str) -> Violation | None:
-    if v["engine"] == "valkey" and v["engineVersion"] != "7.2":
-        return "engineVersion", f"Valkey 7 is 7.2, got {v['engineVersion']!r}"
+def engine_has_the_version(v: Mapping[str, Any], stack: str) -> Violation | None:
+    versions = ENGINE_VERSIONS[v["engine"]]
+    if v["engineVersion"] not in versions:
+        return "engineVersion", (
+            f"{v['engine']} runs {', '.join(versions)} on ElastiCache, got {v['engineVersion']!r}"
+        )
     return None
 
 
@@ -441,7 +452,7 @@ def tag_keys_are_unique(v: Mapping[str, Any], stack: str) -> Violation | None:
 
 # numNodes' minimum of 2 already gives automatic failover and multiAz their replica.
 RULES: tuple[Rule, ...] = (
-    valkey_is_7_2,
+    engine_has_the_version,
     prod_is_multi_az,
     existing_vpc_has_subnets,
     existing_vpc_admits_someone,

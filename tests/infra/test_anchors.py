@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 from infra.offline import RunProgram, plain
+from infra.update_check import plan_update, with_overrides
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 PROD = {"stack": "prod", "environment": "prod", "replicationGroupId": "berthcache-prod"}
@@ -100,3 +101,62 @@ def test_without_user_tags_only_the_programs_tags_are_set(run_program: RunProgra
 )
 def test_bad_tags_name_the_setting(run_program: RunProgram, tags: list[str], why: str) -> None:
     assert why in _bad(run_program, "tags", tags=tags)
+
+
+# --- Valkey 7.2 and 8.x -----------------------------------------------------------------------
+
+PG = "aws:elasticache/parameterGroup:ParameterGroup"
+
+
+@pytest.mark.parametrize(
+    ("engine", "version", "family"),
+    [
+        ("redis", "7.0", "redis7"),
+        ("redis", "7.1", "redis7"),
+        ("valkey", "7.2", "valkey7"),
+        ("valkey", "8.0", "valkey8"),
+        ("valkey", "8.1", "valkey8"),
+        ("valkey", "8.2", "valkey8"),
+    ],
+)
+@pytest.mark.parametrize("stage", [{}, PROD], ids=["dev", "prod"])
+def test_each_engine_version_gets_its_parameter_family(
+    run_program: RunProgram, engine: str, version: str, family: str, stage: dict[str, object]
+) -> None:
+    run = run_program(**stage, engine=engine, engineVersion=version)
+    rg = run.one(RG).inputs
+    assert (rg["engine"], rg["engineVersion"]) == (engine, version)
+    params = run.one(PG).inputs
+    assert params["family"] == family
+    assert params["name"].endswith(f"-{family}")
+    assert run.outputs["engine"] == f"{engine} {version}"
+
+
+def test_valkey_7_to_8_is_a_new_parameter_group_and_the_group_updates_in_place(
+    dev_config: dict[str, object],
+) -> None:
+    base = with_overrides(dev_config, {"engine": "valkey", "engineVersion": "7.2"})
+    from_redis = with_overrides(dev_config, {"engine": "valkey", "engineVersion": "8.2"})
+    for before, after in (
+        (base, with_overrides(base, {"engineVersion": "8.1"})),
+        (dev_config, from_redis),
+    ):
+        plan = plan_update(before, after)
+        # Only the parameter group is replaced (a new name carries the new family, created
+        # before the old one is deleted); the replication group, and its data, stay.
+        assert [c.type for c in plan.of("replace", "replace refused")] == [PG]
+        assert {c.action for c in plan.changes if c.type == RG} == {"update"}
+
+
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ({"engine": "redis", "engineVersion": "8.0"}, "redis runs 7.0, 7.1"),
+        ({"engine": "valkey", "engineVersion": "7.1"}, "valkey runs 7.2, 8.0, 8.1, 8.2"),
+        ({"engine": "valkey", "engineVersion": "9.0"}, "must be one of"),
+    ],
+)
+def test_an_engine_version_the_engine_lacks_names_the_setting(
+    run_program: RunProgram, override: dict[str, object], why: str
+) -> None:
+    assert why in _bad(run_program, "engineVersion", **override)
