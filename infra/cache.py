@@ -40,6 +40,8 @@ class CacheArgs:
     num_nodes: int
     multi_az: bool
     maxmemory_policy: str
+    extra_parameters: Mapping[str, str]
+    """The user's engine parameters (validated: never maxmemory-policy)."""
     maintenance_window: str
     snapshot_window: str
     snapshot_retention_days: int
@@ -109,7 +111,12 @@ class Cache(pulumi.ComponentResource):
             name=f"{rg_id}-{args.parameter_group_family}",
             family=args.parameter_group_family,
             description=PARAMETER_GROUP_DESCRIPTION,
-            parameters=[{"name": "maxmemory-policy", "value": args.maxmemory_policy}],
+            parameters=[
+                {"name": n, "value": v}
+                for n, v in sorted(
+                    {**args.extra_parameters, "maxmemory-policy": args.maxmemory_policy}.items()
+                )
+            ],
             tags=args.tags,
             opts=child,
         )

@@ -25,6 +25,7 @@ __all__ = [
     "ENGINE_VERSIONS",
     "NAMESPACE",
     "NODE_VCPUS",
+    "OWNED_PARAMETERS",
     "OWNED_TAGS",
     "RULES",
     "SETTINGS",
@@ -160,6 +161,21 @@ def _user_tag(value: str) -> str:
     return value
 
 
+OWNED_PARAMETERS = ("maxmemory-policy", "cluster-enabled")
+"""Engine parameters the program sets or relies on: ``maxmemoryPolicy`` owns the first, and
+the program runs cluster mode disabled (one shard, ``num_cache_clusters``)."""
+
+
+def _extra_parameter(value: str) -> str:
+    name = value.partition("=")[0]
+    if name in OWNED_PARAMETERS:
+        owner = (
+            "maxmemoryPolicy" if name == "maxmemory-policy" else "the program (cluster mode off)"
+        )
+        raise ValueError(f"{name!r} is set by {owner}, not here")
+    return value
+
+
 def _threshold(key: str, default: int, lo: int, hi: int, doc: str) -> Setting:
     return Setting(key=key, type="integer", default=default, minimum=lo, maximum=hi, doc=doc)
 
@@ -278,6 +294,17 @@ SETTINGS: tuple[Setting, ...] = (
         choices=_MAXMEMORY_POLICIES,
         doc="Eviction policy. allkeys-lru (seed default) may evict sessions under memory "
         "pressure; volatile-lru protects keys without TTL instead.",
+    ),
+    Setting(
+        key="parameters",
+        type="array",
+        default=[],
+        pattern=r"[a-z][a-z0-9-]{0,63}=\S.{0,255}",
+        example="notify-keyspace-events=Ex",
+        check=_extra_parameter,
+        doc="Extra engine parameters for the group's parameter group, as name=value (e.g. "
+        "timeout=300); the family's rules apply (AWS checks names and values). Not "
+        "maxmemory-policy (use maxmemoryPolicy) nor cluster-enabled.",
     ),
     Setting(
         key="maintenanceWindow",
@@ -442,6 +469,14 @@ def group_id_from_stack_is_valid(v: Mapping[str, Any], stack: str) -> Violation 
     return None
 
 
+def parameter_names_are_unique(v: Mapping[str, Any], stack: str) -> Violation | None:
+    names = [p.partition("=")[0] for p in v["parameters"]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return "parameters", f"each parameter once; repeated: {', '.join(twice)}"
+    return None
+
+
 def tag_keys_are_unique(v: Mapping[str, Any], stack: str) -> Violation | None:
     keys = [t.partition("=")[0] for t in v["tags"]]
     twice = sorted({k for k in keys if keys.count(k) > 1})
@@ -458,6 +493,7 @@ RULES: tuple[Rule, ...] = (
     existing_vpc_admits_someone,
     group_id_from_stack_is_valid,
     tag_keys_are_unique,
+    parameter_names_are_unique,
 )
 
 
@@ -489,6 +525,7 @@ class StackConfig:
     auth_mode: str
     app_user_channels: tuple[str, ...]
     maxmemory_policy: str
+    extra_parameters: Mapping[str, str]
     maintenance_window: str
     final_snapshot: bool
     snapshot_window: str
@@ -554,6 +591,7 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         auth_mode=v["authMode"],
         app_user_channels=tuple(v["appUserChannels"]),
         maxmemory_policy=v["maxmemoryPolicy"],
+        extra_parameters=dict(p.partition("=")[::2] for p in v["parameters"]),
         maintenance_window=v["maintenanceWindow"],
         final_snapshot=_final_snapshot(v),
         snapshot_window=v["snapshotWindow"],

@@ -80,6 +80,7 @@ def run(cfg: StackConfig | None = None) -> None:
             num_nodes=cfg.num_nodes,
             multi_az=cfg.multi_az,
             maxmemory_policy=cfg.maxmemory_policy,
+            extra_parameters=cfg.extra_parameters,
             maintenance_window=cfg.maintenance_window,
             snapshot_window=cfg.snapshot_window,
             snapshot_retention_days=cfg.snapshot_retention_days,

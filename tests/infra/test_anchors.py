@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 from infra.offline import RunProgram, plain
+from infra.policy import rules
 from infra.update_check import plan_update, with_overrides
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
@@ -160,3 +161,51 @@ def test_an_engine_version_the_engine_lacks_names_the_setting(
     run_program: RunProgram, override: dict[str, object], why: str
 ) -> None:
     assert why in _bad(run_program, "engineVersion", **override)
+
+
+# --- extra parameter-group parameters -----------------------------------------------------------
+
+EXTRA = ["notify-keyspace-events=Ex", "lazyfree-lazy-eviction=no", "timeout=300"]
+
+
+@pytest.mark.parametrize("stage", [{}, PROD], ids=["dev", "prod"])
+def test_extra_parameters_join_the_eviction_policy_in_the_parameter_group(
+    run_program: RunProgram, stage: dict[str, object]
+) -> None:
+    run = run_program(**stage, parameters=EXTRA, maxmemoryPolicy="volatile-lru")
+    params = {p["name"]: p["value"] for p in plain(run.one(PG).inputs["parameters"])}
+    assert params == {
+        "maxmemory-policy": "volatile-lru",
+        "notify-keyspace-events": "Ex",
+        "lazyfree-lazy-eviction": "no",
+        "timeout": "300",
+    }
+    found = []
+    for name, (_, rule) in rules.RESOURCE_RULES.items():
+        for res in run.resources:
+            found += [f"{name} {res.name}: {m}" for m in rule(res.type, res.inputs)]
+    assert found == [], "the policy pack still passes (a value 'no' is not in 'not')"
+
+
+def test_an_extra_parameter_updates_the_parameter_group_in_place(
+    dev_config: dict[str, object],
+) -> None:
+    plan = plan_update(dev_config, with_overrides(dev_config, {"parameters": ["timeout=300"]}))
+    assert plan.verdict == "in place"
+    assert [(c.type, c.inputs) for c in plan.of("update")] == [(PG, ("parameters",))]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "why"),
+    [
+        (["maxmemory-policy=noeviction"], "set by maxmemoryPolicy"),
+        (["cluster-enabled=yes"], "set by the program"),
+        (["timeout"], "look like notify-keyspace-events=Ex"),
+        (["Timeout=3"], "pattern"),
+        (["timeout=1", "timeout=2"], "repeated: timeout"),
+    ],
+)
+def test_bad_extra_parameters_name_the_setting(
+    run_program: RunProgram, parameters: list[str], why: str
+) -> None:
+    assert why in _bad(run_program, "parameters", parameters=parameters)
