@@ -52,7 +52,7 @@ class CacheArgs:
     """Snapshot the group (``<group>-final``) when it is deleted."""
     tags: Mapping[str, str]
     subnet_group_name: pulumi.Input[str]
-    security_group_id: pulumi.Input[str]
+    security_group_ids: pulumi.Input[Sequence[str]]
     kms_key_arn: pulumi.Input[str]
     auth_token: pulumi.Input[str] | None
     """The AUTH token (token mode), or ``None`` with ``user_group_id`` (RBAC mode)."""
@@ -135,7 +135,7 @@ class Cache(pulumi.ComponentResource):
             multi_az_enabled=args.multi_az,
             parameter_group_name=params.name,
             subnet_group_name=args.subnet_group_name,
-            security_group_ids=[args.security_group_id],
+            security_group_ids=args.security_group_ids,
             at_rest_encryption_enabled=True,
             kms_key_id=args.kms_key_arn,
             transit_encryption_enabled=True,

@@ -105,6 +105,15 @@ _TIME = r"([01]\d|2[0-3]):([0-5]\d)"
 _GROUP_ID = r"[a-z](?!.*--)[a-z0-9-]{0,39}(?<!-)"  # ElastiCache: 1-40, no "--", no trailing "-"
 
 
+# Bring-your-own resources: ARNs in the standard, China and GovCloud partitions.
+_ARN = r"arn:aws(-cn|-us-gov)?"
+_REGION = r"[a-z]{2}(-[a-z]+)+-\d"
+_KEY_ID = r"(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})"
+_KMS_KEY_ARN = rf"{_ARN}:kms:{_REGION}:\d{{12}}:key/{_KEY_ID}"
+_SNS_TOPIC_ARN = rf"{_ARN}:sns:{_REGION}:\d{{12}}:[A-Za-z0-9_-]{{1,256}}"
+_SUBNET_GROUP_NAME = r"[a-z](?!.*--)[a-z0-9-]{0,254}(?<!-)"
+
+
 def _private_cidr(value: str) -> str:
     """Inside the private ranges (``infra.cidrs``): the cache port is never offered to the
     internet, whole or in pieces (``0.0.0.0/1`` + ``128.0.0.0/1``)."""
@@ -397,6 +406,57 @@ SETTINGS: tuple[Setting, ...] = (
         f"({PRIVATE_NETWORKS_TEXT}). Empty with a created VPC: the VPC's CIDR.",
     ),
     Setting(
+        key="kmsKeyArn",
+        type="string",
+        default="",
+        pattern=f"({_KMS_KEY_ARN})?",
+        example="arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        replaces=_GROUP + " (its at-rest key)",
+        doc="Your KMS key (a key ARN, not an alias) for the group, snapshots, logs, secret and "
+        "alarm topic; the program then creates no key. Its policy must let CloudWatch Logs and "
+        "CloudWatch alarms use it (as docs/platform.md shows). Empty: a key per stack.",
+    ),
+    Setting(
+        key="alarmTopicArn",
+        type="string",
+        default="",
+        pattern=f"({_SNS_TOPIC_ARN})?",
+        example="arn:aws:sns:eu-west-1:123456789012:platform-alarms",
+        doc="Your SNS topic for the alarms; the program then creates no alarm topic (and "
+        "subscribes no alarmEmails to it). CloudWatch must be allowed to publish (and to use "
+        "its key, if encrypted). Empty: an encrypted topic per stack.",
+    ),
+    Setting(
+        key="eventsTopicArn",
+        type="string",
+        default="",
+        pattern=f"({_SNS_TOPIC_ARN})?",
+        example="arn:aws:sns:eu-west-1:123456789012:platform-cache-events",
+        doc="Your SNS topic for the group's events; it must NOT be KMS-encrypted (ElastiCache "
+        "cannot publish to it) and must let elasticache.amazonaws.com publish. Empty: an "
+        "unencrypted topic per stack.",
+    ),
+    Setting(
+        key="securityGroupIds",
+        type="array",
+        default=[],
+        pattern="sg-[0-9a-f]{8,17}",
+        example="sg-0123456789abcdef0",
+        doc="Your security groups for the group (with vpcId); the program then creates no "
+        "security group, and allowedCidrs / allowedSecurityGroupIds do not apply: your groups "
+        "say who may connect. Empty: one security group per stack.",
+    ),
+    Setting(
+        key="subnetGroupName",
+        type="string",
+        default="",
+        pattern=f"({_SUBNET_GROUP_NAME})?",
+        example="platform-private-cache",
+        replaces=_GROUP,
+        doc="Your ElastiCache subnet group (with vpcId, instead of subnetIds); the program then "
+        "creates no subnet group. Empty: <group>-subnets over subnetIds or the created VPC.",
+    ),
+    Setting(
         key="alarmEmails",
         type="array",
         default=[],
@@ -443,6 +503,12 @@ def prod_is_multi_az(v: Mapping[str, Any], stack: str) -> Violation | None:
 
 
 def existing_vpc_has_subnets(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["subnetGroupName"]:
+        if v["subnetIds"]:
+            return "subnetIds", "set subnetIds or subnetGroupName, not both"
+        if not v["vpcId"]:
+            return "subnetGroupName", "only valid together with vpcId (the group's VPC)"
+        return None
     if v["vpcId"] and len(v["subnetIds"]) < 2:
         return "subnetIds", "an existing VPC needs at least 2 private subnets in 2 AZs"
     if not v["vpcId"] and v["subnetIds"]:
@@ -450,7 +516,23 @@ def existing_vpc_has_subnets(v: Mapping[str, Any], stack: str) -> Violation | No
     return None
 
 
+def own_security_groups_come_alone(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if not v["securityGroupIds"]:
+        return None
+    if not v["vpcId"]:
+        return "securityGroupIds", "only valid together with vpcId (the groups' VPC)"
+    for key in ("allowedCidrs", "allowedSecurityGroupIds"):
+        if v[key]:
+            return key, (
+                "does not apply with securityGroupIds: the program adds no rule to your "
+                "security groups; allow the clients there"
+            )
+    return None
+
+
 def existing_vpc_admits_someone(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["securityGroupIds"]:
+        return None
     if v["vpcId"] and not v["allowedCidrs"] and not v["allowedSecurityGroupIds"]:
         return "allowedCidrs", (
             "with an existing VPC, set allowedCidrs or allowedSecurityGroupIds: nothing could "
@@ -490,6 +572,7 @@ RULES: tuple[Rule, ...] = (
     engine_has_the_version,
     prod_is_multi_az,
     existing_vpc_has_subnets,
+    own_security_groups_come_alone,
     existing_vpc_admits_someone,
     group_id_from_stack_is_valid,
     tag_keys_are_unique,
@@ -538,6 +621,13 @@ class StackConfig:
     allowed_security_group_ids: tuple[str, ...]
     allowed_cidrs: tuple[str, ...]
     alarm_emails: tuple[str, ...]
+    kms_key_arn: str | None
+    """Your key, or ``None``: the program creates one."""
+    alarm_topic_arn: str | None
+    events_topic_arn: str | None
+    security_group_ids: tuple[str, ...]
+    """Your security groups, or empty: the program creates one."""
+    subnet_group_name: str | None
     user_tags: Mapping[str, str]
     thresholds: Mapping[str, float]
 
@@ -576,7 +666,8 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         if violation is not None:
             raise setting_error(NAMESPACE, *violation)
     # A created VPC admits its own CIDR when nobody is named (an existing one must name them).
-    cidrs = v["allowedCidrs"] or ([] if v["allowedSecurityGroupIds"] else [v["vpcCidr"]])
+    named = v["allowedSecurityGroupIds"] or v["securityGroupIds"]
+    cidrs = v["allowedCidrs"] or ([] if named else [v["vpcCidr"]])
     return StackConfig(
         stack=stack,
         environment=v["environment"],
@@ -604,6 +695,11 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         allowed_security_group_ids=tuple(v["allowedSecurityGroupIds"]),
         allowed_cidrs=tuple(cidrs),
         alarm_emails=tuple(v["alarmEmails"]),
+        kms_key_arn=v["kmsKeyArn"] or None,
+        alarm_topic_arn=v["alarmTopicArn"] or None,
+        events_topic_arn=v["eventsTopicArn"] or None,
+        security_group_ids=tuple(v["securityGroupIds"]),
+        subnet_group_name=v["subnetGroupName"] or None,
         user_tags=dict(t.partition("=")[::2] for t in v["tags"]),
         thresholds={key: float(v[key]) for key in THRESHOLD_SETTINGS},
     )

@@ -117,6 +117,8 @@ class SecurityArgs:
     """The only keys and channels an RBAC app user may touch."""
     app_user_channels: Sequence[str]
     """Bare channel names the RBAC app user may use besides those under ``key_prefix``."""
+    kms_key_arn: str | None = None
+    """Your key (``kmsKeyArn``): no key or alias is created. ``None``: one per stack."""
     protect: bool
     """Protect the key and the secret from deletion and keep the secret 30 days when deleted
     (outside prod a deleted secret is gone at once, so the stack can be recreated)."""
@@ -144,23 +146,28 @@ class Security(pulumi.ComponentResource):
         identity = aws.get_caller_identity_output(opts=invoke)
         region = aws.get_region_output(opts=invoke)
 
-        key = aws.kms.Key(
-            f"{name}-key",
-            description=f"Encrypts {args.group_id}: data at rest, snapshots, logs, secret",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=pulumi.Output.all(identity.account_id, region.region).apply(
-                lambda a: _key_policy(a[0], a[1])
-            ),
-            tags=args.tags,
-            opts=keep,
-        )
-        aws.kms.Alias(
-            f"{name}-key-alias",
-            name=f"alias/{args.group_id}",
-            target_key_id=key.key_id,
-            opts=child,
-        )
+        key_arn: pulumi.Output[str]
+        if args.kms_key_arn is not None:
+            key_arn = pulumi.Output.from_input(args.kms_key_arn)
+        else:
+            key = aws.kms.Key(
+                f"{name}-key",
+                description=f"Encrypts {args.group_id}: data at rest, snapshots, logs, secret",
+                enable_key_rotation=True,
+                deletion_window_in_days=30,
+                policy=pulumi.Output.all(identity.account_id, region.region).apply(
+                    lambda a: _key_policy(a[0], a[1])
+                ),
+                tags=args.tags,
+                opts=keep,
+            )
+            aws.kms.Alias(
+                f"{name}-key-alias",
+                name=f"alias/{args.group_id}",
+                target_key_id=key.key_id,
+                opts=child,
+            )
+            key_arn = key.arn
 
         self.auth_token = None
         self.user_group_id = None
@@ -215,7 +222,7 @@ class Security(pulumi.ComponentResource):
             f"{name}-secret",
             name=f"berthcache/{args.stack}/{args.group_id}",
             description=f"Connection to {args.group_id}: endpoints and credentials",
-            kms_key_id=key.arn,
+            kms_key_id=key_arn,
             # Outside prod 0 (force delete): `pulumi destroy` then `pulumi up` recreates the
             # same name at once; a recovery window would leave it "scheduled for deletion".
             # The provider accepts 0 or 7-30 (aws_secretsmanager_secret,
@@ -224,7 +231,7 @@ class Security(pulumi.ComponentResource):
             tags=args.tags,
             opts=keep,
         )
-        self.kms_key_arn = key.arn
+        self.kms_key_arn = key_arn
         self.secret_arn = secret.arn
         self.secret_id = secret.id
         self.register_outputs({"kms_key_arn": self.kms_key_arn, "secret_arn": self.secret_arn})

@@ -7,12 +7,23 @@ import importlib
 
 import pytest
 
-from infra.offline import RunProgram, plain
+from infra.offline import OfflineRun, RunProgram, plain
 from infra.policy import rules
 from infra.update_check import plan_update, with_overrides
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 PROD = {"stack": "prod", "environment": "prod", "replicationGroupId": "berthcache-prod"}
+
+
+def _policy(run: OfflineRun) -> list[str]:
+    """Every policy-pack rule on the run (stack rules see the state after the update)."""
+    found = []
+    for name, (_, rule) in rules.RESOURCE_RULES.items():
+        for res in run.resources:
+            found += [f"{name} {res.name}: {m}" for m in rule(res.type, res.inputs)]
+    for name, (_, stack_rule) in rules.STACK_RULES.items():
+        found += [f"{name}: {m}" for m in stack_rule([(r.type, r.state) for r in run.resources])]
+    return found
 
 
 def _bad(run_program: RunProgram, setting: str, **override: object) -> str:
@@ -180,11 +191,7 @@ def test_extra_parameters_join_the_eviction_policy_in_the_parameter_group(
         "lazyfree-lazy-eviction": "no",
         "timeout": "300",
     }
-    found = []
-    for name, (_, rule) in rules.RESOURCE_RULES.items():
-        for res in run.resources:
-            found += [f"{name} {res.name}: {m}" for m in rule(res.type, res.inputs)]
-    assert found == [], "the policy pack still passes (a value 'no' is not in 'not')"
+    assert _policy(run) == [], "the policy pack still passes (a value 'no' is not in 'not')"
 
 
 def test_an_extra_parameter_updates_the_parameter_group_in_place(
@@ -209,3 +216,139 @@ def test_bad_extra_parameters_name_the_setting(
     run_program: RunProgram, parameters: list[str], why: str
 ) -> None:
     assert why in _bad(run_program, "parameters", parameters=parameters)
+
+
+# --- bring your own key, topics, security groups, subnet group ---------------------------------
+
+KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ALARMS_ARN = "arn:aws:sns:eu-west-1:123456789012:platform-alarms"
+EVENTS_ARN = "arn:aws:sns:eu-west-1:123456789012:platform-cache-events"
+OWN_NETWORK = {
+    "vpcId": "vpc-0123456789abcdef0",
+    "subnetIds": None,
+    "vpcCidr": None,
+    "azCount": None,
+    "allowedCidrs": None,
+    "securityGroupIds": ["sg-0123456789abcdef0", "sg-0123456789abcdef1"],
+    "subnetGroupName": "platform-private-cache",
+}
+TOPIC = "aws:sns/topic:Topic"
+
+
+def _types(run: OfflineRun) -> set[str]:
+    return {r.type for r in run.resources}
+
+
+@pytest.mark.parametrize("stage", [{}, PROD], ids=["dev", "prod"])
+def test_your_kms_key_is_used_everywhere_and_none_is_created(
+    run_program: RunProgram, stage: dict[str, object]
+) -> None:
+    run = run_program(**stage, kmsKeyArn=KEY_ARN)
+    assert not {"aws:kms/key:Key", "aws:kms/alias:Alias"} & _types(run)
+    assert run.one(RG).inputs["kmsKeyId"] == KEY_ARN
+    logs = run.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert [g.inputs["kmsKeyId"] for g in logs] == [KEY_ARN, KEY_ARN]
+    assert run.one("aws:secretsmanager/secret:Secret").inputs["kmsKeyId"] == KEY_ARN
+    alarm_topic = next(t for t in run.of_type(TOPIC) if t.inputs["name"].endswith("-alerts"))
+    assert alarm_topic.inputs["kmsMasterKeyId"] == KEY_ARN
+    assert run.outputs["kmsKeyArn"] == KEY_ARN
+    assert _policy(run) == []
+
+
+@pytest.mark.parametrize("stage", [{}, PROD], ids=["dev", "prod"])
+def test_your_topics_receive_alarms_and_events_and_none_is_created(
+    run_program: RunProgram, stage: dict[str, object]
+) -> None:
+    run = run_program(**stage, alarmTopicArn=ALARMS_ARN, eventsTopicArn=EVENTS_ARN)
+    assert not {TOPIC, "aws:sns/topicPolicy:TopicPolicy"} & _types(run)
+    assert "aws:sns/topicSubscription:TopicSubscription" not in _types(run)
+    assert run.one(RG).inputs["notificationTopicArn"] == EVENTS_ARN
+    alarms = run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert alarms
+    assert all(plain(a.inputs["alarmActions"]) == [ALARMS_ARN] for a in alarms)
+    assert (run.outputs["alarmTopicArn"], run.outputs["eventsTopicArn"]) == (ALARMS_ARN, EVENTS_ARN)
+    assert _policy(run) == []
+
+
+def test_only_the_topic_you_bring_is_not_created(run_program: RunProgram) -> None:
+    run = run_program(eventsTopicArn=EVENTS_ARN)
+    (topic,) = run.of_type(TOPIC)
+    assert topic.inputs["name"] == "berthcache-dev-alerts"
+    assert run.one(RG).inputs["notificationTopicArn"] == EVENTS_ARN
+
+
+@pytest.mark.parametrize("stage", [{}, PROD], ids=["dev", "prod"])
+def test_your_security_groups_and_subnet_group_are_used_and_none_is_created(
+    run_program: RunProgram, stage: dict[str, object]
+) -> None:
+    run = run_program(**stage, **OWN_NETWORK)
+    created = _types(run)
+    for absent in (
+        "aws:ec2/securityGroup:SecurityGroup",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "aws:elasticache/subnetGroup:SubnetGroup",
+        "aws:ec2/vpc:Vpc",
+    ):
+        assert absent not in created
+    rg = run.one(RG).inputs
+    assert plain(rg["securityGroupIds"]) == OWN_NETWORK["securityGroupIds"]
+    assert rg["subnetGroupName"] == "platform-private-cache"
+    assert _policy(run) == []
+
+
+def test_switching_to_your_security_groups_updates_the_group_in_place(
+    dev_config: dict[str, object],
+) -> None:
+    existing = with_overrides(dev_config, EXISTING_VPC)
+    for key in ("vpcCidr", "azCount"):
+        existing.pop(f"berthcache:{key}", None)
+    after = with_overrides(
+        existing,
+        {
+            "allowedSecurityGroupIds": [],
+            "allowedCidrs": [],
+            "securityGroupIds": ["sg-0123456789abcdef1"],
+        },
+    )
+    plan = plan_update(existing, after)
+    assert plan.verdict == "in place", plan.of("replace", "replace refused")
+    assert {c.type for c in plan.of("delete")} >= {"aws:ec2/securityGroup:SecurityGroup"}
+    (group,) = [c for c in plan.changes if c.type == RG]
+    assert (group.action, group.inputs) == ("update", ("securityGroupIds",))
+    # A subnet group of your own is a new subnetGroupName: the provider replaces the group.
+    own = with_overrides(existing, {"subnetIds": [], "subnetGroupName": "platform-private-cache"})
+    assert plan_update(existing, own).verdict == "replace refused"
+
+
+@pytest.mark.parametrize(
+    ("override", "setting", "why"),
+    [
+        ({"kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:alias/mine"}, "kmsKeyArn", "pattern"),
+        ({"kmsKeyArn": "1234abcd-12ab-34cd-56ef-1234567890ab"}, "kmsKeyArn", "look like arn:"),
+        ({"alarmTopicArn": "platform-alarms"}, "alarmTopicArn", "look like arn:aws:sns"),
+        ({"eventsTopicArn": EVENTS_ARN + ".fifo"}, "eventsTopicArn", "pattern"),
+        ({"securityGroupIds": ["sg-1"]}, "securityGroupIds", "look like sg-"),
+        ({"securityGroupIds": ["sg-0123456789abcdef0"]}, "securityGroupIds", "with vpcId"),
+        (
+            {**OWN_NETWORK, "allowedCidrs": ["10.0.0.0/16"]},
+            "allowedCidrs",
+            "does not apply with securityGroupIds",
+        ),
+        (
+            {**OWN_NETWORK, "allowedSecurityGroupIds": ["sg-0123456789abcdef2"]},
+            "allowedSecurityGroupIds",
+            "does not apply with securityGroupIds",
+        ),
+        (
+            {**OWN_NETWORK, "subnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]},
+            "subnetIds",
+            "not both",
+        ),
+        ({"subnetGroupName": "platform-private-cache"}, "subnetGroupName", "with vpcId"),
+        ({**OWN_NETWORK, "subnetGroupName": "Bad--Name"}, "subnetGroupName", "pattern"),
+    ],
+)
+def test_bad_bring_your_own_values_name_the_setting(
+    run_program: RunProgram, override: dict[str, object], setting: str, why: str
+) -> None:
+    assert why in _bad(run_program, setting, **override)
