@@ -50,6 +50,8 @@ class CacheArgs:
     """Protect the group from deletion."""
     final_snapshot: bool
     """Snapshot the group (``<group>-final``) when it is deleted."""
+    restore_from_snapshot: str | None = None
+    """Seed the group from an ElastiCache snapshot name or an S3 ``.rdb`` ARN (``arn:...``)."""
     tags: Mapping[str, str]
     subnet_group_name: pulumi.Input[str]
     security_group_ids: pulumi.Input[Sequence[str]]
@@ -122,6 +124,7 @@ class Cache(pulumi.ComponentResource):
         )
 
         token_mode = args.auth_token is not None
+        restore = args.restore_from_snapshot
         self.group = aws.elasticache.ReplicationGroup(
             f"{name}-group",
             replication_group_id=rg_id,
@@ -154,6 +157,9 @@ class Cache(pulumi.ComponentResource):
             # (node type, version) applies during `pulumi up`: run it in a quiet hour.
             apply_immediately=True,
             final_snapshot_identifier=f"{rg_id}-final" if args.final_snapshot else None,
+            # Both replace-on-change: the setting stays as it was at creation.
+            snapshot_name=None if restore is None or restore.startswith("arn:") else restore,
+            snapshot_arns=[restore] if restore is not None and restore.startswith("arn:") else None,
             log_delivery_configurations=[
                 {
                     "destination": log_groups[log_type].name,

@@ -111,6 +111,8 @@ _REGION = r"[a-z]{2}(-[a-z]+)+-\d"
 _KEY_ID = r"(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})"
 _KMS_KEY_ARN = rf"{_ARN}:kms:{_REGION}:\d{{12}}:key/{_KEY_ID}"
 _SNS_TOPIC_ARN = rf"{_ARN}:sns:{_REGION}:\d{{12}}:[A-Za-z0-9_-]{{1,256}}"
+_SNAPSHOT = r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,254}(?<!-)"
+_RDB_S3_ARN = rf"{_ARN}:s3:::[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9]/\S+\.rdb"
 _SUBNET_GROUP_NAME = r"[a-z](?!.*--)[a-z0-9-]{0,254}(?<!-)"
 
 
@@ -340,6 +342,16 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("auto", "true", "false"),
         doc="Take a final snapshot (<group>-final) when the group is deleted. auto: in prod "
         "only (protected there anyway); true keeps dev/staging data past `pulumi destroy`.",
+    ),
+    Setting(
+        key="restoreFromSnapshot",
+        type="string",
+        default="",
+        pattern=f"({_SNAPSHOT}|{_RDB_S3_ARN})?",
+        example="berthcache-prod-final",
+        replaces=_GROUP + " (keep it set after the restore: removing it replaces the group too)",
+        doc="Create the group from an ElastiCache snapshot (its name) or an .rdb file in S3 "
+        "(arn:aws:s3:::bucket/key.rdb). Empty: an empty cache.",
     ),
     Setting(
         key="snapshotRetentionDays",
@@ -611,6 +623,8 @@ class StackConfig:
     extra_parameters: Mapping[str, str]
     maintenance_window: str
     final_snapshot: bool
+    restore_from_snapshot: str | None
+    """An ElastiCache snapshot name or an S3 ``.rdb`` ARN to create the group from."""
     snapshot_window: str
     snapshot_retention_days: int
     log_retention_days: int
@@ -685,6 +699,7 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         extra_parameters=dict(p.partition("=")[::2] for p in v["parameters"]),
         maintenance_window=v["maintenanceWindow"],
         final_snapshot=_final_snapshot(v),
+        restore_from_snapshot=v["restoreFromSnapshot"] or None,
         snapshot_window=v["snapshotWindow"],
         snapshot_retention_days=v["snapshotRetentionDays"],
         log_retention_days=v["logRetentionDays"],

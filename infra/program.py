@@ -92,6 +92,7 @@ def run(cfg: StackConfig | None = None) -> None:
             log_retention_days=cfg.log_retention_days,
             protect=cfg.protect,
             final_snapshot=cfg.final_snapshot,
+            restore_from_snapshot=cfg.restore_from_snapshot,
             tags=tags,
             subnet_group_name=network.subnet_group_name,
             security_group_ids=network.security_group_ids,

@@ -352,3 +352,49 @@ def test_bad_bring_your_own_values_name_the_setting(
     run_program: RunProgram, override: dict[str, object], setting: str, why: str
 ) -> None:
     assert why in _bad(run_program, setting, **override)
+
+
+# --- restore from a snapshot --------------------------------------------------------------------
+
+RDB = "arn:aws:s3:::platform-backups/berthcache/dump.rdb"
+
+
+@pytest.mark.parametrize("stage", [{}, PROD], ids=["dev", "prod"])
+def test_the_group_is_created_from_a_snapshot_name_or_an_rdb_in_s3(
+    run_program: RunProgram, stage: dict[str, object]
+) -> None:
+    named = run_program(**stage, restoreFromSnapshot="berthcache-prod-final").one(RG).inputs
+    assert named["snapshotName"] == "berthcache-prod-final"
+    assert named.get("snapshotArns") is None
+    from_s3 = run_program(**stage, restoreFromSnapshot=RDB).one(RG).inputs
+    assert plain(from_s3["snapshotArns"]) == [RDB]
+    assert from_s3.get("snapshotName") is None
+    plain_group = run_program(**stage).one(RG).inputs
+    assert plain_group.get("snapshotName") is None
+    assert plain_group.get("snapshotArns") is None
+
+
+def test_changing_the_snapshot_replaces_the_group_and_is_refused_where_it_would_lose_it(
+    dev_config: dict[str, object],
+) -> None:
+    restored = with_overrides(dev_config, {"restoreFromSnapshot": "berthcache-prod-final"})
+    plan = plan_update(restored, with_overrides(restored, {"restoreFromSnapshot": RDB}))
+    assert plan.verdict == "replace refused"
+    (group,) = plan.of("replace refused")
+    assert "snapshotArns" in group.inputs
+    assert "snapshotName" in group.inputs
+    assert "replace-on-change" in group.reason
+    assert plan_update(restored, restored).verdict == "unchanged", "kept set: nothing happens"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "arn:aws:elasticache:eu-west-1:123456789012:snapshot:nightly",
+        "arn:aws:s3:::platform-backups/dump.json",
+        "nightly--1",
+        "1nightly",
+    ],
+)
+def test_a_bad_snapshot_names_the_setting(run_program: RunProgram, value: str) -> None:
+    assert "pattern" in _bad(run_program, "restoreFromSnapshot", restoreFromSnapshot=value)
