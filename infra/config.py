@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 
+from berthcache.acl import glob_escape
 from infra.cidrs import PRIVATE_NETWORKS_TEXT, is_private_network, parse_network
 from infra.settings import InfraConfigError, Setting, markdown_table, parse_setting, setting_error
 
@@ -27,6 +28,7 @@ __all__ = [
     "NODE_VCPUS",
     "OWNED_PARAMETERS",
     "OWNED_TAGS",
+    "RESERVED_USERS",
     "RULES",
     "SETTINGS",
     "THRESHOLD_SETTINGS",
@@ -187,6 +189,41 @@ def _extra_parameter(value: str) -> str:
     return value
 
 
+RESERVED_USERS = ("default", "app")
+"""User names the program gives its own RBAC users."""
+# Rules that reach past the key prefix (every key, every tenant, the server itself): ``SCAN``,
+# ``KEYS`` and ``RANDOMKEY`` list other tenants' keys whatever the key pattern, ``FLUSHALL``
+# and ``FLUSHDB`` drop them, ``SELECT``/``SWAPDB``/``MOVE`` leave the database (berthcache.acl).
+_GRANTS_PAST_THE_PREFIX = frozenset(
+    {"+@all", "allcommands", "+@dangerous", "+@admin", "+@keyspace"}
+    | {f"+{c}" for c in ("scan", "keys", "randomkey", "flushall", "flushdb", "select")}
+    | {f"+{c}" for c in ("swapdb", "move", "config", "debug", "function", "script", "acl")}
+)
+# Passwords belong to the program (generated, stored in the user's secret); so does on/off.
+_PROGRAM_RULES = ("on", "off", "reset", "nopass", "resetpass", "allkeys", "allchannels")
+_KEY_RULE = re.compile(r"(%R|%W|%RW)?~(?P<pattern>\S+)")
+
+
+def _rbac_user(value: str) -> str:
+    """``name=access rules``: the rules an allow-list of command and key rules, with no grant
+    that reaches past the key prefix (checked against ``keyPrefix`` by a rule)."""
+    name, _, access = value.partition("=")
+    if name in RESERVED_USERS:
+        raise ValueError(f"user name {name!r} is the program's own ({', '.join(RESERVED_USERS)})")
+    for rule in access.split():
+        low = rule.lower()
+        if low in _GRANTS_PAST_THE_PREFIX or low.split("|")[0] in _GRANTS_PAST_THE_PREFIX:
+            raise ValueError(f"user {name!r}: {rule!r} reaches past the key prefix")
+        if low in _PROGRAM_RULES or rule[:1] in (">", "<", "#", "!") or rule[:1] == "(":
+            raise ValueError(
+                f"user {name!r}: {rule!r} is not yours to set (the program sets on, the "
+                "password and the key and channel scope; no selectors)"
+            )
+        if not (rule[:1] in "+-&~" or _KEY_RULE.fullmatch(rule) or low == "resetchannels"):
+            raise ValueError(f"user {name!r}: {rule!r} is not an ACL rule (+cmd, -@cat, ~key*)")
+    return value
+
+
 def _threshold(key: str, default: int, lo: int, hi: int, doc: str) -> Setting:
     return Setting(key=key, type="integer", default=default, minimum=lo, maximum=hi, doc=doc)
 
@@ -289,6 +326,18 @@ SETTINGS: tuple[Setting, ...] = (
         example="alerts",
         doc="Bare pub/sub channel names the RBAC app user may use besides its prefix: for "
         "services that publish without it (REDIS_PREFIX_CHANNELS=false, as the seed does).",
+    ),
+    Setting(
+        key="rbacUsers",
+        type="array",
+        default=[],
+        pattern=r"[a-z][a-z0-9-]{0,19}=\S.{0,1000}",
+        example="reports=~berthcare:reports:* -@all +get +mget",
+        check=_rbac_user,
+        doc="More RBAC users (authMode rbac), as name=access rules: an allow-list of commands on "
+        "keys (~) and channels (&) under keyPrefix; nothing that reaches past it (+@all, "
+        "+@dangerous, +scan, allkeys…). Each gets a generated password in its own secret "
+        "(berthcache/<stack>/<group>/<name>), never in outputs.",
     ),
     Setting(
         key="authMode",
@@ -571,6 +620,31 @@ def parameter_names_are_unique(v: Mapping[str, Any], stack: str) -> Violation | 
     return None
 
 
+def rbac_users_stay_under_the_prefix(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if not v["rbacUsers"]:
+        return None
+    if v["authMode"] != "rbac":
+        return "rbacUsers", "only valid with authMode rbac"
+    names = [u.partition("=")[0] for u in v["rbacUsers"]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return "rbacUsers", f"each user once; repeated: {', '.join(twice)}"
+    prefix = glob_escape(v["keyPrefix"])
+    bare = {glob_escape(c) for c in v["appUserChannels"]}
+    for user in v["rbacUsers"]:
+        name, _, access = user.partition("=")
+        for rule in access.split():
+            key = _KEY_RULE.fullmatch(rule)
+            if key and not key["pattern"].startswith(prefix):
+                return "rbacUsers", f"user {name!r}: key pattern {rule!r} is not under {prefix}"
+            if rule.startswith("&") and not (rule[1:].startswith(prefix) or rule[1:] in bare):
+                return "rbacUsers", (
+                    f"user {name!r}: channel {rule!r} is neither under {prefix} nor one of "
+                    "appUserChannels"
+                )
+    return None
+
+
 def tag_keys_are_unique(v: Mapping[str, Any], stack: str) -> Violation | None:
     keys = [t.partition("=")[0] for t in v["tags"]]
     twice = sorted({k for k in keys if keys.count(k) > 1})
@@ -588,6 +662,7 @@ RULES: tuple[Rule, ...] = (
     existing_vpc_admits_someone,
     group_id_from_stack_is_valid,
     tag_keys_are_unique,
+    rbac_users_stay_under_the_prefix,
     parameter_names_are_unique,
 )
 
@@ -619,6 +694,8 @@ class StackConfig:
     key_prefix: str
     auth_mode: str
     app_user_channels: tuple[str, ...]
+    rbac_users: tuple[tuple[str, str], ...]
+    """More RBAC users: (name, access rules without ``on``)."""
     maxmemory_policy: str
     extra_parameters: Mapping[str, str]
     maintenance_window: str
@@ -695,6 +772,7 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         key_prefix=v["keyPrefix"],
         auth_mode=v["authMode"],
         app_user_channels=tuple(v["appUserChannels"]),
+        rbac_users=tuple((u.partition("=")[0], u.partition("=")[2]) for u in v["rbacUsers"]),
         maxmemory_policy=v["maxmemoryPolicy"],
         extra_parameters=dict(p.partition("=")[::2] for p in v["parameters"]),
         maintenance_window=v["maintenanceWindow"],

@@ -4,10 +4,12 @@ each setting's effect, and a bad value stopping the program with an error naming
 from __future__ import annotations
 
 import importlib
+import json
 
 import pytest
 
-from infra.offline import OfflineRun, RunProgram, plain
+from infra.api_requests import problems, to_requests
+from infra.offline import OfflineRun, RunProgram, is_secret_value, plain
 from infra.policy import rules
 from infra.update_check import plan_update, with_overrides
 
@@ -398,3 +400,121 @@ def test_changing_the_snapshot_replaces_the_group_and_is_refused_where_it_would_
 )
 def test_a_bad_snapshot_names_the_setting(run_program: RunProgram, value: str) -> None:
     assert "pattern" in _bad(run_program, "restoreFromSnapshot", restoreFromSnapshot=value)
+
+
+# --- several RBAC users -------------------------------------------------------------------------
+
+USERS = [
+    "reports=~berthcare:reports:* -@all +get +mget",
+    "worker=%R~berthcare:jobs:* %W~berthcare:results:* &berthcare:jobs:* -@all +get +set +publish",
+]
+USER = "aws:elasticache/user:User"
+SECRET = "aws:secretsmanager/secret:Secret"
+VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+
+
+@pytest.mark.parametrize("stage", [{}, PROD], ids=["dev", "prod"])
+def test_each_rbac_user_gets_its_access_and_a_password_in_its_own_secret(
+    run_program: RunProgram, stage: dict[str, object]
+) -> None:
+    run = run_program(**stage, authMode="rbac", rbacUsers=USERS)
+    group = str(run.outputs["replicationGroupId"])
+    users = {u.inputs["userName"]: u.inputs for u in run.of_type(USER)}
+    assert set(users) == {"default", "app", "reports", "worker"}
+    assert users["reports"]["accessString"] == "on ~berthcare:reports:* -@all +get +mget"
+    assert users["worker"]["userId"] == f"{group}-worker"
+    assert users["worker"]["accessString"].startswith("on %R~berthcare:jobs:* ")
+    member_ids = plain(run.one("aws:elasticache/userGroup:UserGroup").inputs["userIds"])
+    assert {f"{group}-reports", f"{group}-worker"} <= set(member_ids)
+
+    secrets = {s.inputs["name"]: s for s in run.of_type(SECRET)}
+    stack = "prod" if stage else "dev"
+    for name in ("reports", "worker"):
+        own = secrets[f"berthcache/{stack}/{group}/{name}"]
+        assert own.inputs["recoveryWindowInDays"] == (30 if stage else 0)
+        (version,) = [
+            v for v in run.of_type(VERSION) if v.name.endswith(f"-security-{name}-secret-value")
+        ]
+        assert is_secret_value(version.inputs["secretString"])
+        doc = json.loads(plain(version.inputs["secretString"]))
+        assert doc["username"] == name
+        assert doc["url"].startswith(f"rediss://{name}:")
+        # The password is in the secret only: no plain output holds it, and the one secret
+        # output (connectionUrl) is the app user's.
+        public = {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}
+        assert doc["password"] not in json.dumps(plain(public), default=str)
+    assert run.secret_outputs == {"connectionUrl"}
+    assert str(plain(run.outputs["connectionUrl"])).startswith("rediss://app:")
+    arns = plain(run.outputs["rbacUserSecretArns"])
+    assert set(arns) == {"reports", "worker"}
+
+
+def test_adding_an_rbac_user_is_an_update_in_place(dev_config: dict[str, object]) -> None:
+    rbac = with_overrides(dev_config, {"authMode": "rbac"})
+    plan = plan_update(rbac, with_overrides(rbac, {"rbacUsers": USERS[:1]}))
+    assert plan.verdict == "in place", plan.of("replace", "replace refused")
+    created = {c.type for c in plan.of("create")}
+    assert {USER, SECRET, VERSION, "random:index/randomPassword:RandomPassword"} <= created
+    (group,) = [c for c in plan.changes if c.type == "aws:elasticache/userGroup:UserGroup"]
+    assert (group.action, group.inputs) == ("update", ("userIds",))
+
+
+@pytest.mark.parametrize(
+    ("users", "why"),
+    [
+        (["ops=~berthcare:* +@all"], "'+@all' reaches past the key prefix"),
+        (["ops=~berthcare:* allcommands"], "reaches past the key prefix"),
+        (["ops=~berthcare:* -@all +scan"], "'+scan' reaches past the key prefix"),
+        (["ops=~berthcare:* -@all +config|get"], "reaches past the key prefix"),
+        (["ops=~* -@all +get"], "key pattern '~*' is not under berthcare:"),
+        (["ops=%R~other:* -@all +get"], "is not under berthcare:"),
+        (["ops=&* -@all +subscribe"], "channel '&*' is neither under berthcare:"),
+        (["ops=allkeys -@all +get"], "not yours to set"),
+        (["ops=~berthcare:* >secret +get"], "not yours to set"),
+        (["ops=on ~berthcare:* +get"], "not yours to set"),
+        (["ops=~berthcare:* get"], "is not an ACL rule"),
+        (["app=~berthcare:* -@all +get"], "the program's own"),
+        (["ops=~berthcare:* +get", "ops=~berthcare:* +set"], "repeated: ops"),
+        (["Ops=~berthcare:* +get"], "pattern"),
+    ],
+)
+def test_bad_rbac_users_name_the_setting(
+    run_program: RunProgram, users: list[str], why: str
+) -> None:
+    message = _bad(run_program, "rbacUsers", authMode="rbac", rbacUsers=users)
+    assert why in message
+
+
+def test_rbac_users_need_rbac_mode(run_program: RunProgram) -> None:
+    assert "only valid with authMode rbac" in _bad(run_program, "rbacUsers", rbacUsers=USERS)
+
+
+# --- every feature at once: the requests stay valid for AWS ------------------------------------
+
+
+@pytest.mark.parametrize("stage", [{}, PROD], ids=["dev", "prod"])
+def test_every_anchor_feature_at_once_makes_valid_aws_requests_and_passes_the_policy(
+    run_program: RunProgram, stage: dict[str, object]
+) -> None:
+    run = run_program(
+        **stage,
+        **OWN_NETWORK,
+        engine="valkey",
+        engineVersion="8.2",
+        authMode="rbac",
+        rbacUsers=USERS,
+        tags=USER_TAGS,
+        parameters=EXTRA,
+        finalSnapshot="true",
+        restoreFromSnapshot=RDB,
+        kmsKeyArn=KEY_ARN,
+        alarmTopicArn=ALARMS_ARN,
+        eventsTopicArn=EVENTS_ARN,
+    )
+    requests = to_requests(run)
+    assert {"CreateReplicationGroup", "CreateUser", "PutMetricAlarm"} <= {
+        r.operation for r in requests
+    }
+    bad = {f"{r.operation} {r.resource}": p for r in requests if (p := problems(r))}
+    assert bad == {}
+    assert _policy(run) == []
