@@ -744,8 +744,21 @@ class StackConfig:
         }
 
 
-def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
-    """Validate raw settings (unnamespaced key -> text, as Pulumi passes them)."""
+_REGIONAL_ARNS = ("kmsKeyArn", "alarmTopicArn", "eventsTopicArn")
+
+
+def _arns_in_region(v: Mapping[str, Any], region: str) -> Violation | None:
+    """A key or topic you bring must be in the stack's region: ElastiCache, Logs and
+    CloudWatch alarm actions use only keys and topics of their own region."""
+    for key in _REGIONAL_ARNS:
+        if v[key] and v[key].split(":")[3] != region:
+            return key, f"is in {v[key].split(':')[3]}, but the stack runs in {region} (aws:region)"
+    return None
+
+
+def load(raw: Mapping[str, str], *, stack: str, region: str | None = None) -> StackConfig:
+    """Validate raw settings (unnamespaced key -> text, as Pulumi passes them); ``region``
+    (``aws:region``), when known, is where the ARNs you bring must be."""
     unknown = sorted(set(raw) - set(_BY_KEY))
     if unknown:
         raise setting_error(
@@ -756,6 +769,8 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         violation = rule(v, stack)
         if violation is not None:
             raise setting_error(NAMESPACE, *violation)
+    if region and (violation := _arns_in_region(v, region)) is not None:
+        raise setting_error(NAMESPACE, *violation)
     # A created VPC admits its own CIDR when nobody is named (an existing one must name them).
     named = v["allowedSecurityGroupIds"] or v["securityGroupIds"]
     cidrs = v["allowedCidrs"] or ([] if named else [v["vpcCidr"]])
@@ -802,7 +817,7 @@ def from_pulumi(get: Callable[[str], str | None] | None = None) -> StackConfig:
     """Read and validate this stack's settings from Pulumi config."""
     getter = get or pulumi.Config(NAMESPACE).get
     raw = {s.key: val for s in SETTINGS if (val := getter(s.key)) is not None}
-    return load(raw, stack=pulumi.get_stack())
+    return load(raw, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region"))
 
 
 def pulumi_config_block() -> dict[str, Any]:

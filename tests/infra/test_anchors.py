@@ -518,3 +518,13 @@ def test_every_anchor_feature_at_once_makes_valid_aws_requests_and_passes_the_po
     bad = {f"{r.operation} {r.resource}": p for r in requests if (p := problems(r))}
     assert bad == {}
     assert _policy(run) == []
+
+
+@pytest.mark.parametrize("setting", ["kmsKeyArn", "alarmTopicArn", "eventsTopicArn"])
+def test_a_key_or_topic_of_another_region_names_the_setting(
+    run_program: RunProgram, setting: str
+) -> None:
+    arn = {"kmsKeyArn": KEY_ARN, "alarmTopicArn": ALARMS_ARN, "eventsTopicArn": EVENTS_ARN}[setting]
+    elsewhere = arn.replace(":eu-west-1:", ":us-east-1:")
+    message = _bad(run_program, setting, **{setting: elsewhere})
+    assert "is in us-east-1, but the stack runs in eu-west-1 (aws:region)" in message
