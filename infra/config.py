@@ -645,6 +645,15 @@ def rbac_users_stay_under_the_prefix(v: Mapping[str, Any], stack: str) -> Violat
     return None
 
 
+def emails_have_a_topic(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["alarmEmails"] and v["alarmTopicArn"] and v["eventsTopicArn"]:
+        return "alarmEmails", (
+            "no topic of this stack to subscribe them to (alarmTopicArn and eventsTopicArn are "
+            "yours): subscribe them to your topics"
+        )
+    return None
+
+
 def tag_keys_are_unique(v: Mapping[str, Any], stack: str) -> Violation | None:
     keys = [t.partition("=")[0] for t in v["tags"]]
     twice = sorted({k for k in keys if keys.count(k) > 1})
@@ -662,6 +671,7 @@ RULES: tuple[Rule, ...] = (
     existing_vpc_admits_someone,
     group_id_from_stack_is_valid,
     tag_keys_are_unique,
+    emails_have_a_topic,
     rbac_users_stay_under_the_prefix,
     parameter_names_are_unique,
 )

@@ -261,7 +261,9 @@ def test_your_kms_key_is_used_everywhere_and_none_is_created(
 def test_your_topics_receive_alarms_and_events_and_none_is_created(
     run_program: RunProgram, stage: dict[str, object]
 ) -> None:
-    run = run_program(**stage, alarmTopicArn=ALARMS_ARN, eventsTopicArn=EVENTS_ARN)
+    run = run_program(
+        **stage, alarmTopicArn=ALARMS_ARN, eventsTopicArn=EVENTS_ARN, alarmEmails=None
+    )
     assert not {TOPIC, "aws:sns/topicPolicy:TopicPolicy"} & _types(run)
     assert "aws:sns/topicSubscription:TopicSubscription" not in _types(run)
     assert run.one(RG).inputs["notificationTopicArn"] == EVENTS_ARN
@@ -277,6 +279,13 @@ def test_only_the_topic_you_bring_is_not_created(run_program: RunProgram) -> Non
     (topic,) = run.of_type(TOPIC)
     assert topic.inputs["name"] == "berthcache-dev-alerts"
     assert run.one(RG).inputs["notificationTopicArn"] == EVENTS_ARN
+    (email,) = run.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert email.inputs["endpoint"] == "platform-alerts@example.com"
+
+
+def test_emails_without_a_topic_of_the_stack_name_the_setting(run_program: RunProgram) -> None:
+    message = _bad(run_program, "alarmEmails", alarmTopicArn=ALARMS_ARN, eventsTopicArn=EVENTS_ARN)
+    assert "subscribe them to your topics" in message
 
 
 @pytest.mark.parametrize("stage", [{}, PROD], ids=["dev", "prod"])
@@ -510,6 +519,7 @@ def test_every_anchor_feature_at_once_makes_valid_aws_requests_and_passes_the_po
         kmsKeyArn=KEY_ARN,
         alarmTopicArn=ALARMS_ARN,
         eventsTopicArn=EVENTS_ARN,
+        alarmEmails=None,
     )
     requests = to_requests(run)
     assert {"CreateReplicationGroup", "CreateUser", "PutMetricAlarm"} <= {
