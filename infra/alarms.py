@@ -50,7 +50,12 @@ class NotificationsArgs:
     group_id: str
     kms_key_arn: pulumi.Input[str]
     alarm_emails: tuple[str, ...]
+    """Subscribed to the topics the program creates (not to your own topics)."""
     tags: Mapping[str, str]
+    alarm_topic_arn: str | None = None
+    """Your alarm topic (``alarmTopicArn``): none is created. ``None``: an encrypted one."""
+    events_topic_arn: str | None = None
+    """Your events topic (``eventsTopicArn``, unencrypted): none is created."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -172,49 +177,65 @@ class Notifications(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account = aws.get_caller_identity_output(opts=invoke).account_id
         region = aws.get_region_output(opts=invoke).region
-        topic = aws.sns.Topic(
-            f"{name}-topic",
-            name=f"{args.group_id}-alerts",
-            kms_master_key_id=args.kms_key_arn,
-            tags=args.tags,
-            opts=child,
-        )
-        events = aws.sns.Topic(
-            f"{name}-events-topic",
-            name=f"{args.group_id}-events",
-            tags=args.tags,
-            opts=child,
-        )
-        aws.sns.TopicPolicy(
-            f"{name}-topic-policy",
-            arn=topic.arn,
-            policy=pulumi.Output.all(topic.arn, account, region).apply(
-                lambda a: _alarm_topic_policy(a[0], a[1], a[2])
-            ),
-            opts=child,
-        )
-        aws.sns.TopicPolicy(
-            f"{name}-events-topic-policy",
-            arn=events.arn,
-            policy=pulumi.Output.all(events.arn, account).apply(
-                lambda a: _events_topic_policy(a[0], a[1])
-            ),
-            opts=child,
-        )
-        for i, email in enumerate(args.alarm_emails):
-            for suffix, target in (("", topic), ("-events", events)):
-                aws.sns.TopicSubscription(
-                    f"{name}{suffix}-email-{i + 1}",
-                    topic=target.arn,
-                    protocol="email",
-                    endpoint=email,
-                    opts=child,
-                )
-        self.topic_arn = topic.arn
-        self.events_topic_arn = events.arn
+        if args.alarm_topic_arn is not None:
+            self.topic_arn = pulumi.Output.from_input(args.alarm_topic_arn)
+        else:
+            topic = aws.sns.Topic(
+                f"{name}-topic",
+                name=f"{args.group_id}-alerts",
+                kms_master_key_id=args.kms_key_arn,
+                tags=args.tags,
+                opts=child,
+            )
+            aws.sns.TopicPolicy(
+                f"{name}-topic-policy",
+                arn=topic.arn,
+                policy=pulumi.Output.all(topic.arn, account, region).apply(
+                    lambda a: _alarm_topic_policy(a[0], a[1], a[2])
+                ),
+                opts=child,
+            )
+            self._subscribe(name, "", topic.arn, args.alarm_emails, child)
+            self.topic_arn = topic.arn
+        if args.events_topic_arn is not None:
+            self.events_topic_arn = pulumi.Output.from_input(args.events_topic_arn)
+        else:
+            events = aws.sns.Topic(
+                f"{name}-events-topic",
+                name=f"{args.group_id}-events",
+                tags=args.tags,
+                opts=child,
+            )
+            aws.sns.TopicPolicy(
+                f"{name}-events-topic-policy",
+                arn=events.arn,
+                policy=pulumi.Output.all(events.arn, account).apply(
+                    lambda a: _events_topic_policy(a[0], a[1])
+                ),
+                opts=child,
+            )
+            self._subscribe(name, "-events", events.arn, args.alarm_emails, child)
+            self.events_topic_arn = events.arn
         self.register_outputs(
             {"topic_arn": self.topic_arn, "events_topic_arn": self.events_topic_arn}
         )
+
+    @staticmethod
+    def _subscribe(
+        name: str,
+        suffix: str,
+        topic_arn: pulumi.Output[str],
+        emails: Sequence[str],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        for i, email in enumerate(emails):
+            aws.sns.TopicSubscription(
+                f"{name}{suffix}-email-{i + 1}",
+                topic=topic_arn,
+                protocol="email",
+                endpoint=email,
+                opts=opts,
+            )
 
 
 def member_at(members: Sequence[str], slot: int, group_id: str) -> str:

@@ -40,15 +40,21 @@ class CacheArgs:
     num_nodes: int
     multi_az: bool
     maxmemory_policy: str
+    extra_parameters: Mapping[str, str]
+    """The user's engine parameters (validated: never maxmemory-policy)."""
     maintenance_window: str
     snapshot_window: str
     snapshot_retention_days: int
     log_retention_days: int
     protect: bool
-    """Protect the group and keep a final snapshot."""
+    """Protect the group from deletion."""
+    final_snapshot: bool
+    """Snapshot the group (``<group>-final``) when it is deleted."""
+    restore_from_snapshot: str | None = None
+    """Seed the group from an ElastiCache snapshot name or an S3 ``.rdb`` ARN (``arn:...``)."""
     tags: Mapping[str, str]
     subnet_group_name: pulumi.Input[str]
-    security_group_id: pulumi.Input[str]
+    security_group_ids: pulumi.Input[Sequence[str]]
     kms_key_arn: pulumi.Input[str]
     auth_token: pulumi.Input[str] | None
     """The AUTH token (token mode), or ``None`` with ``user_group_id`` (RBAC mode)."""
@@ -107,12 +113,18 @@ class Cache(pulumi.ComponentResource):
             name=f"{rg_id}-{args.parameter_group_family}",
             family=args.parameter_group_family,
             description=PARAMETER_GROUP_DESCRIPTION,
-            parameters=[{"name": "maxmemory-policy", "value": args.maxmemory_policy}],
+            parameters=[
+                {"name": n, "value": v}
+                for n, v in sorted(
+                    {**args.extra_parameters, "maxmemory-policy": args.maxmemory_policy}.items()
+                )
+            ],
             tags=args.tags,
             opts=child,
         )
 
         token_mode = args.auth_token is not None
+        restore = args.restore_from_snapshot
         self.group = aws.elasticache.ReplicationGroup(
             f"{name}-group",
             replication_group_id=rg_id,
@@ -126,7 +138,7 @@ class Cache(pulumi.ComponentResource):
             multi_az_enabled=args.multi_az,
             parameter_group_name=params.name,
             subnet_group_name=args.subnet_group_name,
-            security_group_ids=[args.security_group_id],
+            security_group_ids=args.security_group_ids,
             at_rest_encryption_enabled=True,
             kms_key_id=args.kms_key_arn,
             transit_encryption_enabled=True,
@@ -144,7 +156,10 @@ class Cache(pulumi.ComponentResource):
             # latest/dg/CLI_Log.html), and the group always delivers its logs. So a prod change
             # (node type, version) applies during `pulumi up`: run it in a quiet hour.
             apply_immediately=True,
-            final_snapshot_identifier=f"{rg_id}-final" if args.protect else None,
+            final_snapshot_identifier=f"{rg_id}-final" if args.final_snapshot else None,
+            # Both replace-on-change: the setting stays as it was at creation.
+            snapshot_name=None if restore is None or restore.startswith("arn:") else restore,
+            snapshot_arns=[restore] if restore is not None and restore.startswith("arn:") else None,
             log_delivery_configurations=[
                 {
                     "destination": log_groups[log_type].name,

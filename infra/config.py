@@ -17,13 +17,18 @@ from typing import Any
 
 import pulumi
 
+from berthcache.acl import glob_escape
 from infra.cidrs import PRIVATE_NETWORKS_TEXT, is_private_network, parse_network
 from infra.settings import InfraConfigError, Setting, markdown_table, parse_setting, setting_error
 
 __all__ = [
     "BURSTABLE_PREFIXES",
+    "ENGINE_VERSIONS",
     "NAMESPACE",
     "NODE_VCPUS",
+    "OWNED_PARAMETERS",
+    "OWNED_TAGS",
+    "RESERVED_USERS",
     "RULES",
     "SETTINGS",
     "THRESHOLD_SETTINGS",
@@ -72,6 +77,13 @@ NODE_VCPUS: dict[str, int] = {
         for size in sizes
     },
 }
+# The engine versions this program runs, per engine (AWS, "Supported engines and versions" and
+# "Engine specific parameters": Valkey 7.2 takes family valkey7, Valkey 8.0/8.1/8.2 valkey8;
+# Redis OSS 7.0/7.1 redis7). The parameter group family is engine + major version.
+ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
+    "redis": ("7.0", "7.1"),
+    "valkey": ("7.2", "8.0", "8.1", "8.2"),
+}
 BURSTABLE_PREFIXES = ("cache.t",)
 """Burstable (CPU-credit) node types: they get a CPUCreditBalance alarm."""
 _MAXMEMORY_POLICIES = (
@@ -93,6 +105,17 @@ _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY = f"({'|'.join(_DAYS)})"
 _TIME = r"([01]\d|2[0-3]):([0-5]\d)"
 _GROUP_ID = r"[a-z](?!.*--)[a-z0-9-]{0,39}(?<!-)"  # ElastiCache: 1-40, no "--", no trailing "-"
+
+
+# Bring-your-own resources: ARNs in the standard, China and GovCloud partitions.
+_ARN = r"arn:aws(-cn|-us-gov)?"
+_REGION = r"[a-z]{2}(-[a-z]+)+-\d"
+_KEY_ID = r"(mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})"
+_KMS_KEY_ARN = rf"{_ARN}:kms:{_REGION}:\d{{12}}:key/{_KEY_ID}"
+_SNS_TOPIC_ARN = rf"{_ARN}:sns:{_REGION}:\d{{12}}:[A-Za-z0-9_-]{{1,256}}"
+_SNAPSHOT = r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,254}(?<!-)"
+_RDB_S3_ARN = rf"{_ARN}:s3:::[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9]/\S+\.rdb"
+_SUBNET_GROUP_NAME = r"[a-z](?!.*--)[a-z0-9-]{0,254}(?<!-)"
 
 
 def _private_cidr(value: str) -> str:
@@ -134,6 +157,70 @@ def _daily_window(value: str) -> str:
     length = (_minutes(h2, m2) - _minutes(h1, m1)) % (24 * 60)
     if length < 60:
         raise ValueError(f"must last at least 60 minutes, got {length} min")
+    return value
+
+
+OWNED_TAGS = ("Project", "Stack", "Environment", "ManagedBy", "Name", "Tier")
+"""Tag keys the program sets itself; ``tags`` may not override them."""
+
+
+def _user_tag(value: str) -> str:
+    """``Key=Value`` (AWS's tag characters); not an ``aws:`` key, not a key the program owns."""
+    key = value.partition("=")[0]
+    if key.lower().startswith("aws:"):
+        raise ValueError(f"tag key {key!r}: the aws: prefix is reserved by AWS")
+    if key in OWNED_TAGS:
+        raise ValueError(f"tag key {key!r} is set by the program ({', '.join(OWNED_TAGS)})")
+    return value
+
+
+OWNED_PARAMETERS = ("maxmemory-policy", "cluster-enabled")
+"""Engine parameters the program sets or relies on: ``maxmemoryPolicy`` owns the first, and
+the program runs cluster mode disabled (one shard, ``num_cache_clusters``)."""
+
+
+def _extra_parameter(value: str) -> str:
+    name = value.partition("=")[0]
+    if name in OWNED_PARAMETERS:
+        owner = (
+            "maxmemoryPolicy" if name == "maxmemory-policy" else "the program (cluster mode off)"
+        )
+        raise ValueError(f"{name!r} is set by {owner}, not here")
+    return value
+
+
+RESERVED_USERS = ("default", "app")
+"""User names the program gives its own RBAC users."""
+# Rules that reach past the key prefix (every key, every tenant, the server itself): ``SCAN``,
+# ``KEYS`` and ``RANDOMKEY`` list other tenants' keys whatever the key pattern, ``FLUSHALL``
+# and ``FLUSHDB`` drop them, ``SELECT``/``SWAPDB``/``MOVE`` leave the database (berthcache.acl).
+_GRANTS_PAST_THE_PREFIX = frozenset(
+    {"+@all", "allcommands", "+@dangerous", "+@admin", "+@keyspace"}
+    | {f"+{c}" for c in ("scan", "keys", "randomkey", "flushall", "flushdb", "select")}
+    | {f"+{c}" for c in ("swapdb", "move", "config", "debug", "function", "script", "acl")}
+)
+# Passwords belong to the program (generated, stored in the user's secret); so does on/off.
+_PROGRAM_RULES = ("on", "off", "reset", "nopass", "resetpass", "allkeys", "allchannels")
+_KEY_RULE = re.compile(r"(%R|%W|%RW)?~(?P<pattern>\S+)")
+
+
+def _rbac_user(value: str) -> str:
+    """``name=access rules``: the rules an allow-list of command and key rules, with no grant
+    that reaches past the key prefix (checked against ``keyPrefix`` by a rule)."""
+    name, _, access = value.partition("=")
+    if name in RESERVED_USERS:
+        raise ValueError(f"user name {name!r} is the program's own ({', '.join(RESERVED_USERS)})")
+    for rule in access.split():
+        low = rule.lower()
+        if low in _GRANTS_PAST_THE_PREFIX or low.split("|")[0] in _GRANTS_PAST_THE_PREFIX:
+            raise ValueError(f"user {name!r}: {rule!r} reaches past the key prefix")
+        if low in _PROGRAM_RULES or rule[:1] in (">", "<", "#", "!") or rule[:1] == "(":
+            raise ValueError(
+                f"user {name!r}: {rule!r} is not yours to set (the program sets on, the "
+                "password and the key and channel scope; no selectors)"
+            )
+        if not (rule[:1] in "+-&~" or _KEY_RULE.fullmatch(rule) or low == "resetchannels"):
+            raise ValueError(f"user {name!r}: {rule!r} is not an ACL rule (+cmd, -@cat, ~key*)")
     return value
 
 
@@ -182,15 +269,15 @@ SETTINGS: tuple[Setting, ...] = (
         type="string",
         default="redis",
         choices=("redis", "valkey"),
-        doc="Cache engine (valkey needs engineVersion 7.2).",
+        doc="Cache engine (valkey needs engineVersion 7.2 or 8.x, redis 7.0 or 7.1).",
     ),
     Setting(
         key="engineVersion",
         type="string",
         default="7.1",
-        pattern=r"7\.\d+",
-        example="7.1",
-        doc="Engine version, 7.x only (Redis 7.0/7.1, Valkey 7.2). Downgrades replace the group.",
+        choices=tuple(v for versions in ENGINE_VERSIONS.values() for v in versions),
+        doc="Engine version: Redis 7.0/7.1 (family redis7), Valkey 7.2 (valkey7) or 8.0/8.1/8.2 "
+        "(valkey8). Downgrades replace the group.",
     ),
     Setting(
         key="nodeType",
@@ -241,6 +328,18 @@ SETTINGS: tuple[Setting, ...] = (
         "services that publish without it (REDIS_PREFIX_CHANNELS=false, as the seed does).",
     ),
     Setting(
+        key="rbacUsers",
+        type="array",
+        default=[],
+        pattern=r"[a-z][a-z0-9-]{0,19}=\S.{0,1000}",
+        example="reports=~berthcare:reports:* -@all +get +mget",
+        check=_rbac_user,
+        doc="More RBAC users (authMode rbac), as name=access rules: an allow-list of commands on "
+        "keys (~) and channels (&) under keyPrefix; nothing that reaches past it (+@all, "
+        "+@dangerous, +scan, allkeys…). Each gets a generated password in its own secret "
+        "(berthcache/<stack>/<group>/<name>), never in outputs.",
+    ),
+    Setting(
         key="authMode",
         type="string",
         default="token",
@@ -255,6 +354,17 @@ SETTINGS: tuple[Setting, ...] = (
         choices=_MAXMEMORY_POLICIES,
         doc="Eviction policy. allkeys-lru (seed default) may evict sessions under memory "
         "pressure; volatile-lru protects keys without TTL instead.",
+    ),
+    Setting(
+        key="parameters",
+        type="array",
+        default=[],
+        pattern=r"[a-z][a-z0-9-]{0,63}=\S.{0,255}",
+        example="notify-keyspace-events=Ex",
+        check=_extra_parameter,
+        doc="Extra engine parameters for the group's parameter group, as name=value (e.g. "
+        "timeout=300); the family's rules apply (AWS checks names and values). Not "
+        "maxmemory-policy (use maxmemoryPolicy) nor cluster-enabled.",
     ),
     Setting(
         key="maintenanceWindow",
@@ -273,6 +383,24 @@ SETTINGS: tuple[Setting, ...] = (
         example="03:00-04:00",
         check=_daily_window,
         doc="Daily snapshot window (UTC), at least 60 minutes.",
+    ),
+    Setting(
+        key="finalSnapshot",
+        type="string",
+        default="auto",
+        choices=("auto", "true", "false"),
+        doc="Take a final snapshot (<group>-final) when the group is deleted. auto: in prod "
+        "only (protected there anyway); true keeps dev/staging data past `pulumi destroy`.",
+    ),
+    Setting(
+        key="restoreFromSnapshot",
+        type="string",
+        default="",
+        pattern=f"({_SNAPSHOT}|{_RDB_S3_ARN})?",
+        example="berthcache-prod-final",
+        replaces=_GROUP + " (keep it set after the restore: removing it replaces the group too)",
+        doc="Create the group from an ElastiCache snapshot (its name) or an .rdb file in S3 "
+        "(arn:aws:s3:::bucket/key.rdb). Empty: an empty cache.",
     ),
     Setting(
         key="snapshotRetentionDays",
@@ -339,12 +467,73 @@ SETTINGS: tuple[Setting, ...] = (
         f"({PRIVATE_NETWORKS_TEXT}). Empty with a created VPC: the VPC's CIDR.",
     ),
     Setting(
+        key="kmsKeyArn",
+        type="string",
+        default="",
+        pattern=f"({_KMS_KEY_ARN})?",
+        example="arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        replaces=_GROUP + " (its at-rest key)",
+        doc="Your KMS key (a key ARN, not an alias) for the group, snapshots, logs, secret and "
+        "alarm topic; the program then creates no key. Its policy must let CloudWatch Logs and "
+        "CloudWatch alarms use it (as docs/platform.md shows). Empty: a key per stack.",
+    ),
+    Setting(
+        key="alarmTopicArn",
+        type="string",
+        default="",
+        pattern=f"({_SNS_TOPIC_ARN})?",
+        example="arn:aws:sns:eu-west-1:123456789012:platform-alarms",
+        doc="Your SNS topic for the alarms; the program then creates no alarm topic (and "
+        "subscribes no alarmEmails to it). CloudWatch must be allowed to publish (and to use "
+        "its key, if encrypted). Empty: an encrypted topic per stack.",
+    ),
+    Setting(
+        key="eventsTopicArn",
+        type="string",
+        default="",
+        pattern=f"({_SNS_TOPIC_ARN})?",
+        example="arn:aws:sns:eu-west-1:123456789012:platform-cache-events",
+        doc="Your SNS topic for the group's events; it must NOT be KMS-encrypted (ElastiCache "
+        "cannot publish to it) and must let elasticache.amazonaws.com publish. Empty: an "
+        "unencrypted topic per stack.",
+    ),
+    Setting(
+        key="securityGroupIds",
+        type="array",
+        default=[],
+        pattern="sg-[0-9a-f]{8,17}",
+        example="sg-0123456789abcdef0",
+        doc="Your security groups for the group (with vpcId); the program then creates no "
+        "security group, and allowedCidrs / allowedSecurityGroupIds do not apply: your groups "
+        "say who may connect. Empty: one security group per stack.",
+    ),
+    Setting(
+        key="subnetGroupName",
+        type="string",
+        default="",
+        pattern=f"({_SUBNET_GROUP_NAME})?",
+        example="platform-private-cache",
+        replaces=_GROUP,
+        doc="Your ElastiCache subnet group (with vpcId, instead of subnetIds); the program then "
+        "creates no subnet group. Empty: <group>-subnets over subnetIds or the created VPC.",
+    ),
+    Setting(
         key="alarmEmails",
         type="array",
         default=[],
         pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+",
         example="platform-alerts@example.com",
         doc="E-mail addresses subscribed to the alarm topic.",
+    ),
+    Setting(
+        key="tags",
+        type="array",
+        default=[],
+        pattern=r"[\w .:/+\-@]{1,128}=[\w .:/=+\-@]{0,256}",
+        example="team=platform",
+        check=_user_tag,
+        doc="Your tags, as Key=Value, on every taggable resource (cost allocation, ownership); "
+        "the program's own tags (Project, Stack, Environment, ManagedBy, Name) stay.",
     ),
     *_THRESHOLDS,
 )
@@ -356,9 +545,12 @@ Rule = Callable[[Mapping[str, Any], str], Violation | None]
 """(checked values by key, stack name) -> (offending key, message), or None when it holds."""
 
 
-def valkey_is_7_2(v: Mapping[str, Any], stack: str) -> Violation | None:
-    if v["engine"] == "valkey" and v["engineVersion"] != "7.2":
-        return "engineVersion", f"Valkey 7 is 7.2, got {v['engineVersion']!r}"
+def engine_has_the_version(v: Mapping[str, Any], stack: str) -> Violation | None:
+    versions = ENGINE_VERSIONS[v["engine"]]
+    if v["engineVersion"] not in versions:
+        return "engineVersion", (
+            f"{v['engine']} runs {', '.join(versions)} on ElastiCache, got {v['engineVersion']!r}"
+        )
     return None
 
 
@@ -372,6 +564,12 @@ def prod_is_multi_az(v: Mapping[str, Any], stack: str) -> Violation | None:
 
 
 def existing_vpc_has_subnets(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["subnetGroupName"]:
+        if v["subnetIds"]:
+            return "subnetIds", "set subnetIds or subnetGroupName, not both"
+        if not v["vpcId"]:
+            return "subnetGroupName", "only valid together with vpcId (the group's VPC)"
+        return None
     if v["vpcId"] and len(v["subnetIds"]) < 2:
         return "subnetIds", "an existing VPC needs at least 2 private subnets in 2 AZs"
     if not v["vpcId"] and v["subnetIds"]:
@@ -379,7 +577,23 @@ def existing_vpc_has_subnets(v: Mapping[str, Any], stack: str) -> Violation | No
     return None
 
 
+def own_security_groups_come_alone(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if not v["securityGroupIds"]:
+        return None
+    if not v["vpcId"]:
+        return "securityGroupIds", "only valid together with vpcId (the groups' VPC)"
+    for key in ("allowedCidrs", "allowedSecurityGroupIds"):
+        if v[key]:
+            return key, (
+                "does not apply with securityGroupIds: the program adds no rule to your "
+                "security groups; allow the clients there"
+            )
+    return None
+
+
 def existing_vpc_admits_someone(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["securityGroupIds"]:
+        return None
     if v["vpcId"] and not v["allowedCidrs"] and not v["allowedSecurityGroupIds"]:
         return "allowedCidrs", (
             "with an existing VPC, set allowedCidrs or allowedSecurityGroupIds: nothing could "
@@ -398,14 +612,76 @@ def group_id_from_stack_is_valid(v: Mapping[str, Any], stack: str) -> Violation 
     return None
 
 
+def parameter_names_are_unique(v: Mapping[str, Any], stack: str) -> Violation | None:
+    names = [p.partition("=")[0] for p in v["parameters"]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return "parameters", f"each parameter once; repeated: {', '.join(twice)}"
+    return None
+
+
+def rbac_users_stay_under_the_prefix(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if not v["rbacUsers"]:
+        return None
+    if v["authMode"] != "rbac":
+        return "rbacUsers", "only valid with authMode rbac"
+    names = [u.partition("=")[0] for u in v["rbacUsers"]]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return "rbacUsers", f"each user once; repeated: {', '.join(twice)}"
+    prefix = glob_escape(v["keyPrefix"])
+    bare = {glob_escape(c) for c in v["appUserChannels"]}
+    for user in v["rbacUsers"]:
+        name, _, access = user.partition("=")
+        for rule in access.split():
+            key = _KEY_RULE.fullmatch(rule)
+            if key and not key["pattern"].startswith(prefix):
+                return "rbacUsers", f"user {name!r}: key pattern {rule!r} is not under {prefix}"
+            if rule.startswith("&") and not (rule[1:].startswith(prefix) or rule[1:] in bare):
+                return "rbacUsers", (
+                    f"user {name!r}: channel {rule!r} is neither under {prefix} nor one of "
+                    "appUserChannels"
+                )
+    return None
+
+
+def emails_have_a_topic(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["alarmEmails"] and v["alarmTopicArn"] and v["eventsTopicArn"]:
+        return "alarmEmails", (
+            "no topic of this stack to subscribe them to (alarmTopicArn and eventsTopicArn are "
+            "yours): subscribe them to your topics"
+        )
+    return None
+
+
+def tag_keys_are_unique(v: Mapping[str, Any], stack: str) -> Violation | None:
+    keys = [t.partition("=")[0] for t in v["tags"]]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        return "tags", f"each tag key once; repeated: {', '.join(twice)}"
+    return None
+
+
 # numNodes' minimum of 2 already gives automatic failover and multiAz their replica.
 RULES: tuple[Rule, ...] = (
-    valkey_is_7_2,
+    engine_has_the_version,
     prod_is_multi_az,
     existing_vpc_has_subnets,
+    own_security_groups_come_alone,
     existing_vpc_admits_someone,
     group_id_from_stack_is_valid,
+    tag_keys_are_unique,
+    emails_have_a_topic,
+    rbac_users_stay_under_the_prefix,
+    parameter_names_are_unique,
 )
+
+
+def _final_snapshot(v: Mapping[str, Any]) -> bool:
+    """``auto``: prod only (today's behaviour); otherwise as set, in any stage."""
+    if v["finalSnapshot"] == "auto":
+        return bool(v["environment"] == "prod")
+    return bool(v["finalSnapshot"] == "true")
 
 
 def _group_id(v: Mapping[str, Any], stack: str) -> str:
@@ -428,8 +704,14 @@ class StackConfig:
     key_prefix: str
     auth_mode: str
     app_user_channels: tuple[str, ...]
+    rbac_users: tuple[tuple[str, str], ...]
+    """More RBAC users: (name, access rules without ``on``)."""
     maxmemory_policy: str
+    extra_parameters: Mapping[str, str]
     maintenance_window: str
+    final_snapshot: bool
+    restore_from_snapshot: str | None
+    """An ElastiCache snapshot name or an S3 ``.rdb`` ARN to create the group from."""
     snapshot_window: str
     snapshot_retention_days: int
     log_retention_days: int
@@ -440,6 +722,14 @@ class StackConfig:
     allowed_security_group_ids: tuple[str, ...]
     allowed_cidrs: tuple[str, ...]
     alarm_emails: tuple[str, ...]
+    kms_key_arn: str | None
+    """Your key, or ``None``: the program creates one."""
+    alarm_topic_arn: str | None
+    events_topic_arn: str | None
+    security_group_ids: tuple[str, ...]
+    """Your security groups, or empty: the program creates one."""
+    subnet_group_name: str | None
+    user_tags: Mapping[str, str]
     thresholds: Mapping[str, float]
 
     @property
@@ -454,7 +744,9 @@ class StackConfig:
 
     @property
     def tags(self) -> dict[str, str]:
+        """The user's ``tags`` plus the program's own (which they cannot override)."""
         return {
+            **self.user_tags,
             "Project": "berthcache",
             "Stack": self.stack,
             "Environment": self.environment,
@@ -462,8 +754,21 @@ class StackConfig:
         }
 
 
-def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
-    """Validate raw settings (unnamespaced key -> text, as Pulumi passes them)."""
+_REGIONAL_ARNS = ("kmsKeyArn", "alarmTopicArn", "eventsTopicArn")
+
+
+def _arns_in_region(v: Mapping[str, Any], region: str) -> Violation | None:
+    """A key or topic you bring must be in the stack's region: ElastiCache, Logs and
+    CloudWatch alarm actions use only keys and topics of their own region."""
+    for key in _REGIONAL_ARNS:
+        if v[key] and v[key].split(":")[3] != region:
+            return key, f"is in {v[key].split(':')[3]}, but the stack runs in {region} (aws:region)"
+    return None
+
+
+def load(raw: Mapping[str, str], *, stack: str, region: str | None = None) -> StackConfig:
+    """Validate raw settings (unnamespaced key -> text, as Pulumi passes them); ``region``
+    (``aws:region``), when known, is where the ARNs you bring must be."""
     unknown = sorted(set(raw) - set(_BY_KEY))
     if unknown:
         raise setting_error(
@@ -474,8 +779,11 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         violation = rule(v, stack)
         if violation is not None:
             raise setting_error(NAMESPACE, *violation)
+    if region and (violation := _arns_in_region(v, region)) is not None:
+        raise setting_error(NAMESPACE, *violation)
     # A created VPC admits its own CIDR when nobody is named (an existing one must name them).
-    cidrs = v["allowedCidrs"] or ([] if v["allowedSecurityGroupIds"] else [v["vpcCidr"]])
+    named = v["allowedSecurityGroupIds"] or v["securityGroupIds"]
+    cidrs = v["allowedCidrs"] or ([] if named else [v["vpcCidr"]])
     return StackConfig(
         stack=stack,
         environment=v["environment"],
@@ -489,8 +797,12 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         key_prefix=v["keyPrefix"],
         auth_mode=v["authMode"],
         app_user_channels=tuple(v["appUserChannels"]),
+        rbac_users=tuple((u.partition("=")[0], u.partition("=")[2]) for u in v["rbacUsers"]),
         maxmemory_policy=v["maxmemoryPolicy"],
+        extra_parameters=dict(p.partition("=")[::2] for p in v["parameters"]),
         maintenance_window=v["maintenanceWindow"],
+        final_snapshot=_final_snapshot(v),
+        restore_from_snapshot=v["restoreFromSnapshot"] or None,
         snapshot_window=v["snapshotWindow"],
         snapshot_retention_days=v["snapshotRetentionDays"],
         log_retention_days=v["logRetentionDays"],
@@ -501,6 +813,12 @@ def load(raw: Mapping[str, str], *, stack: str) -> StackConfig:
         allowed_security_group_ids=tuple(v["allowedSecurityGroupIds"]),
         allowed_cidrs=tuple(cidrs),
         alarm_emails=tuple(v["alarmEmails"]),
+        kms_key_arn=v["kmsKeyArn"] or None,
+        alarm_topic_arn=v["alarmTopicArn"] or None,
+        events_topic_arn=v["eventsTopicArn"] or None,
+        security_group_ids=tuple(v["securityGroupIds"]),
+        subnet_group_name=v["subnetGroupName"] or None,
+        user_tags=dict(t.partition("=")[::2] for t in v["tags"]),
         thresholds={key: float(v[key]) for key in THRESHOLD_SETTINGS},
     )
 
@@ -509,7 +827,7 @@ def from_pulumi(get: Callable[[str], str | None] | None = None) -> StackConfig:
     """Read and validate this stack's settings from Pulumi config."""
     getter = get or pulumi.Config(NAMESPACE).get
     raw = {s.key: val for s in SETTINGS if (val := getter(s.key)) is not None}
-    return load(raw, stack=pulumi.get_stack())
+    return load(raw, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region"))
 
 
 def pulumi_config_block() -> dict[str, Any]:

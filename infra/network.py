@@ -32,6 +32,10 @@ class NetworkArgs:
     allowed_security_group_ids: tuple[str, ...]
     allowed_cidrs: tuple[str, ...]
     tags: Mapping[str, str]
+    security_group_ids: tuple[str, ...] = ()
+    """Your security groups (``securityGroupIds``): none is created, no rule is added."""
+    subnet_group_name: str | None = None
+    """Your subnet group (``subnetGroupName``): none is created."""
 
 
 def _nth_az(i: int) -> Callable[[list[str]], str]:
@@ -48,7 +52,7 @@ class Network(pulumi.ComponentResource):
 
     vpc_id: pulumi.Output[str]
     subnet_group_name: pulumi.Output[str]
-    security_group_id: pulumi.Output[str]
+    security_group_ids: pulumi.Output[list[str]]
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -91,14 +95,35 @@ class Network(pulumi.ComponentResource):
                 )
                 subnet_ids.append(subnet.id)
 
-        subnet_group = aws.elasticache.SubnetGroup(
-            f"{name}-subnet-group",
-            name=f"{args.group_id}-subnets",
-            description=f"Private subnets of {args.group_id}",
-            subnet_ids=subnet_ids,
-            tags=args.tags,
-            opts=child,
+        if args.subnet_group_name is not None:
+            self.subnet_group_name = pulumi.Output.from_input(args.subnet_group_name)
+        else:
+            self.subnet_group_name = aws.elasticache.SubnetGroup(
+                f"{name}-subnet-group",
+                name=f"{args.group_id}-subnets",
+                description=f"Private subnets of {args.group_id}",
+                subnet_ids=subnet_ids,
+                tags=args.tags,
+                opts=child,
+            ).name
+        if args.security_group_ids:
+            self.security_group_ids = pulumi.Output.from_input(list(args.security_group_ids))
+        else:
+            self.security_group_ids = self._security_group(name, args, vpc_id, child)
+        self.vpc_id = vpc_id
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "subnet_group_name": self.subnet_group_name,
+                "security_group_ids": self.security_group_ids,
+            }
         )
+
+    @staticmethod
+    def _security_group(
+        name: str, args: NetworkArgs, vpc_id: pulumi.Output[str], child: pulumi.ResourceOptions
+    ) -> pulumi.Output[list[str]]:
+        """The stack's own security group, admitting the named clients on the cache port."""
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
             name=f"{args.group_id}-cache",
@@ -116,6 +141,7 @@ class Network(pulumi.ComponentResource):
                 from_port=CACHE_PORT,
                 to_port=CACHE_PORT,
                 description=f"Redis from {source_sg}",
+                tags=args.tags,
                 opts=child,
             )
         for i, cidr in enumerate(args.allowed_cidrs):
@@ -129,16 +155,8 @@ class Network(pulumi.ComponentResource):
                 from_port=CACHE_PORT,
                 to_port=CACHE_PORT,
                 description=f"Redis from {cidr}",
+                tags=args.tags,
                 opts=child,
             )
 
-        self.vpc_id = vpc_id
-        self.subnet_group_name = subnet_group.name
-        self.security_group_id = sg.id
-        self.register_outputs(
-            {
-                "vpc_id": self.vpc_id,
-                "subnet_group_name": self.subnet_group_name,
-                "security_group_id": self.security_group_id,
-            }
-        )
+        return sg.id.apply(lambda i: [i])

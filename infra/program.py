@@ -29,6 +29,49 @@ def connection_url(username: str | None, password: str, host: str, port: int) ->
     return f"rediss://{user}:{quote(password, safe='')}@{host}:{port}/0"
 
 
+def _connection_secret(
+    logical: str,
+    cfg: StackConfig,
+    cache: Cache,
+    security: Security,
+    secret_id: pulumi.Input[str],
+    username: str | None,
+    password: pulumi.Output[str],
+) -> pulumi.Output[str]:
+    """Write one user's connection document into its secret, once; returns the URL."""
+    url = pulumi.Output.all(password, cache.primary_endpoint, cache.port).apply(
+        lambda a: connection_url(username, a[0], a[1], a[2])
+    )
+    secret_value = pulumi.Output.all(
+        password, cache.primary_endpoint, cache.reader_endpoint, cache.port, url
+    ).apply(
+        lambda a: json.dumps(
+            {
+                "engine": cfg.engine,
+                "host": a[1],
+                "reader_host": a[2],
+                "port": a[3],
+                "tls": True,
+                "username": username,
+                "password": a[0],
+                "key_prefix": cfg.key_prefix,
+                "url": a[4],
+                "replication_group_id": cfg.replication_group_id,
+            }
+        )
+    )
+    aws.secretsmanager.SecretVersion(
+        logical,
+        secret_id=secret_id,
+        secret_string=secret_str(secret_value),
+        # Written once, at creation. The token in it then belongs to
+        # `berthcache-ops rotate-auth-token` (new versions outside Pulumi); rewriting it from
+        # Pulumi's state would put a retired token back (docs/platform.md, "Rotate").
+        opts=pulumi.ResourceOptions(parent=security, ignore_changes=["secret_string"]),
+    )
+    return url
+
+
 def run(cfg: StackConfig | None = None) -> None:
     """Declare every resource of one stack and export its outputs."""
     cfg = cfg or from_pulumi()
@@ -43,6 +86,8 @@ def run(cfg: StackConfig | None = None) -> None:
             auth_mode=cfg.auth_mode,
             key_prefix=cfg.key_prefix,
             app_user_channels=cfg.app_user_channels,
+            extra_users=cfg.rbac_users,
+            kms_key_arn=cfg.kms_key_arn,
             protect=cfg.protect,
             tags=tags,
         ),
@@ -57,6 +102,8 @@ def run(cfg: StackConfig | None = None) -> None:
             az_count=cfg.az_count,
             allowed_security_group_ids=cfg.allowed_security_group_ids,
             allowed_cidrs=cfg.allowed_cidrs,
+            security_group_ids=cfg.security_group_ids,
+            subnet_group_name=cfg.subnet_group_name,
             tags=tags,
         ),
     )
@@ -66,6 +113,8 @@ def run(cfg: StackConfig | None = None) -> None:
             group_id=name,
             kms_key_arn=security.kms_key_arn,
             alarm_emails=cfg.alarm_emails,
+            alarm_topic_arn=cfg.alarm_topic_arn,
+            events_topic_arn=cfg.events_topic_arn,
             tags=tags,
         ),
     )
@@ -80,14 +129,17 @@ def run(cfg: StackConfig | None = None) -> None:
             num_nodes=cfg.num_nodes,
             multi_az=cfg.multi_az,
             maxmemory_policy=cfg.maxmemory_policy,
+            extra_parameters=cfg.extra_parameters,
             maintenance_window=cfg.maintenance_window,
             snapshot_window=cfg.snapshot_window,
             snapshot_retention_days=cfg.snapshot_retention_days,
             log_retention_days=cfg.log_retention_days,
             protect=cfg.protect,
+            final_snapshot=cfg.final_snapshot,
+            restore_from_snapshot=cfg.restore_from_snapshot,
             tags=tags,
             subnet_group_name=network.subnet_group_name,
-            security_group_id=network.security_group_id,
+            security_group_ids=network.security_group_ids,
             kms_key_arn=security.kms_key_arn,
             auth_token=security.auth_token,
             user_group_id=security.user_group_id,
@@ -111,36 +163,25 @@ def run(cfg: StackConfig | None = None) -> None:
         depends_on=[cache.group],
     )
 
-    url = pulumi.Output.all(security.password, cache.primary_endpoint, cache.port).apply(
-        lambda a: connection_url(security.username, a[0], a[1], a[2])
-    )
-    secret_value = pulumi.Output.all(
-        security.password, cache.primary_endpoint, cache.reader_endpoint, cache.port, url
-    ).apply(
-        lambda a: json.dumps(
-            {
-                "engine": cfg.engine,
-                "host": a[1],
-                "reader_host": a[2],
-                "port": a[3],
-                "tls": True,
-                "username": security.username,
-                "password": a[0],
-                "key_prefix": cfg.key_prefix,
-                "url": a[4],
-                "replication_group_id": cfg.replication_group_id,
-            }
-        )
-    )
-    aws.secretsmanager.SecretVersion(
+    url = _connection_secret(
         f"{name}-security-secret-value",
-        secret_id=security.secret_id,
-        secret_string=secret_str(secret_value),
-        # Written once, at creation. The token in it then belongs to
-        # `berthcache-ops rotate-auth-token` (new versions outside Pulumi); rewriting it from
-        # Pulumi's state would put a retired token back (docs/platform.md, "Rotate").
-        opts=pulumi.ResourceOptions(parent=security, ignore_changes=["secret_string"]),
+        cfg,
+        cache,
+        security,
+        security.secret_id,
+        security.username,
+        security.password,
     )
+    for user_name, user in security.extra_users.items():
+        _connection_secret(
+            f"{name}-security-{user_name}-secret-value",
+            cfg,
+            cache,
+            security,
+            user.secret_id,
+            user_name,
+            user.password,
+        )
 
     pulumi.export("replicationGroupId", cfg.replication_group_id)
     pulumi.export("engine", f"{cfg.engine} {cfg.engine_version}")
@@ -150,6 +191,10 @@ def run(cfg: StackConfig | None = None) -> None:
     # The group's real members (ElastiCache's answer), which the alarms cover.
     pulumi.export("memberClusters", cache.member_clusters.apply(lambda m: sorted(m or ())))
     pulumi.export("secretArn", security.secret_arn)
+    # The more RBAC users' own secrets (ARNs only: passwords never leave the secrets).
+    pulumi.export(
+        "rbacUserSecretArns", {n: u.secret_arn for n, u in sorted(security.extra_users.items())}
+    )
     pulumi.export("kmsKeyArn", security.kms_key_arn)
     pulumi.export("alarmTopicArn", notifications.topic_arn)
     pulumi.export("eventsTopicArn", notifications.events_topic_arn)

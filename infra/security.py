@@ -21,7 +21,14 @@ import pulumi_random as random
 
 from berthcache.acl import app_user_access
 
-__all__ = ["AUTH_TOKEN_SPECIALS", "Security", "SecurityArgs", "app_access_string", "secret_str"]
+__all__ = [
+    "AUTH_TOKEN_SPECIALS",
+    "ExtraUser",
+    "Security",
+    "SecurityArgs",
+    "app_access_string",
+    "secret_str",
+]
 
 # ElastiCache accepts printable ASCII, 16-128 characters, and only these non-alphanumerics.
 AUTH_TOKEN_SPECIALS = "!&#$^<>-"
@@ -103,6 +110,15 @@ def _key_policy(account_id: str, region: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
+@dataclasses.dataclass(frozen=True)
+class ExtraUser:
+    """One more RBAC user: its generated password and its own connection secret."""
+
+    password: pulumi.Output[str]
+    secret_id: pulumi.Output[str]
+    secret_arn: pulumi.Output[str]
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SecurityArgs:
     """What the key, the credentials and the secret depend on."""
@@ -117,6 +133,10 @@ class SecurityArgs:
     """The only keys and channels an RBAC app user may touch."""
     app_user_channels: Sequence[str]
     """Bare channel names the RBAC app user may use besides those under ``key_prefix``."""
+    extra_users: Sequence[tuple[str, str]] = ()
+    """More RBAC users: (name, validated access rules, ``on`` not included)."""
+    kms_key_arn: str | None = None
+    """Your key (``kmsKeyArn``): no key or alias is created. ``None``: one per stack."""
     protect: bool
     """Protect the key and the secret from deletion and keep the secret 30 days when deleted
     (outside prod a deleted secret is gone at once, so the stack can be recreated)."""
@@ -133,6 +153,8 @@ class Security(pulumi.ComponentResource):
     user_group_id: pulumi.Output[str] | None
     username: str | None
     password: pulumi.Output[str]
+    extra_users: dict[str, ExtraUser]
+    """The RBAC users beyond the app user, by name."""
 
     def __init__(
         self, name: str, args: SecurityArgs, opts: pulumi.ResourceOptions | None = None
@@ -144,25 +166,31 @@ class Security(pulumi.ComponentResource):
         identity = aws.get_caller_identity_output(opts=invoke)
         region = aws.get_region_output(opts=invoke)
 
-        key = aws.kms.Key(
-            f"{name}-key",
-            description=f"Encrypts {args.group_id}: data at rest, snapshots, logs, secret",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=pulumi.Output.all(identity.account_id, region.region).apply(
-                lambda a: _key_policy(a[0], a[1])
-            ),
-            tags=args.tags,
-            opts=keep,
-        )
-        aws.kms.Alias(
-            f"{name}-key-alias",
-            name=f"alias/{args.group_id}",
-            target_key_id=key.key_id,
-            opts=child,
-        )
+        key_arn: pulumi.Output[str]
+        if args.kms_key_arn is not None:
+            key_arn = pulumi.Output.from_input(args.kms_key_arn)
+        else:
+            key = aws.kms.Key(
+                f"{name}-key",
+                description=f"Encrypts {args.group_id}: data at rest, snapshots, logs, secret",
+                enable_key_rotation=True,
+                deletion_window_in_days=30,
+                policy=pulumi.Output.all(identity.account_id, region.region).apply(
+                    lambda a: _key_policy(a[0], a[1])
+                ),
+                tags=args.tags,
+                opts=keep,
+            )
+            aws.kms.Alias(
+                f"{name}-key-alias",
+                name=f"alias/{args.group_id}",
+                target_key_id=key.key_id,
+                opts=child,
+            )
+            key_arn = key.arn
 
         self.auth_token = None
+        extra_passwords: dict[str, pulumi.Output[str]] = {}
         self.user_group_id = None
         self.username = None
         if args.auth_mode == "token":
@@ -199,11 +227,31 @@ class Security(pulumi.ComponentResource):
                 # The password is set at creation; rotated later outside Pulumi, never reset.
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=["authentication_mode"]),
             )
+            extra_ids = []
+            for user_name, access in args.extra_users:
+                pw = _token(f"{name}-{user_name}-password", child)
+                user = aws.elasticache.User(
+                    f"{name}-{user_name}-user",
+                    user_id=f"{args.group_id}-{user_name}",
+                    user_name=user_name,
+                    engine=args.engine,
+                    access_string=f"on {access}",
+                    authentication_mode={
+                        "type": "password",
+                        "passwords": [secret_str(pw.result)],
+                    },
+                    tags=args.tags,
+                    opts=pulumi.ResourceOptions(
+                        parent=self, ignore_changes=["authentication_mode"]
+                    ),
+                )
+                extra_ids.append(user.user_id)
+                extra_passwords[user_name] = secret_str(pw.result)
             group = aws.elasticache.UserGroup(
                 f"{name}-user-group",
                 user_group_id=f"{args.group_id}-users",
                 engine=args.engine,
-                user_ids=[default_user.user_id, app_user.user_id],
+                user_ids=[default_user.user_id, app_user.user_id, *extra_ids],
                 tags=args.tags,
                 opts=child,
             )
@@ -211,20 +259,49 @@ class Security(pulumi.ComponentResource):
             self.username = "app"
             self.password = secret_str(app_pw.result)
 
-        secret = aws.secretsmanager.Secret(
+        secret = self._secret(
             f"{name}-secret",
-            name=f"berthcache/{args.stack}/{args.group_id}",
-            description=f"Connection to {args.group_id}: endpoints and credentials",
-            kms_key_id=key.arn,
+            f"berthcache/{args.stack}/{args.group_id}",
+            args,
+            key_arn,
+            keep,
+            f"Connection to {args.group_id}: endpoints and credentials",
+        )
+        self.extra_users = {}
+        for user_name, password in extra_passwords.items():
+            own = self._secret(
+                f"{name}-{user_name}-secret",
+                f"berthcache/{args.stack}/{args.group_id}/{user_name}",
+                args,
+                key_arn,
+                keep,
+                f"Connection to {args.group_id} as RBAC user {user_name}",
+            )
+            self.extra_users[user_name] = ExtraUser(password, own.id, own.arn)
+        self.kms_key_arn = key_arn
+        self.secret_arn = secret.arn
+        self.secret_id = secret.id
+        self.register_outputs({"kms_key_arn": self.kms_key_arn, "secret_arn": self.secret_arn})
+
+    @staticmethod
+    def _secret(
+        logical: str,
+        secret_name: str,
+        args: SecurityArgs,
+        key_arn: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+        description: str,
+    ) -> aws.secretsmanager.Secret:
+        return aws.secretsmanager.Secret(
+            logical,
+            name=secret_name,
+            description=description,
+            kms_key_id=key_arn,
             # Outside prod 0 (force delete): `pulumi destroy` then `pulumi up` recreates the
             # same name at once; a recovery window would leave it "scheduled for deletion".
             # The provider accepts 0 or 7-30 (aws_secretsmanager_secret,
             # recovery_window_in_days). Prod keeps 30 days to undo a deletion.
             recovery_window_in_days=30 if args.protect else 0,
             tags=args.tags,
-            opts=keep,
+            opts=opts,
         )
-        self.kms_key_arn = key.arn
-        self.secret_arn = secret.arn
-        self.secret_id = secret.id
-        self.register_outputs({"kms_key_arn": self.kms_key_arn, "secret_arn": self.secret_arn})

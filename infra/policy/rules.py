@@ -269,7 +269,8 @@ def replace_safe_names(rtype: str, props: Props) -> list[str]:
         if not isinstance(text, str):
             continue
         for value in values:
-            if value and value in text:
+            # As a word: a value like "no" is not embedded in "not".
+            if value and re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text):
                 out.append(
                     f"{key} embeds the parameter value {value!r}: {key} replaces the resource "
                     "on change, so changing the parameter would replace it; keep it constant"

@@ -137,7 +137,7 @@ def test_node_type_error_lists_the_known_types() -> None:
 @pytest.mark.parametrize(
     ("raw", "stack", "message"),
     [
-        ({"engine": "valkey"}, "dev", "berthcache:engineVersion: Valkey 7 is 7.2, got '7.1'"),
+        ({"engine": "valkey"}, "dev", "berthcache:engineVersion: valkey runs 7.2, 8.0, 8.1, 8.2"),
         ({"environment": "prod", "multiAz": "false"}, "prod", "berthcache:multiAz: must be true"),
         (
             {"vpcId": "vpc-0123456789abcdef0", "subnetIds": '["subnet-0123456789abcdef0"]'},
