@@ -58,6 +58,8 @@ logger = logging.getLogger("berthcache.pubsub")
 _POLL_SECONDS = 0.2  # how often the sync listener looks at its stop flag
 _READY_TIMEOUT = 5.0
 _MAX_BACKOFF = 2.0
+#: How long close() waits for the server to confirm the UNSUBSCRIBE (at most; usually ~1 ms).
+_LEAVE_TIMEOUT = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -200,6 +202,12 @@ class _SubscriptionBase:
         """Whether ``reply`` is the server's confirmation of the SUBSCRIBE."""
         return reply is not None and reply["type"] == "subscribe"
 
+    @staticmethod
+    def _left(reply: dict[str, Any] | None) -> bool:
+        """Whether ``reply`` is the server's confirmation of the UNSUBSCRIBE (messages that
+        were already on their way are dropped: the subscription is closing)."""
+        return reply is not None and reply["type"] == "unsubscribe"
+
     def _not_confirmed(self) -> CacheUnavailableError:
         return CacheUnavailableError(
             f"subscription to channel {self.channel!r} not confirmed within {self._ready_timeout}s"
@@ -267,6 +275,8 @@ class Subscription(_SubscriptionBase):
                     timeout,
                 )
         try:
+            if not self._thread.is_alive():  # nobody else reads the connection any more
+                self._leave(min(timeout, _LEAVE_TIMEOUT))
             self._pubsub.close()
         finally:
             self._queue.put(_CLOSED)
@@ -283,6 +293,17 @@ class Subscription(_SubscriptionBase):
         self.close()
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _leave(self, timeout: float) -> None:
+        """UNSUBSCRIBE and wait (bounded) for the server's confirmation, so that once close()
+        returns the server delivers nothing more here: a PUBLISH sent after it counts no one.
+        Closing the socket alone leaves that to when the server next reads it."""
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(CacheError), map_errors():  # a dead connection has left already
+            self._pubsub.unsubscribe()
+            while (remaining := deadline - time.monotonic()) > 0:
+                if self._left(self._pubsub.get_message(timeout=remaining)):
+                    return
 
     def _confirm(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -404,9 +425,21 @@ class AsyncSubscription(_SubscriptionBase):
                 )
         try:
             if self._pubsub is not None:
+                if task is None or task.done():  # nobody else reads the connection any more
+                    await self._leave(min(timeout, _LEAVE_TIMEOUT))
                 await self._pubsub.aclose()
         finally:
             self._queue.put_nowait(_CLOSED)
+
+    async def _leave(self, within: float) -> None:
+        """UNSUBSCRIBE and wait (bounded) for the server's confirmation, so that once aclose()
+        returns the server delivers nothing more here: a PUBLISH sent after it counts no one.
+        Closing the socket alone leaves that to when the server next reads it."""
+        with contextlib.suppress(CacheError, TimeoutError), map_errors():
+            async with asyncio.timeout(within):
+                await self._pubsub.unsubscribe()
+                while not self._left(await self._pubsub.get_message(timeout=within)):
+                    pass
 
     async def __aenter__(self) -> AsyncSubscription:
         return await self.start()
