@@ -9,6 +9,7 @@ empty: an empty part would make two different keys collide.
 from __future__ import annotations
 
 from berthcache._exceptions import InvalidKeyError
+from berthcache._parts import glob_escape
 
 __all__ = ["MAX_KEY_BYTES", "KeyBuilder"]
 
@@ -56,8 +57,7 @@ class KeyBuilder:
 
     def pattern(self, *parts: str) -> str:
         """A SCAN MATCH pattern under the prefix, glob characters in the prefix escaped."""
-        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
-        return escaped + ":".join(parts)
+        return glob_escape(self.prefix) + ":".join(parts)
 
     def __repr__(self) -> str:
         return f"KeyBuilder(prefix={self.prefix!r})"

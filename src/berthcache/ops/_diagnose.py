@@ -16,6 +16,7 @@ import redis
 
 from berthcache import CacheConfig, CacheError
 from berthcache._exceptions import map_errors
+from berthcache.acl import glob_escape
 from berthcache.ops._errors import ExitCode, OpsError
 
 __all__ = ["READ_ONLY_COMMANDS", "Diagnosis", "diagnose"]
@@ -110,7 +111,7 @@ def diagnose(
         _info(ro, report)
         _slowlog(ro, report, slowlog_entries)
         _latency(ro, report)
-        pattern = match if match is not None else (_glob_escape(config.key_prefix) + "*")
+        pattern = match if match is not None else (glob_escape(config.key_prefix) + "*")
         _largest_keys(ro, report, pattern, max_keys, scan_count, top, samples)
     finally:
         client.close()
@@ -223,7 +224,3 @@ def _largest_keys(
             break
     sizes.sort(reverse=True)
     report.largest_keys = [{"key": name, "bytes": size} for size, name in sizes[:top]]
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

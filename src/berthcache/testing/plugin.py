@@ -78,6 +78,7 @@ import pytest
 import redis
 
 from berthcache import DEFAULT_KEY_PREFIX, CacheConfig
+from berthcache.acl import glob_escape
 from berthcache.testing._harness import LocalRedis
 from berthcache.testing._server import RedisServer, RedisServerNotFoundError, find_redis_server
 from berthcache.testing._target import CAPABILITIES, Target, UsageError
@@ -296,7 +297,7 @@ def delete_namespace(target: Target, namespace: str, *, batch: int = 500) -> int
     many. Never KEYS, never FLUSH*: data outside the namespace is never touched."""
     if not namespace.startswith(NAMESPACE_ROOT) or len(namespace) <= len(NAMESPACE_ROOT):
         raise ValueError(f"refusing to delete outside a test namespace: {namespace!r}")
-    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in namespace) + "*"
+    pattern = glob_escape(namespace) + "*"
     deleted = 0
     client = target.client()
     try:
