@@ -636,7 +636,12 @@ def main(argv: list[str] | None = None) -> int:
                 payload.setdefault("ratios", {})["tls" if tls else "plain"] = ratios(results)
                 tables.append(("TLS" if tls else "plain TCP", results))
                 if args.callers and "memory" not in payload:
+                    start = time.perf_counter()
                     payload["memory"] = run_memory(transport, node, args.callers, MEMORY_ROUNDS)
+                    took = time.perf_counter() - start
+                    print(
+                        f"  {transport.name} {args.callers} callers: {took:.1f} s", file=sys.stderr
+                    )
                     payload["memory"]["transport"] = "TLS" if tls else "plain TCP"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -85,10 +85,11 @@ async def measure(side: str, settings: dict[str, Any], callers: int, rounds: int
 
         close: Callable[[], Awaitable[None]] = cache.close
     elif side == "raw_async":
+        kwargs = dict(settings["raw_kwargs"])
+        if kwargs.pop("ssl", False):  # what redis.asyncio.Redis(ssl=True) does for its pool
+            kwargs["connection_class"] = aredis.SSLConnection
         pool = aredis.BlockingConnectionPool(
-            max_connections=config.max_connections,
-            timeout=config.pool_timeout,
-            **settings["raw_kwargs"],
+            max_connections=config.max_connections, timeout=config.pool_timeout, **kwargs
         )
         raw = aredis.Redis(connection_pool=pool)
         key = f"{config.key_prefix}{PROBE_KEY}"
