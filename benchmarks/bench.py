@@ -15,6 +15,7 @@ Sides (see docs/benchmarks.md):
 
     ./scripts/bench                 # plain TCP and TLS, tables
     ./scripts/bench --json          # tables, then one JSON line (see docs/benchmarks.md)
+    ./scripts/bench --markdown      # also the tables in docs/benchmarks.md's layout
     ./scripts/bench --plain --ops 1000 --rounds 1 --callers 1000   # quick look
 """
 
@@ -566,6 +567,68 @@ def print_memory(figures: dict[str, Any]) -> None:
         )
 
 
+#: The issue-10 goal per workload (berthcache/ioredis), for the markdown tables.
+GOALS = {
+    "ping": "≥ 1.0",
+    "set_get": "-",
+    "session_set_get": "≥ 0.95",
+    "rate_limit_check": "≥ 1.0",
+    CONCURRENT: "≥ 1.0 (1.2)",
+}
+
+
+def _md(value: float | None, fmt: str = ",.0f") -> str:
+    return format(value, fmt) if value is not None else "-"
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    """The side-by-side tables of docs/benchmarks.md, filled from one run's JSON payload."""
+    lines: list[str] = []
+    for key, title in (("workloads", "Plain TCP"), ("workloads_tls", "TLS")):
+        if key not in payload:
+            continue
+        lines += [
+            f"{title}, ops/s (medians of {payload['settings']['rounds']} rounds):",
+            "",
+            "| workload | ioredis (seed) | ioredis auto-pipelining | raw redis-py | "
+            "raw redis.asyncio | `Cache` | `AsyncCache` | berthcache / ioredis | "
+            "berthcache / raw | goal |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        tag = "tls" if key == "workloads_tls" else "plain"
+        for name in (name for name in WORKLOADS if name in payload[key]):
+            row, r = payload[key][name], payload["ratios"][tag][name]
+            lines.append(
+                f"| {name} | {_md(row.get('ioredis'))} | "
+                f"{_md(row.get('ioredis_autopipelining'))} | {_md(row.get('raw_sync'))} | "
+                f"{_md(row.get('raw_async'))} | {_md(row.get('berthcache_sync'))} | "
+                f"{_md(row.get('berthcache_async'))} | "
+                f"**{_md(r['berthcache/ioredis'], '.2f')}** | "
+                f"{_md(r['berthcache/raw'], '.2f')} | {GOALS.get(name, '-')} |"
+            )
+        lines.append("")
+    if "memory" in payload:
+        m = payload["memory"]
+        lines += [
+            f"{m['callers']:,} concurrent callers, one GET each ({m['transport']}):",
+            "",
+            "| side | ops/s | failed | RSS rise | RSS / caller | traced peak / caller |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for side in (*memory.SIDES, "ioredis"):
+            if side in m:
+                f = m[side]
+                traced = f.get("traced_per_caller", f.get("heap_per_caller"))
+                note = " (V8 heap)" if "heap_per_caller" in f else ""
+                lines.append(
+                    f"| {side} | {f['ops_per_s']:,.0f} | {f.get('failed', 0):,} | "
+                    f"{f['rss_delta'] / 2**20:.1f} MiB | {f['rss_per_caller']:,.0f} B | "
+                    f"{traced:,.0f} B{note} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def machine(server: RedisServer) -> str:
     cpu = "unknown cpu"
     try:
@@ -589,6 +652,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="./scripts/bench", description=(__doc__ or "").splitlines()[0]
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also print the tables in docs/benchmarks.md's layout",
+    )
     parser.add_argument(
         "--ops",
         type=int,
@@ -652,6 +720,8 @@ def main(argv: list[str] | None = None) -> int:
         print_table(title, results)
     if "memory" in payload:
         print_memory(payload["memory"])
+    if args.markdown:
+        print("\n" + markdown(payload))
     if args.json:
         print(json.dumps(payload, sort_keys=True))
     return 0

@@ -47,7 +47,7 @@ def _positive(value: Any) -> bool:
 @pytest.fixture(scope="module")
 def full_run() -> tuple[dict[str, Any], str, str]:
     """One tiny run of the default set-up: plain TCP, then TLS, then the memory figure."""
-    return _run_bench("--ops", "200", "--rounds", "1", "--callers", "300")
+    return _run_bench("--ops", "200", "--rounds", "1", "--callers", "300", "--markdown")
 
 
 @pytest.mark.parametrize("key", ["workloads", "workloads_tls"])
@@ -91,6 +91,9 @@ def test_ratios_are_printed_and_in_the_json(full_run: tuple[dict[str, Any], str,
     assert "bc/raw" in stdout
     assert "plain TCP (ops/s" in stdout
     assert "TLS (ops/s" in stdout
+    # --markdown: the tables of docs/benchmarks.md, one row per workload and transport.
+    assert stdout.count("| workload | ioredis (seed) |") == 2
+    assert stdout.count("| ping |") == 2
 
 
 def test_the_memory_figure_covers_berthcache_and_raw_asyncio(
