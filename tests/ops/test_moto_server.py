@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 
 from berthcache.ops._aws import AwsClients
+from berthcache.ops._runbooks import DEFAULT_RUNBOOK_BASE_URL
 from berthcache.ops.alarm_catalogue import CATALOGUE
 from tests.ops.support import GROUP, MEMBERS, REGION, make_stack, write_outputs
 
@@ -59,8 +60,8 @@ def test_status_and_alarms_against_a_moto_server(moto_server: str, tmp_path: Pat
     assert lines[at].startswith("ALARM")
     assert "memory 93% > 80%" in lines[at + 1]
     assert lines[at + 2].strip() == (
-        "runbook: src/berthcache/ops/runbooks.md#database-memory-usage (in the berthcache "
-        f"repository; offline: berthcache-ops runbook {firing})"
+        f"runbook: {DEFAULT_RUNBOOK_BASE_URL}src/berthcache/ops/runbooks.md#database-memory-usage "
+        f"(offline: berthcache-ops runbook {firing})"
     )
     assert sum(1 for line in lines if line.startswith("OK")) == 2 * len(CATALOGUE) - 1
 
