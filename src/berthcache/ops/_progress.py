@@ -83,14 +83,16 @@ class Progress:
         else:
             if what == self._last_what and now - self._last_shown < self.every:
                 return
-            self.console.print(f"berthcache-ops: {self.line(what, detail)}", markup=False)
+            self.console.print(
+                f"berthcache-ops: {self.line(what, detail)}", markup=False, highlight=False
+            )
         self._last_what, self._last_shown = what, now
 
     def done(self, what: str) -> None:
         """The final line (always printed, also on a terminal, so it stays in the scrollback)."""
         self.close()
         if self.enabled:
-            self.console.print(f"berthcache-ops: {self.line(what)}", markup=False)
+            self.console.print(f"berthcache-ops: {self.line(what)}", markup=False, highlight=False)
 
     def close(self) -> None:
         if self._status is not None:
