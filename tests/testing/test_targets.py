@@ -246,3 +246,22 @@ def test_a_docker_image_option_reaches_the_target_and_the_header(tmp_path: Path)
     assert "no Docker engine answered at" in out
     assert "(image valkey/valkey:8.1)" in out
     assert "1 skipped" in out, out
+
+
+def test_admin_client_only_where_the_run_started_the_server(
+    local_redis_factory: LocalRedisFactory,
+) -> None:
+    """requires("admin") tests (e.g. C12's connection kill) get their client here, on the local
+    and the docker target alike; an endpoint someone else runs never hands one out."""
+    server = local_redis_factory.server(appendonly=False)
+    url = f"redis://127.0.0.1:{server.port}/0"
+    docker_like = Target(
+        name="docker", url=url, capabilities=frozenset({"admin"}), started_by_us=True
+    )
+    admin = docker_like.admin_client()
+    try:
+        assert admin.config_get("maxmemory-policy")  # CONFIG: an admin's command
+    finally:
+        admin.close()
+    with pytest.raises(ValueError, match="the url target has no 'admin' capability"):
+        url_target(url).admin_client()
