@@ -223,3 +223,21 @@ def test_output_json_keys_are_stable(mocked_aws: None) -> None:
     } <= set(data)
     runbook = json.loads(invoke("runbook", "evictions", "-o", "json").stdout)
     assert set(runbook) == {"key", "title", "runbook", "text"}
+
+
+def test_options_before_the_command_work_as_with_aws(
+    group_in_ap_southeast_2: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`berthcache-ops --region R -o json status …` (aws-cli habit) equals the options after it;
+    the command's own value wins, and nothing leaks into the next invocation."""
+    result = invoke("--region", "ap-southeast-2", "-o", "json", "status", "-g", GROUP)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["region"] == "ap-southeast-2"
+    overridden = invoke(
+        "--region", "us-east-1", "status", "-g", GROUP, "--region", "ap-southeast-2"
+    )
+    assert overridden.exit_code == 0, overridden.stderr
+    assert "region: ap-southeast-2" in overridden.stdout  # table: -o json did not carry over
+    after = invoke("status", "-g", GROUP)
+    assert after.exit_code == int(ExitCode.AWS)  # the earlier --region is gone
+    assert "no AWS region configured" in after.stderr

@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 
@@ -45,7 +45,9 @@ R = TypeVar("R")
 
 app = typer.Typer(
     name="berthcache-ops",
-    help="On-call tools for a deployed berthcache stack (ElastiCache Redis 7).",
+    help="On-call tools for a deployed berthcache stack (ElastiCache Redis 7). --output, "
+    "--region and --profile go before or after the command (after wins); `COMMAND -h` lists a "
+    "command's options; docs/oncall.md has the runbooks and exit codes.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -70,23 +72,6 @@ def _show_version(value: bool) -> None:
     if value:
         typer.echo(f"berthcache-ops {package_version()}")
         raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version",
-            "-V",
-            is_eager=True,
-            callback=_show_version,
-            help="Print the version and exit.",
-        ),
-    ] = False,
-) -> None:
-    """On-call tools for a deployed berthcache stack (ElastiCache Redis 7). Run a command with
-    --help for its options; docs/oncall.md has the runbooks and exit codes."""
 
 
 # -- shared options ----------------------------------------------------------------------------
@@ -138,8 +123,37 @@ ProgressOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking for confirmation.")]
 
 
+#: Options given before the command (``berthcache-ops --region X status``, as with ``aws``);
+#: the command's own option wins. Set afresh by every invocation's callback.
+_before_command: dict[str, Any] = {}
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            is_eager=True,
+            callback=_show_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+    output: OutputOpt = None,
+    region: RegionOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """On-call tools for a deployed berthcache stack (ElastiCache Redis 7). --output, --region
+    and --profile work before the command too; a command's own value wins."""
+    _before_command.clear()
+    _before_command.update(output=output, region=region, profile=profile)
+
+
 def _wants_json(output: OutputFormat | None, as_json: bool) -> bool:
     """``--output`` (default table), with the deprecated ``--json`` as ``--output json``."""
+    if output is None:
+        output = _before_command.get("output")
     if as_json:
         if output is OutputFormat.TABLE:
             raise OpsError("--json and --output table contradict; drop --json", ExitCode.USAGE)
@@ -150,7 +164,10 @@ def _wants_json(output: OutputFormat | None, as_json: bool) -> bool:
 
 def _aws(region: str | None, profile: str | None) -> AwsClients:
     """The AWS clients of one command (made lazily: nothing is asked before the first call)."""
-    return AwsClients(region=region, profile=profile)
+    return AwsClients(
+        region=region if region is not None else _before_command.get("region"),
+        profile=profile if profile is not None else _before_command.get("profile"),
+    )
 
 
 GroupOpt = Annotated[
@@ -571,7 +588,9 @@ def conformance(
         summarize_junit,
     )
 
-    wants_json = output is OutputFormat.JSON
+    wants_json = _wants_json(output, False)
+    region = region if region is not None else _before_command.get("region")
+    profile = profile if profile is not None else _before_command.get("profile")
     check_prerequisites()
     suite = suite_directory()
     environ = dict(os.environ)
