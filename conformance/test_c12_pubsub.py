@@ -202,7 +202,7 @@ async def test_a_lost_subscription_connection_is_restored(
     that still arrive, without the app doing anything."""
     inbox = Inbox()
     sub = await _subscribe(cache, "alerts", inbox)
-    admin = redis_target.harness.admin_client()
+    admin = redis_target.admin_client()  # local: the admin user; docker: its default user
     try:
         assert await aw(cache.publish("alerts", {"n": 1})) == 1
         assert (await inbox.get()).data == {"n": 1}

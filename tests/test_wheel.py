@@ -191,10 +191,10 @@ def test_the_installed_package_imports_nothing_from_the_checkout(installed: Inst
 def test_runbook_prints_the_section_from_any_directory(installed: Installed) -> None:
     done = installed.run("runbook", "database-memory-usage")
     assert done.returncode == 0, done.stdout + done.stderr
-    # A repository path, said to be one: the section itself is printed below it.
+    # A URL under the default base (the repository on GitHub); the section is printed below it.
     assert (
-        "runbook: src/berthcache/ops/runbooks.md#database-memory-usage (in the berthcache "
-        "repository; the section follows)"
+        "runbook: https://github.com/berthcache/berthcache/blob/main/"
+        "src/berthcache/ops/runbooks.md#database-memory-usage\n"
     ) in done.stdout
     assert "Database memory usage" in done.stdout
     assert "What it means:" in done.stdout
@@ -243,3 +243,10 @@ def test_conformance_ignores_the_pytest_config_of_the_directory_it_runs_in(
     assert done.returncode == 0, out[-3000:]
     assert re.search(r"^C15\s+TLS and AUTH\s+\d+\s+0\s+0\s+PASS\s*$", out, re.M), out[-3000:]
     assert "Unknown config option" not in out
+
+
+def test_the_installed_cli_reports_the_wheels_version(installed: Installed) -> None:
+    done = installed.run("--version")
+    assert done.returncode == 0, done.stderr
+    version = installed.wheel.name.split("-")[1]  # berthcache-<version>-py3-none-any.whl
+    assert done.stdout == f"berthcache-ops {version}\n"

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from berthcache.ops import ExitCode
 from berthcache.ops._aws import AwsClients
+from berthcache.ops._runbooks import DEFAULT_RUNBOOK_BASE_URL as BASE
 from berthcache.ops._status import describe_group, list_alarms
 from berthcache.ops.alarm_catalogue import CATALOGUE
 from berthcache.ops.cli import app
@@ -69,7 +70,7 @@ def test_status_shows_group_nodes_flags_and_firing_alarms(stack: Path) -> None:
     assert "automatic failover: enabled" in out
     assert "TLS in transit: on" in out
     assert f"{MEMBERS[0]}-evictions" in out
-    assert "runbook: src/berthcache/ops/runbooks.md#evictions" in out
+    assert f"runbook: {BASE}src/berthcache/ops/runbooks.md#evictions" in out
 
 
 def test_status_json_and_fail_on_alarm_exit_code(stack: Path) -> None:
@@ -96,7 +97,7 @@ def test_alarms_lists_every_alarm_with_state_reason_and_runbook(stack: Path) -> 
     first = alarms[0]  # ALARM sorts first
     assert first["state"] == "ALARM"
     assert first["reason"] == "hit rate 42% < 80%"
-    assert first["runbook"] == "src/berthcache/ops/runbooks.md#cache-hit-rate"
+    assert first["runbook"] == f"{BASE}src/berthcache/ops/runbooks.md#cache-hit-rate"
     human = invoke("alarms", "--outputs", str(stack), "--state", "alarm")
     assert f"{MEMBERS[0]}-cache-hit-rate" in human.stdout
     assert "ALARM" in human.stdout
@@ -108,14 +109,14 @@ def test_alarms_reports_an_alarm_missing_from_cloudwatch(mocked_aws: None, tmp_p
     found = list_alarms(boto_clients(), GROUP, expected=tuple(outputs["alarmNames"]))
     missing = [a for a in found if a.state == "MISSING"]
     assert [a.name for a in missing] == [f"{MEMBERS[0]}-swap-usage"]
-    assert missing[0].runbook == "src/berthcache/ops/runbooks.md#swap-usage"
+    assert missing[0].runbook == f"{BASE}src/berthcache/ops/runbooks.md#swap-usage"
 
 
 def test_runbook_prints_the_section_for_an_alarm_name() -> None:
     result = invoke("runbook", "bc-prod-002-replication-lag")
     assert result.exit_code == 0
     assert "Replication lag" in result.stdout
-    assert "src/berthcache/ops/runbooks.md#replication-lag" in result.stdout
+    assert f"runbook: {BASE}src/berthcache/ops/runbooks.md#replication-lag" in result.stdout
     as_json = json.loads(invoke("runbook", "evictions", "--json").stdout)
     assert as_json["key"] == "evictions"
     assert "berthcache-ops" in as_json["text"]
@@ -187,7 +188,7 @@ def test_expired_credentials(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> 
         service_message="The security token included in the request is expired",
         http_status_code=403,
     )
-    monkeypatch.setattr("berthcache.ops.cli.AwsClients", lambda: AwsClients(elasticache=client))
+    monkeypatch.setattr("berthcache.ops.cli._aws", lambda *_: AwsClients(elasticache=client))
     with stubber:
         result = invoke("status", "--replication-group", GROUP)
     assert_one_line_error(result, ExitCode.AWS, "credentials expired", "ExpiredTokenException")

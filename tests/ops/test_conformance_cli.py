@@ -7,14 +7,17 @@ test_stack_target.py; the installed wheel in tests/test_wheel.py.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from berthcache.ops import ExitCode, OpsError
 from berthcache.ops._conformance import (
@@ -22,7 +25,9 @@ from berthcache.ops._conformance import (
     exit_code,
     plan_suite_run,
     suite_directory,
+    summarize_junit,
 )
+from berthcache.ops.cli import app
 from berthcache.testing import LocalRedis
 
 SECRET = "s3cret-Token-42"
@@ -216,3 +221,82 @@ def test_the_url_target_runs_from_a_directory_with_its_own_pytest_config(
         "pyproject.toml",
         "pytest.ini",
     ]
+
+
+def test_output_json_prints_a_summary_and_keeps_pytests_report_on_stderr(
+    group: LocalRedis, tmp_path: Path
+) -> None:
+    assert group.ca_file is not None
+    env = {**_clean_env(), "REDIS_URL": group.url("app")}
+    done = _ops(
+        "--tls-ca",
+        group.ca_file,
+        "--output",
+        "json",
+        "-k",
+        "test_c05 and test_set_get_roundtrip",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)  # stdout is the summary and nothing else
+    assert summary["pytest_exit_status"] == 0
+    assert (summary["tests"], summary["passed"], summary["failed"]) == (2, 2, 0)
+    assert summary["problems"] == []
+    assert "2 passed" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # the report went to a temporary directory
+
+
+def test_the_junit_summary_names_each_failed_test(tmp_path: Path) -> None:
+    report = tmp_path / "r.xml"
+    report.write_text(
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest">'
+        '<testcase classname="conformance.test_c05" name="test_ok"/>'
+        '<testcase classname="conformance.test_c05" name="test_bad">'
+        '<failure message="assert 1 == 2&#10;more">trace</failure></testcase>'
+        '<testcase classname="conformance.test_c09" name="test_admin">'
+        '<skipped message="needs admin"/></testcase>'
+        '<testcase classname="conformance.test_c11" name="test_setup">'
+        '<error message="fixture failed">trace</error></testcase>'
+        "</testsuite></testsuites>"
+    )
+    summary = summarize_junit(report, pytest_status=1)
+    assert summary == {
+        "pytest_exit_status": 1,
+        "tests": 4,
+        "passed": 1,
+        "failed": 1,
+        "errors": 1,
+        "skipped": 1,
+        "problems": [
+            {
+                "test": "conformance.test_c05::test_bad",
+                "outcome": "failed",
+                "message": "assert 1 == 2",
+            },
+            {
+                "test": "conformance.test_c11::test_setup",
+                "outcome": "error",
+                "message": "fixture failed",
+            },
+        ],
+    }
+    missing = summarize_junit(tmp_path / "none.xml", pytest_status=4)
+    assert (missing["pytest_exit_status"], missing["tests"]) == (4, 0)
+
+
+def test_region_and_profile_reach_the_childs_aws_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack target reads AWS in the child: --region/--profile travel in its environment."""
+    seen: dict[str, str] = {}
+
+    def fake_run(run: Any, *, report_to_stderr: bool = False) -> int:
+        seen.update(run.env)
+        return 0
+
+    monkeypatch.setattr("berthcache.ops._conformance.run_suite", fake_run)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    result = CliRunner().invoke(
+        app, ["conformance", "--region", "eu-west-1", "--profile", "oncall", "-k", "c05"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (seen["AWS_REGION"], seen["AWS_PROFILE"]) == ("eu-west-1", "oncall")

@@ -80,3 +80,43 @@ def test_ci_workflow_shape() -> None:
     run = " ".join(step.get("run", "") for step in stack["steps"])
     assert "--target=stack" in run
     assert "--junitxml=" in run
+
+
+def test_the_docker_target_runs_on_a_matrix_of_server_images() -> None:
+    """Where containers exist (GitHub's runners), the contract runs on Redis 7.0, 7.2 and Valkey
+    7.2 and 8.x through the docker target, each image's JUnit report uploaded under its name."""
+    data = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    job = data["jobs"]["conformance-docker"]
+    assert job["runs-on"].startswith("ubuntu-")
+    assert job["strategy"]["fail-fast"] is False
+    images = [entry["image"] for entry in job["strategy"]["matrix"]["include"]]
+    assert images[:3] == ["redis:7.0", "redis:7.2", "valkey/valkey:7.2"]
+    assert len(images) == 4
+    assert images[3].startswith("valkey/valkey:8.")
+    slugs = [entry["slug"] for entry in job["strategy"]["matrix"]["include"]]
+    assert len(set(slugs)) == len(slugs)
+    assert not any(c in slug for slug in slugs for c in ':/\\<>|*?"')  # artifact-name rules
+    assert job["env"]["IMAGE"] == "${{ matrix.image }}"
+    steps = job["steps"]
+    runs = [step.get("run", "") for step in steps]
+    conformance = next(run for run in runs if "./scripts/conformance" in run)
+    assert "--target docker" in conformance
+    assert '--docker-image "$IMAGE"' in conformance
+    assert "--junitxml=conformance-docker.xml" in conformance
+    # The engine is checked before the suite, so a missing one fails instead of skipping all.
+    assert runs.index(next(r for r in runs if r.startswith("docker version"))) < runs.index(
+        conformance
+    )
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()"
+    assert upload["with"]["path"] == "conformance-docker.xml"
+    assert "${{ matrix.slug }}" in upload["with"]["name"]
+
+
+def test_the_docker_job_command_chooses_the_docker_target() -> None:
+    """The script asks the plugin which target a command line means: this one is docker, so
+    it does not install redis-server first."""
+    from berthcache.testing import choose_target_from_args
+
+    args = ["--target", "docker", "--docker-image", "valkey/valkey:8.1", "--junitxml=x.xml"]
+    assert choose_target_from_args(args, {}).name == "docker"

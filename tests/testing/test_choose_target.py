@@ -13,6 +13,7 @@ from berthcache.testing._targets import (
     TargetChoice,
     choose_target,
     choose_target_from_args,
+    docker_server_command,
 )
 
 URL = "rediss://app:s3cret@cache.example.com:6379/0"
@@ -196,3 +197,78 @@ def test_a_command_line_is_read_the_way_the_plugin_reads_it(
 def test_a_command_line_with_contradicting_targets_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--stack only makes sense with --target stack"):
         choose_target_from_args(["--target", "local", "--stack", "dev"], {})
+
+
+# -- --docker-image --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option_target", "env", "expected_source"),
+    [
+        pytest.param(None, {}, "--docker-image", id="image-alone-means-docker"),
+        pytest.param("docker", {}, "--target", id="with-target-docker"),
+        pytest.param(None, {"REDIS_URL": ENV_URL}, "--docker-image", id="image-beats-env"),
+    ],
+)
+def test_a_docker_image_chooses_the_docker_target(
+    option_target: str | None, env: dict[str, str], expected_source: str
+) -> None:
+    choice = choose_target(
+        option_target=option_target,
+        option_url=None,
+        option_docker_image="valkey/valkey:8.1",
+        env=env,
+    )
+    assert (choice.name, choice.url, choice.source) == ("docker", None, expected_source)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param(
+            {"option_target": "local"},
+            "--docker-image only makes sense with --target docker, not --target local",
+            id="other-target",
+        ),
+        pytest.param(
+            {"option_url": URL}, "--docker-image and --redis-url name two targets", id="url"
+        ),
+        pytest.param(
+            {"option_stack": "dev"}, "--docker-image and --stack name two targets", id="stack"
+        ),
+        pytest.param({"image": ""}, "--docker-image is empty", id="empty"),
+        pytest.param(
+            {"image": "redis 7"}, "--docker-image 'redis 7' is not an image reference", id="space"
+        ),
+    ],
+)
+def test_docker_image_contradictions_are_usage_errors(kwargs: dict[str, str], message: str) -> None:
+    image = kwargs.pop("image", "redis:7.2")
+    options: dict[str, str | None] = {"option_target": None, "option_url": None, **kwargs}
+    with pytest.raises(UsageError, match=re.escape(message)):
+        choose_target(**options, option_docker_image=image, env={})
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--docker-image", "redis:7.0"], ["--docker-image=valkey/valkey:7.2", "-k", "c05"]],
+)
+def test_scripts_read_a_docker_image_as_the_plugin_does(args: list[str]) -> None:
+    """./scripts/conformance asks this, so it does not install redis-server for a docker run."""
+    assert choose_target_from_args(args, {"REDIS_URL": ENV_URL}).name == "docker"
+
+
+@pytest.mark.parametrize(
+    ("image", "server"),
+    [
+        ("redis:7", "redis-server"),
+        ("redis:7.0", "redis-server"),
+        ("docker.io/library/redis:7.2-alpine", "redis-server"),
+        ("valkey/valkey:7.2", "valkey-server"),
+        ("valkey/valkey:8.1", "valkey-server"),
+        ("ghcr.io/valkey-io/valkey@sha256:" + "0" * 64, "valkey-server"),
+        ("registry.example:5000/valkey-mirror/redis:7", "redis-server"),  # the name decides
+    ],
+)
+def test_the_server_command_follows_the_image(image: str, server: str) -> None:
+    assert docker_server_command(image, "pw") == [server, "--requirepass", "pw"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import redis
@@ -14,7 +15,7 @@ from berthcache import DEFAULT_KEY_PREFIX
 from berthcache._config import CacheConfig
 from berthcache.testing._stack import stack_target
 from berthcache.testing._target import Target, UsageError, mask_url
-from berthcache.testing._targets import docker_target, url_target
+from berthcache.testing._targets import docker_target, stop_docker_target, url_target
 from berthcache.testing.plugin import LocalRedisFactory, delete_namespace
 
 
@@ -163,3 +164,104 @@ def test_the_plugin_loads_without_the_stack_targets_ops_helpers() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+class FakeEngine:
+    def __init__(self, base_url: str, timeout: int) -> None:
+        self.base_url = base_url
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class FakeRedisContainer:
+    """Records how the docker target configures testcontainers' RedisContainer."""
+
+    made: ClassVar[list[FakeRedisContainer]] = []
+
+    def __init__(self, image: str, port: int = 6379, password: str | None = None) -> None:
+        self.image, self.port, self.password = image, port, password
+        self.command: list[str] | str | None = None
+        self.state = "new"
+        FakeRedisContainer.made.append(self)
+
+    def with_command(self, command: list[str] | str) -> FakeRedisContainer:
+        self.command = command
+        return self
+
+    def start(self) -> FakeRedisContainer:
+        self.state = "started"
+        return self
+
+    def stop(self) -> None:
+        self.state = "stopped"
+
+    def get_container_host_ip(self) -> str:
+        return "127.0.0.1"
+
+    def get_exposed_port(self, port: int) -> int:
+        return 49153
+
+
+@pytest.mark.parametrize(
+    ("image", "server"), [("redis:7.0", "redis-server"), ("valkey/valkey:8.1", "valkey-server")]
+)
+def test_docker_target_runs_the_image_it_is_given(
+    monkeypatch: pytest.MonkeyPatch, image: str, server: str
+) -> None:
+    """No Docker engine here: a fake engine and container show what testcontainers is asked."""
+    import docker  # type: ignore[import-untyped]
+    import testcontainers.community.redis as tc_redis
+
+    monkeypatch.setattr(docker, "DockerClient", FakeEngine)
+    monkeypatch.setattr(tc_redis, "RedisContainer", FakeRedisContainer)
+    FakeRedisContainer.made.clear()
+    target = docker_target(image=image, env={})
+    (container,) = FakeRedisContainer.made
+    assert container.image == image
+    assert container.state == "started"
+    assert isinstance(container.command, list)
+    password = container.command[-1]
+    assert container.command == [server, "--requirepass", password]
+    assert container.password == password  # testcontainers' readiness PING authenticates
+    assert target.url == f"redis://:{password}@127.0.0.1:49153/0"
+    assert target.capabilities == frozenset({"admin", "auth"})
+    assert password not in repr(target)
+    stop_docker_target(target)
+    assert container.state == "stopped"
+
+
+def test_a_docker_image_option_reaches_the_target_and_the_header(tmp_path: Path) -> None:
+    """Through the plugin: --docker-image alone means the docker target, with that image."""
+    from tests.testing.test_plugin import _run_pytest
+
+    nowhere = {"DOCKER_HOST": f"unix://{tmp_path}/docker.sock"}
+    out = _run_pytest(
+        tmp_path, "--docker-image", "valkey/valkey:8.1", "-k", "namespace", env=nowhere
+    )
+    assert "berthcache target: docker (from --docker-image) image valkey/valkey:8.1" in out
+    assert "no Docker engine answered at" in out
+    assert "(image valkey/valkey:8.1)" in out
+    assert "1 skipped" in out, out
+
+
+def test_admin_client_only_where_the_run_started_the_server(
+    local_redis_factory: LocalRedisFactory,
+) -> None:
+    """requires("admin") tests (e.g. C12's connection kill) get their client here, on the local
+    and the docker target alike; an endpoint someone else runs never hands one out."""
+    server = local_redis_factory.server(appendonly=False)
+    url = f"redis://127.0.0.1:{server.port}/0"
+    docker_like = Target(
+        name="docker", url=url, capabilities=frozenset({"admin"}), started_by_us=True
+    )
+    admin = docker_like.admin_client()
+    try:
+        assert admin.config_get("maxmemory-policy")  # CONFIG: an admin's command
+    finally:
+        admin.close()
+    with pytest.raises(ValueError, match="the url target has no 'admin' capability"):
+        url_target(url).admin_client()

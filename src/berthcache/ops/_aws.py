@@ -1,14 +1,18 @@
-"""boto3 clients through the default credential and region chain, and the one place where
-botocore errors become one-line :class:`OpsError` messages.
+"""boto3 clients with the AWS CLI's region order, and the one place where botocore errors become
+one-line :class:`OpsError` messages.
 
-``AWS_PROFILE``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL`` work as with
-the AWS CLI because nothing here overrides boto3's own resolution.
+The region is ``--region``, else ``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else the profile's
+``region`` — the AWS CLI v2 order (and the AWS SDKs' shared one). boto3 on its own reads only
+``AWS_DEFAULT_REGION`` and the profile, so :func:`resolve_region` supplies the first two.
+Credentials, ``AWS_PROFILE`` (or ``--profile``) and ``AWS_ENDPOINT_URL`` are boto3's own chain.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import dataclasses
+import os
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from berthcache.ops._errors import ExitCode, OpsError
@@ -18,7 +22,13 @@ if TYPE_CHECKING:
     from mypy_boto3_elasticache import ElastiCacheClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-__all__ = ["AwsClients", "aws_errors", "describe_aws_error"]
+__all__ = ["AwsClients", "RegionChoice", "aws_errors", "describe_aws_error", "resolve_region"]
+
+#: What to set when no region is found (the error names every way, in the order they count).
+NO_REGION_HINT = (
+    "pass --region REGION, or set AWS_REGION (or AWS_DEFAULT_REGION), or give the profile a "
+    "region (`aws configure set region REGION`)"
+)
 
 _EXPIRED = {
     "ExpiredToken",
@@ -51,21 +61,83 @@ _SERVICE_PREFIX = {
 }
 
 
-class AwsClients:
-    """Lazily made boto3 clients sharing one session (default chain). Tests pass their own."""
+@dataclasses.dataclass(frozen=True)
+class RegionChoice:
+    """The region :func:`resolve_region` found and where from (``None``: boto3 decides from
+    ``AWS_DEFAULT_REGION`` or the profile)."""
 
-    def __init__(self, session: Any | None = None, **clients: Any) -> None:
+    region: str | None
+    source: str
+
+
+def resolve_region(option: str | None, environ: Mapping[str, str] | None = None) -> RegionChoice:
+    """``--region``, else ``AWS_REGION``, else nothing yet: boto3 then reads
+    ``AWS_DEFAULT_REGION`` and the profile itself. Empty values count as unset."""
+    env = os.environ if environ is None else environ
+    if option is not None:
+        if not option.strip():
+            raise OpsError("--region is empty; give a region such as eu-west-1", ExitCode.USAGE)
+        return RegionChoice(option.strip(), "--region")
+    from_env = env.get("AWS_REGION", "").strip()
+    if from_env:
+        return RegionChoice(from_env, "AWS_REGION")
+    return RegionChoice(None, "boto3")
+
+
+class AwsClients:
+    """Lazily made boto3 clients sharing one session. ``region`` / ``profile`` are the CLI's
+    ``--region`` / ``--profile`` (``None``: the environment decides, see the module). Tests pass
+    their own session or clients."""
+
+    def __init__(
+        self,
+        session: Any | None = None,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        **clients: Any,
+    ) -> None:
         self._session = session
+        self._region = region
+        self._profile = profile
         self._clients: dict[str, Any] = dict(clients)
+
+    @property
+    def session(self) -> Any:
+        """The boto3 session, made on first use; raises :class:`OpsError` naming what to set
+        when no region is found anywhere."""
+        if self._session is None:
+            with aws_errors("aws", "open a session"):
+                import boto3
+
+                if self._profile is not None and not self._profile.strip():
+                    raise OpsError("--profile is empty; give a profile name", ExitCode.USAGE)
+                choice = resolve_region(self._region)
+                session = boto3.session.Session(
+                    profile_name=self._profile or None, region_name=choice.region
+                )
+                if not session.region_name:
+                    profile = session.profile_name
+                    raise OpsError(
+                        f"no AWS region configured (profile {profile!r} has none): "
+                        + NO_REGION_HINT,
+                        ExitCode.AWS,
+                    )
+                self._session = session
+        return self._session
+
+    @property
+    def region(self) -> str | None:
+        """The region the clients talk to (``None`` only for hand-made clients)."""
+        if self._session is None and self._clients:
+            first = next(iter(self._clients.values()))
+            return getattr(getattr(first, "meta", None), "region_name", None)
+        return str(self.session.region_name)
 
     def _client(self, service: str) -> Any:
         if service not in self._clients:
+            session: Any = self.session
             with aws_errors(service, "create client"):
-                if self._session is None:
-                    import boto3
-
-                    self._session = boto3.session.Session()
-                session: Any = self._session
                 self._clients[service] = session.client(service)
         return self._clients[service]
 
@@ -96,12 +168,13 @@ def describe_aws_error(exc: BaseException, service: str, what: str) -> OpsError 
             ExitCode.AWS,
         )
     if isinstance(exc, bx.NoRegionError):
+        return OpsError(f"no AWS region configured ({what}): {NO_REGION_HINT}", ExitCode.AWS)
+    if isinstance(exc, bx.ProfileNotFound):
         return OpsError(
-            f"no AWS region configured ({what}): set AWS_REGION or use a profile with a region",
+            f"AWS profile not found ({what}): {exc}; check --profile / AWS_PROFILE against "
+            "`aws configure list-profiles`",
             ExitCode.AWS,
         )
-    if isinstance(exc, bx.ProfileNotFound):
-        return OpsError(f"AWS profile not found ({what}): {exc}", ExitCode.AWS)
     if isinstance(exc, bx.TokenRetrievalError | bx.SSOTokenLoadError):
         return OpsError(
             f"AWS SSO session expired ({what}): run `aws sso login` and retry", ExitCode.AWS

@@ -22,6 +22,8 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 from berthcache.ops._errors import ExitCode, OpsError
 
@@ -33,6 +35,7 @@ __all__ = [
     "plan_suite_run",
     "run_suite",
     "suite_directory",
+    "summarize_junit",
 ]
 
 #: The suite's pytest configuration, package data of berthcache.conformance (not "pytest.ini":
@@ -153,8 +156,51 @@ def exit_code(pytest_status: int) -> ExitCode:
     raise OpsError(f"conformance: {why} (pytest exit status {pytest_status})", code)
 
 
-def run_suite(run: SuiteRun) -> int:
+def run_suite(run: SuiteRun, *, report_to_stderr: bool = False) -> int:
     """Run the child pytest in the current directory (so relative paths in pass-through
-    arguments mean what the operator meant); returns pytest's exit status."""
-    done = subprocess.run(list(run.argv), env=dict(run.env), check=False)
+    arguments mean what the operator meant); returns pytest's exit status.
+    ``report_to_stderr``: pytest's report goes to stderr, keeping stdout for ``--output json``."""
+    done = subprocess.run(
+        list(run.argv),
+        env=dict(run.env),
+        check=False,
+        stdout=sys.stderr if report_to_stderr else None,
+    )
     return done.returncode
+
+
+def summarize_junit(path: Path, *, pytest_status: int) -> dict[str, Any]:
+    """``--output json`` of ``conformance``: pytest's exit status, the counts and each test that
+    failed or errored (its id and the first line of the message), from the JUnit report."""
+    summary: dict[str, Any] = {
+        "pytest_exit_status": pytest_status,
+        "tests": 0,
+        "passed": 0,
+        "failed": 0,
+        "errors": 0,
+        "skipped": 0,
+        "problems": [],
+    }
+    try:
+        root = ElementTree.parse(path).getroot()  # noqa: S314 - our own child's report
+    except (OSError, ElementTree.ParseError):
+        return summary  # pytest stopped before writing it (bad options): the status says so
+    for case in root.iter("testcase"):
+        summary["tests"] += 1
+        test_id = f"{case.get('classname', '')}::{case.get('name', '')}".lstrip(":")
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed", "error": "errors"}.get(child.tag, child.tag)
+                message = (child.get("message") or child.text or "").strip()
+                if child.tag != "skipped":
+                    summary["problems"].append(
+                        {
+                            "test": test_id,
+                            "outcome": "failed" if child.tag == "failure" else "error",
+                            "message": message.splitlines()[0][:300] if message else "",
+                        }
+                    )
+                break
+        summary[outcome] += 1
+    return summary

@@ -19,6 +19,7 @@ from typing import Any
 from berthcache import Cache, CacheConfig
 from berthcache.ops._aws import AwsClients, aws_errors
 from berthcache.ops._errors import ExitCode, OpsError
+from berthcache.ops._progress import Report, silent
 
 __all__ = [
     "DrillReport",
@@ -60,6 +61,9 @@ def measure_failover(
     timeout: float = 600.0,
     clock: Clock = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Report = silent,
+    trigger_label: str = "the failover",
+    complete_label: str = "the failover to complete",
 ) -> DrillReport:
     """Run ``probe`` every ``interval`` s while ``trigger`` runs in a thread.
 
@@ -67,6 +71,9 @@ def measure_failover(
     ``available`` again) says so, and the probes have succeeded for ``settle`` seconds on end —
     or after ``timeout`` seconds, unrecovered. An error window runs from a failed probe to the
     next successful one; recovery is the first success after the last error.
+
+    ``progress(what, detail)`` hears, after every probe, what the drill waits for
+    (``trigger_label`` to return, ``complete_label``, the probes to settle) with the counters.
     """
     report = DrillReport()
     started = clock()
@@ -129,6 +136,18 @@ def measure_failover(
                 break
             if now - started >= timeout:
                 break
+            progress(
+                _waiting_for(
+                    trigger_done.is_set(),
+                    complete,
+                    ok_since,
+                    now,
+                    settle,
+                    trigger_label,
+                    complete_label,
+                ),
+                f"{report.probes} probes, {report.errors} errors; gives up at {timeout:.0f} s",
+            )
             sleep(interval)
     finally:
         trigger_done.wait(timeout=max(1.0, timeout))
@@ -141,6 +160,25 @@ def measure_failover(
         report.longest_error_window = max(report.longest_error_window, clock() - window_start)
     report.longest_error_window = round(report.longest_error_window, 3)
     return report
+
+
+def _waiting_for(
+    trigger_done: bool,
+    complete: bool,
+    ok_since: float | None,
+    now: float,
+    settle: float,
+    trigger_label: str,
+    complete_label: str,
+) -> str:
+    """What the drill loop waits for, in the order the drill goes through it."""
+    if not trigger_done:
+        return f"waiting for {trigger_label} to return"
+    if not complete:
+        return f"waiting for {complete_label}"
+    if ok_since is None:
+        return "waiting for the probes to succeed again"
+    return f"waiting for the probes to succeed for {settle:g} s on end"
 
 
 def cache_probe(cache: Cache, *, ttl: int = 60) -> Callable[[], None]:

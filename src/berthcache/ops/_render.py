@@ -1,4 +1,5 @@
-"""How ``berthcache-ops`` shows its results: human text (rich) on stdout, or JSON with ``--json``.
+"""How ``berthcache-ops`` shows its results: human text (rich) on stdout, or JSON with
+``--output json`` (indented, keys sorted, nothing else on stdout).
 
 Every command's output lives here, so the CLI module only wires options to operations. Values
 that come from outside (alarm reasons, key names, Redis commands) are printed without rich
@@ -36,6 +37,7 @@ __all__ = [
     "show_rotation",
     "show_runbook",
     "show_status",
+    "warning",
 ]
 
 out = Console(highlight=False, soft_wrap=True)
@@ -50,6 +52,11 @@ def print_json(data: Any) -> None:
 def error_line(exc: OpsError) -> None:
     """The one stderr line every failure becomes."""
     err.print(f"berthcache-ops: error: {exc.message}", markup=False)
+
+
+def warning(message: str) -> None:
+    """A warning on stderr (a deprecated option, say): the command still runs."""
+    err.print(f"berthcache-ops: warning: {message}", markup=False)
 
 
 def note(message: str) -> None:
@@ -67,18 +74,22 @@ def show_status(
     *,
     as_json: bool,
     unwatched: tuple[str, ...] = (),
+    region: str | None = None,
 ) -> None:
-    """``unwatched``: the group's nodes that no alarm names in its dimensions."""
+    """``unwatched``: the group's nodes that no alarm names in its dimensions; ``region``: where
+    the group was looked up (shown, so a wrong region is noticed)."""
     if as_json:
         print_json(
             {
                 **group.as_dict(),
+                "region": region,
                 "alarms_in_alarm": [a.as_dict() for a in firing],
                 "nodes_without_alarm": list(unwatched),
             }
         )
         return
-    out.print(f"[bold]{escape(group.group_id)}[/]  status: {escape(group.status)}")
+    where = f"  region: {escape(region)}" if region else ""
+    out.print(f"[bold]{escape(group.group_id)}[/]  status: {escape(group.status)}{where}")
     out.print(
         f"engine: {group.engine} {group.engine_version}   node type: {group.node_type}",
         markup=False,
@@ -134,21 +145,18 @@ def show_alarms(found: list[AlarmState], group_id: str, *, as_json: bool) -> Non
 
 
 def runbook_ref(link: str | None, alarm_name: str) -> str:
-    """A runbook link as a human reads it: a bare repository path says where it is and how to
-    read the section without the repository (``berthcache-ops runbook NAME`` prints it)."""
+    """A runbook link as a human reads it: the URL, and how to read the section offline
+    (``berthcache-ops runbook NAME`` prints it from the installed package)."""
     if link is None:
         return "not in the catalogue"
-    if "://" in link:  # under $BERTHCACHE_RUNBOOK_BASE: a URL that works as it is
-        return link
-    return f"{link} (in the berthcache repository; offline: berthcache-ops runbook {alarm_name})"
+    return f"{link} (offline: berthcache-ops runbook {alarm_name})"
 
 
 def show_runbook(spec: AlarmSpec, text: str, link: str, *, as_json: bool) -> None:
     if as_json:
         print_json({"key": spec.key, "title": spec.title, "runbook": link, "text": text})
         return
-    where = "" if "://" in link else " (in the berthcache repository; the section follows)"
-    out.print(f"runbook: {link}{where}", markup=False)
+    out.print(f"runbook: {link}", markup=False)
     out.print(Markdown(text))
 
 

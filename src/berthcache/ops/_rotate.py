@@ -31,6 +31,7 @@ from berthcache._exceptions import map_errors
 from berthcache.ops._aws import AwsClients, aws_errors
 from berthcache.ops._connection import read_secret
 from berthcache.ops._errors import ExitCode, OpsError
+from berthcache.ops._progress import Report, silent
 
 __all__ = [
     "ElastiCacheTokenSetter",
@@ -97,8 +98,13 @@ def rotate_auth_token(
     token: str | None = None,
     grace: float = 0.0,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Report = silent,
+    tick: float = 5.0,
 ) -> RotationReport:
-    """Run the rotation; raises :class:`OpsError` (the report on ``.report``) if it aborts."""
+    """Run the rotation; raises :class:`OpsError` (the report on ``.report``) if it aborts.
+
+    ``progress(what, detail)`` hears each step before it starts and, every ``tick`` seconds of
+    the grace period, how long is left."""
     report = RotationReport()
     current = store.current()
     old = current.get("password")
@@ -134,6 +140,7 @@ def rotate_auth_token(
             report,
         ) from exc
 
+    progress("verifying the current token (AUTH + PING)", "")
     try:
         verify(old)
     except Exception as exc:
@@ -141,12 +148,14 @@ def rotate_auth_token(
     report.steps.append("current token verified")
 
     version: str | None = None
+    progress("staging the new token in the secret (AWSPENDING)", "")
     try:
         version = store.stage(_with_token(current, fresh))
     except Exception as exc:
         abort("stage new token in the secret", exc, server_has_new=False, version=None)
     report.steps.append("new token staged in the secret (AWSPENDING)")
 
+    progress("modify_replication_group ROTATE: both tokens valid", "")
     try:
         setter.rotate(fresh)
     except Exception as exc:
@@ -154,6 +163,7 @@ def rotate_auth_token(
         abort("modify_replication_group ROTATE", exc, server_has_new=True, version=version)
     report.steps.append("server accepts both tokens (ROTATE)")
 
+    progress("verifying the new and the old token", "")
     for which, value in (("new", fresh), ("old", old)):
         try:
             verify(value)
@@ -162,6 +172,7 @@ def rotate_auth_token(
     report.steps.append("new and old token verified")
 
     assert version is not None
+    progress("promoting the secret to AWSCURRENT", "")
     try:
         store.promote(version)
     except Exception as exc:
@@ -169,9 +180,18 @@ def rotate_auth_token(
     report.steps.append("secret now holds the new token (AWSCURRENT)")
 
     if grace > 0:
-        sleep(grace)
+        remaining = grace
+        while remaining > 0:
+            progress(
+                f"grace period: waiting {grace:g} s for apps to reload the secret",
+                f"{remaining:.0f} s left; both tokens valid",
+            )
+            step = min(remaining, tick)
+            sleep(step)
+            remaining -= step
         report.steps.append(f"waited {grace:g} s for clients to reload the secret")
 
+    progress("modify_replication_group SET: retiring the old token", "")
     try:
         setter.set(fresh)
         verify(fresh)
@@ -294,10 +314,12 @@ class ElastiCacheTokenSetter:
         timeout: float = 1800.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        progress: Report = silent,
     ) -> None:
         self._clients = clients
         self.group_id = group_id
         self._poll, self._timeout, self._sleep, self._clock = poll, timeout, sleep, clock
+        self._progress = progress
 
     def _modify(self, token: str, strategy: str) -> None:
         with aws_errors("elasticache", f"replication group {self.group_id!r}"):
@@ -316,8 +338,13 @@ class ElastiCacheTokenSetter:
                 groups = self._clients.elasticache.describe_replication_groups(
                     ReplicationGroupId=self.group_id
                 )
-            if groups["ReplicationGroups"][0].get("Status") == "available":
+            status = groups["ReplicationGroups"][0].get("Status")
+            if status == "available":
                 return
+            self._progress(
+                f"waiting for replication group {self.group_id} to be available",
+                f"status: {status}; gives up after {self._timeout:.0f} s",
+            )
             if self._clock() >= deadline:
                 raise OpsError(
                     f"replication group {self.group_id!r} not available after "

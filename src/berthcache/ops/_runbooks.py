@@ -3,7 +3,8 @@
 The alarm data is :mod:`berthcache.ops.alarm_catalogue` (the Pulumi program's single source of
 alarms); the runbooks are ``runbooks.md``, package data of :mod:`berthcache.ops`, read with
 :mod:`importlib.resources` so the installed package needs no checkout. An alarm without a
-section falls back to the catalogue's own meaning / first steps.
+section falls back to the catalogue's own meaning / first steps. Links are URLs under a
+configurable base (:func:`runbook_base_url`), not repository paths.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import re
+from collections.abc import Mapping
 
 from berthcache.ops._errors import ExitCode, OpsError
 from berthcache.ops.alarm_catalogue import CATALOGUE, AlarmSpec, runbook_url
@@ -20,13 +22,19 @@ __all__ = [
     "catalogue",
     "find_spec",
     "parse_runbook_sections",
+    "runbook_base_url",
     "runbook_link",
     "runbook_text",
     "slugify",
 ]
 
-#: A base URL for runbook links (e.g. the repository's blob URL); default: the repo-relative path.
-RUNBOOK_BASE_ENV = "BERTHCACHE_RUNBOOK_BASE"
+#: Where runbook links point: a base URL the repository path is appended to (a fork, a mirror,
+#: an internal Git host, a docs site laid out like the repository).
+RUNBOOK_BASE_ENV = "BERTHCACHE_RUNBOOK_BASE_URL"
+#: The earlier name of :data:`RUNBOOK_BASE_ENV`, still read when the new one is unset.
+RUNBOOK_BASE_ENV_OLD = "BERTHCACHE_RUNBOOK_BASE"
+#: The project's repository (``[project.urls] Repository`` in pyproject.toml) on its main branch.
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/berthcache/berthcache/blob/main/"
 
 
 def catalogue() -> tuple[AlarmSpec, ...]:
@@ -65,11 +73,29 @@ def find_spec(name: str) -> AlarmSpec:
     )
 
 
-def runbook_link(spec: AlarmSpec) -> str:
-    """``src/berthcache/ops/runbooks.md#<anchor>``, under ``$BERTHCACHE_RUNBOOK_BASE`` when set."""
-    url = runbook_url(spec)
-    base = os.environ.get(RUNBOOK_BASE_ENV, "").strip()
-    return f"{base.rstrip('/')}/{url}" if base else url
+def runbook_base_url(environ: Mapping[str, str] | None = None) -> str:
+    """``$BERTHCACHE_RUNBOOK_BASE_URL`` (else the older ``$BERTHCACHE_RUNBOOK_BASE``, else
+    :data:`DEFAULT_RUNBOOK_BASE_URL`), ending in ``/``; a value that is not a URL is an error
+    naming the variable."""
+    env = os.environ if environ is None else environ
+    for name in (RUNBOOK_BASE_ENV, RUNBOOK_BASE_ENV_OLD):
+        value = env.get(name, "").strip()
+        if value:
+            scheme, sep, rest = value.partition("://")
+            if not sep or not scheme.isalpha() or not rest.strip("/"):
+                raise OpsError(
+                    f"{name}={value!r} is not a URL; give a base such as "
+                    f"{DEFAULT_RUNBOOK_BASE_URL}",
+                    ExitCode.USAGE,
+                )
+            return value.rstrip("/") + "/"
+    return DEFAULT_RUNBOOK_BASE_URL
+
+
+def runbook_link(spec: AlarmSpec, environ: Mapping[str, str] | None = None) -> str:
+    """The runbook section's URL: ``<base>src/berthcache/ops/runbooks.md#<anchor>`` under
+    :func:`runbook_base_url`, so a link works from a pager, a browser or a chat message."""
+    return runbook_base_url(environ) + runbook_url(spec)
 
 
 def slugify(heading: str) -> str:

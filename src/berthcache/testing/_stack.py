@@ -2,7 +2,8 @@
 
 Endpoint and port come from the outputs (``--stack-outputs FILE``, or ``--stack NAME`` through
 ``pulumi stack output --json --show-secrets``); the AUTH token and user from the stack's secret in
-Secrets Manager (boto3's default credential and region chain). TLS is verified against the
+Secrets Manager (boto3's credential chain; the region as the AWS CLI finds it, AWS_REGION first
+then AWS_DEFAULT_REGION and the profile: berthcache.ops._aws). TLS is verified against the
 system CA bundle (certifi's where the system has none) unless ``--tls-ca`` names another CA.
 
 The endpoint is shared production: capabilities are ``tls``/``auth`` as configured and

@@ -108,6 +108,19 @@ class Target:
         options.update(kwargs)
         return redis.Redis(**options)
 
+    def admin_client(self, **kwargs: Any) -> redis.Redis:
+        """A client that may administer the server, for tests marked ``requires("admin")``: the
+        local group's admin user, or on the docker target its only (default) user. Refused on
+        a server this run did not start (the safety rules of ``docs/contract.md``)."""
+        if "admin" not in self.capabilities:
+            raise ValueError(
+                f"the {self.name} target has no 'admin' capability: this run did not start it, "
+                "so no admin client is handed out"
+            )
+        if self.harness is not None:
+            return self.harness.admin_client(**kwargs)
+        return self.client(**kwargs)
+
 
 def probe_capabilities(target: Target) -> frozenset[str]:
     """What the endpoint proves it has: ``tls``, ``auth``, ``replica`` — never ``admin`` (only a

@@ -1,8 +1,9 @@
 """Where the suite runs: choosing the target and building it — every target builder in one place.
 
 :func:`choose_target` is a pure decision from ``--target``, ``--stack`` / ``--stack-outputs``,
-``--redis-url`` and ``REDIS_URL`` — the one place a target is chosen (``berthcache-ops conformance``
-and ``./scripts/conformance`` forward their options here instead of deciding themselves);
+``--docker-image``, ``--redis-url`` and ``REDIS_URL`` — the one place a target is chosen
+(``berthcache-ops conformance`` and ``./scripts/conformance`` forward their options here instead
+of deciding themselves);
 :func:`check_prerequisites` says before any test runs what the chosen target lacks on this
 machine; :func:`open_target` then builds the chosen :class:`~berthcache.testing._target.Target`
 with the builder registered for its name in :data:`TARGET_BUILDERS` (``local``, ``docker``, ``url``,
@@ -42,12 +43,14 @@ from berthcache.testing._target import (
 
 __all__ = [
     "DEFAULT_DOCKER_HOST",
+    "DEFAULT_DOCKER_IMAGE",
     "TARGET_BUILDERS",
     "TargetChoice",
     "TargetOptions",
     "check_prerequisites",
     "choose_target",
     "choose_target_from_args",
+    "docker_server_command",
     "docker_target",
     "local_target",
     "open_target",
@@ -56,6 +59,9 @@ __all__ = [
 ]
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+#: The docker target's server image unless ``--docker-image`` names another (CI runs a matrix of
+#: Redis 7.0, 7.2, Valkey 7.2 and 8.x images: .github/workflows/ci.yml).
+DEFAULT_DOCKER_IMAGE = "redis:7"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,16 +85,28 @@ def choose_target(
     env: Mapping[str, str],
     option_stack: str | None = None,
     option_stack_outputs: str | None = None,
+    option_docker_image: str | None = None,
 ) -> TargetChoice:
     """Decide the target. An explicit ``--target`` wins; without it ``--stack`` or
-    ``--stack-outputs`` mean ``stack``, ``--redis-url`` (or, failing that, a non-empty
-    ``REDIS_URL``) means ``url``, and nothing at all ``local``.
+    ``--stack-outputs`` mean ``stack``, ``--docker-image`` means ``docker``, ``--redis-url``
+    (or, failing that, a non-empty ``REDIS_URL``) means ``url``, and nothing at all ``local``.
 
     Options naming two targets (``--redis-url`` with another ``--target`` or with a stack
-    option, a stack option with a target other than ``stack``) raise :class:`UsageError`;
-    ``REDIS_URL`` in the environment is ignored when ``--target`` or a stack option names
-    another target (shells often export it for the app itself).
+    option, a stack option with a target other than ``stack``, ``--docker-image`` with any
+    target but ``docker``) raise :class:`UsageError`; ``REDIS_URL`` in the environment is
+    ignored when ``--target`` or a stack or docker option names another target (shells often
+    export it for the app itself).
     """
+    if option_docker_image is not None:
+        return _choose_docker(
+            option_docker_image,
+            option_target=option_target,
+            others=(
+                ("--redis-url", option_url),
+                ("--stack", option_stack),
+                ("--stack-outputs", option_stack_outputs),
+            ),
+        )
     target = option_target.strip().lower() if option_target is not None else None
     if target == "":
         raise UsageError("--target is empty; choose one of: " + ", ".join(TARGET_NAMES))
@@ -140,8 +158,47 @@ def choose_target(
     return TargetChoice(name="url", url=url, source="--target" if target else source)
 
 
+def _choose_docker(
+    image: str, *, option_target: str | None, others: Sequence[tuple[str, str | None]]
+) -> TargetChoice:
+    """``--docker-image`` given: the docker target, unless another option names a different one."""
+    check_docker_image(image)
+    target = option_target.strip().lower() if option_target is not None else None
+    if target is not None and target != "docker":
+        raise UsageError(
+            f"--docker-image only makes sense with --target docker, not --target {target}; "
+            "drop one of the two"
+        )
+    for flag, value in others:
+        if value is not None:
+            raise UsageError(
+                f"--docker-image and {flag} name two targets (docker and "
+                f"{'url' if flag == '--redis-url' else 'stack'}); drop one"
+            )
+    return TargetChoice(name="docker", source="--target" if target else "--docker-image")
+
+
+def check_docker_image(image: str) -> str:
+    """``image`` if it reads as a Docker image reference (``[registry/]name[:tag][@digest]``);
+    else :class:`UsageError` naming ``--docker-image``."""
+    if not image.strip():
+        raise UsageError("--docker-image is empty; give an image such as redis:7.2")
+    if image != image.strip() or any(c.isspace() for c in image) or image.startswith("-"):
+        raise UsageError(f"--docker-image {image!r} is not an image reference (e.g. redis:7.2)")
+    return image
+
+
+def docker_server_command(image: str, password: str) -> list[str]:
+    """The server command for ``image``: ``valkey-server`` for Valkey images (whose newer
+    releases need not ship the ``redis-server`` name), ``redis-server`` for the rest; both
+    with ``--requirepass``, so the target has the ``auth`` capability it claims."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    server = "valkey-server" if "valkey" in name.lower() else "redis-server"
+    return [server, "--requirepass", password]
+
+
 #: The options :func:`choose_target` reads, as ``choose_target_from_args`` finds them in argv.
-TARGET_FLAGS = ("--target", "--redis-url", "--stack", "--stack-outputs")
+TARGET_FLAGS = ("--target", "--redis-url", "--stack", "--stack-outputs", "--docker-image")
 
 
 def choose_target_from_args(args: Sequence[str], env: Mapping[str, str]) -> TargetChoice:
@@ -162,6 +219,7 @@ def choose_target_from_args(args: Sequence[str], env: Mapping[str, str]) -> Targ
         option_url=values.get("--redis-url"),
         option_stack=values.get("--stack"),
         option_stack_outputs=values.get("--stack-outputs"),
+        option_docker_image=values.get("--docker-image"),
         env=env,
     )
 
@@ -187,6 +245,7 @@ class TargetOptions:
     tls_ca_file: str | None = None
     stack: str | None = None
     stack_outputs: str | None = None
+    docker_image: str | None = None
 
 
 def check_prerequisites(choice: TargetChoice, options: TargetOptions) -> None:
@@ -233,9 +292,12 @@ def url_target(url: str, *, tls_ca_file: str | None = None) -> Target:
     return dataclasses.replace(target, capabilities=probe_capabilities(target))
 
 
-def docker_target(*, image: str = "redis:7", env: Mapping[str, str] | None = None) -> Target:
-    """``redis:7`` (with ``requirepass``) through testcontainers, if a Docker engine answers;
-    otherwise ``pytest.skip`` with the reason. Stop it with :func:`stop_docker_target`.
+def docker_target(
+    *, image: str = DEFAULT_DOCKER_IMAGE, env: Mapping[str, str] | None = None
+) -> Target:
+    """``image`` (default ``redis:7``; Redis or Valkey, with ``requirepass``) through
+    testcontainers, if a Docker engine answers; otherwise ``pytest.skip`` with the reason.
+    Stop it with :func:`stop_docker_target`.
 
     A missing ``docker``/``testcontainers`` package is an installation error, not a missing
     engine: it raises :class:`UsageError` saying what to install instead of skipping."""
@@ -262,10 +324,13 @@ def docker_target(*, image: str = "redis:7", env: Mapping[str, str] | None = Non
     except Exception as exc:
         pytest.skip(
             f"docker target: no Docker engine answered at {docker_host}: "
-            f"{type(exc).__name__}: {first_line(exc)}"
+            f"{type(exc).__name__}: {first_line(exc)} (image {image})"
         )
     password = secrets.token_hex(16)
-    container = _Container(RedisContainer(image, password=password))
+    inner = RedisContainer(image)
+    inner.password = password  # the readiness PING authenticates with it
+    inner.with_command(docker_server_command(image, password))
+    container = _Container(inner)
     container.start()
     host = container.inner.get_container_host_ip()
     port = container.inner.get_exposed_port(container.inner.port)
@@ -329,7 +394,7 @@ def _url(choice: TargetChoice, options: TargetOptions) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def _docker(choice: TargetChoice, options: TargetOptions) -> Iterator[Target]:
-    target = docker_target()
+    target = docker_target(image=options.docker_image or DEFAULT_DOCKER_IMAGE)
     try:
         yield target
     finally:

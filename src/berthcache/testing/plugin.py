@@ -83,6 +83,7 @@ from berthcache.testing._harness import LocalRedis
 from berthcache.testing._server import RedisServer, RedisServerNotFoundError, find_redis_server
 from berthcache.testing._target import CAPABILITIES, Target, UsageError
 from berthcache.testing._targets import (
+    DEFAULT_DOCKER_IMAGE,
     TargetChoice,
     TargetOptions,
     check_prerequisites,
@@ -103,6 +104,12 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--tls-ca", "tls_ca", "CA file to verify the url or stack target's TLS certificate"),
     ("--stack", "stack", "Pulumi stack of the stack target (read with `pulumi stack output`)"),
     ("--stack-outputs", "stack_outputs", "outputs JSON file of the stack target"),
+    (
+        "--docker-image",
+        "docker_image",
+        "server image of the docker target (default redis:7; e.g. redis:7.2, valkey/valkey:8.1); "
+        "implies --target docker",
+    ),
     ("--redis-server", "redis_server", "redis-server (>= 7) binary for local servers"),
     (
         "--redis-maxmemory-policy",
@@ -143,6 +150,7 @@ def pytest_configure(config: pytest.Config) -> None:
             option_url=_option(config, "redis_url"),
             option_stack=_option(config, "stack"),
             option_stack_outputs=_option(config, "stack_outputs"),
+            option_docker_image=_option(config, "docker_image"),
             env=os.environ,
         )
     except UsageError as exc:
@@ -171,6 +179,7 @@ def _target_options(config: pytest.Config) -> TargetOptions:
         tls_ca_file=_option(config, "tls_ca"),
         stack=_option(config, "stack"),
         stack_outputs=_option(config, "stack_outputs"),
+        docker_image=_option(config, "docker_image"),
     )
 
 
@@ -179,6 +188,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     if choice is None:
         return "berthcache target: undecided"
     where = f" {choice!r}" if choice.url else ""
+    if choice.name == "docker":
+        where = f" image {_option(config, 'docker_image') or DEFAULT_DOCKER_IMAGE}"
     return f"berthcache target: {choice.name} (from {choice.source}){where}"
 
 
