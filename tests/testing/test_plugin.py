@@ -22,7 +22,8 @@ INNER_TESTS = textwrap.dedent(
         client = redis_target.client()
         client.set(redis_namespace + "written-by-inner-run", "1")
         client.close()
-        assert cache_config.key_prefix == redis_namespace
+        assert cache_config.key_prefix.startswith(redis_namespace)
+        assert cache_config.key_prefix != redis_namespace  # the test's own, under the run's
         print("TARGET", redis_target.name, sorted(redis_target.capabilities))
 
     @pytest.mark.requires("replica", "tls")
@@ -49,7 +50,11 @@ OWN_SERVER_TESTS = textwrap.dedent(
 
 
 def _run_pytest(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None, tests: str = INNER_TESTS
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    tests: str = INNER_TESTS,
+    asyncio: bool = False,
 ) -> str:
     (tmp_path / "test_inner.py").write_text(tests)
     environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PYTEST_ADDOPTS")}
@@ -69,8 +74,7 @@ def _run_pytest(
             # Plugins these runs do not need, for a faster start.
             "-p",
             "no:hypothesispytest",
-            "-p",
-            "no:asyncio",
+            *(("-o", "asyncio_mode=strict") if asyncio else ("-p", "no:asyncio")),
             "-p",
             "no:anyio",
             *args,
@@ -218,3 +222,100 @@ def test_local_redis_factory_without_redis_7_skips_saying_what_to_install(
     assert "apt-get install redis-server" in out
     assert "REDIS_SERVER" in out
     assert "1 skipped in" in out, out  # skipped, not an error
+
+
+ISOLATION_TESTS = textwrap.dedent(
+    """
+    import pytest
+    from berthcache import Cache
+
+    def test_a_writes(cache):
+        assert cache.get("profile:42") is None
+        cache.set("profile:42", "from test_a")
+        assert cache.get("profile:42") == "from test_a"
+
+    def test_b_sees_nothing_of_a(cache):
+        assert cache.get("profile:42") is None, "state leaked from test_a"
+        cache.set("profile:42", "from test_b")
+
+    def test_c_config_is_per_test_too(cache_config):
+        with Cache(cache_config) as client:
+            assert client.get("profile:42") is None, "state leaked through cache_config"
+            client.set("profile:42", "from test_c")
+
+    def test_d_factory_takes_settings(cache_factory):
+        client = cache_factory(serve_through_outage=False)
+        assert client.config.serve_through_outage is False
+        assert client.get("profile:42") is None
+
+    @pytest.mark.asyncio
+    async def test_e_async_sees_nothing(async_cache):
+        assert await async_cache.get("profile:42") is None, "state leaked into async_cache"
+        await async_cache.set("profile:42", "from test_e")
+
+    @pytest.mark.asyncio
+    async def test_f_async_again(async_cache_factory):
+        client = async_cache_factory()
+        assert await client.get("profile:42") is None, "state leaked from test_e"
+    """
+)
+
+
+def test_each_test_has_its_own_emptied_namespace(
+    tmp_path: Path, local_redis_factory: LocalRedisFactory
+) -> None:
+    server = local_redis_factory.server(appendonly=False)
+    admin = server.client(user=None)
+    admin.set("unrelated:key", "kept")
+    url = f"redis://127.0.0.1:{server.port}/0"
+
+    out = _run_pytest(tmp_path, "--redis-url", url, tests=ISOLATION_TESTS, asyncio=True)
+
+    assert "6 passed" in out, out
+    assert "leaked" not in out
+    # Every test's keys were deleted after it; nothing else was touched.
+    assert admin.keys(f"{DEFAULT_KEY_PREFIX}*") == []
+    assert admin.get("unrelated:key") == b"kept"
+    admin.close()
+
+
+def test_redis_url_in_the_environment_warns_and_names_itself_in_skips(
+    tmp_path: Path, local_redis_factory: LocalRedisFactory
+) -> None:
+    server = local_redis_factory.server(appendonly=False)
+    out = _run_pytest(
+        tmp_path, "-k", "replica", env={"REDIS_URL": f"redis://127.0.0.1:{server.port}/0"}
+    )
+    assert "RedisUrlTargetWarning" in out, out
+    assert "WARNING: berthcache target chosen by REDIS_URL in the environment" in out
+    assert (
+        "lacks it (it has: none) (chosen by REDIS_URL in the environment; pass --target local"
+        in out
+    )
+    assert "1 skipped" in out, out
+
+
+EMPTIED_TESTS = textwrap.dedent(
+    """
+    seen = []
+
+    def test_a_writes(cache, redis_test_namespace):
+        cache.set("profile:42", "from test_a")
+        seen.append(redis_test_namespace)
+
+    def test_b_finds_a_namespace_emptied(redis_target):
+        client = redis_target.harness.admin_client()  # the app user may not SCAN
+        try:
+            assert seen and list(client.scan_iter(match=seen[0] + "*")) == [], "a outlived"
+        finally:
+            client.close()
+    """
+)
+
+
+def test_on_a_server_the_run_started_each_namespace_is_emptied_after_its_test(
+    tmp_path: Path,
+) -> None:
+    out = _run_pytest(tmp_path, "--target", "local", tests=EMPTIED_TESTS)
+    assert "berthcache target: local" in out
+    assert "2 passed" in out, out

@@ -138,11 +138,17 @@ def test_namespace_cleanup_refuses_anything_but_a_test_namespace() -> None:
 
 @pytest.mark.requires("tls", "auth")
 def test_session_target_fixtures_work_together(
-    redis_target: Target, redis_namespace: str, cache_config: CacheConfig
+    redis_target: Target,
+    redis_namespace: str,
+    redis_test_namespace: str,
+    cache_config: CacheConfig,
 ) -> None:
     assert redis_namespace.startswith(f"{DEFAULT_KEY_PREFIX}bc-test-")
     assert redis_namespace.endswith(":")
-    assert cache_config.key_prefix == redis_namespace
+    # The test's own namespace sits under the run's.
+    assert redis_test_namespace.startswith(redis_namespace)
+    assert redis_test_namespace != redis_namespace
+    assert cache_config.key_prefix == redis_test_namespace
     client = redis.Redis(**cache_config.connection_kwargs())
     try:
         client.set(redis_namespace + "fixture-check", "1", ex=60)

@@ -7,10 +7,9 @@ that moves on failover — and stops it at the end. Usage in an app's tests::
 
     import berthcache, pytest
 
-    def test_profile_is_cached(cache_config):          # key_prefix = this run's namespace
-        with berthcache.Cache(cache_config) as cache:
-            cache.set("profile:42", {"name": "Ada"}, ttl=60)
-            assert cache.get("profile:42", parse_json=True) == {"name": "Ada"}
+    def test_profile_is_cached(cache):                 # key_prefix = this test's namespace
+        cache.set("profile:42", {"name": "Ada"}, ttl=60)
+        assert cache.get("profile:42", parse_json=True) == {"name": "Ada"}
 
     @pytest.mark.requires("replica", "admin")           # skipped where the target lacks them
     def test_survives_failover(redis_target, cache_config):
@@ -38,12 +37,34 @@ Options (command line flag / ini key):
 ``--redis-maxmemory-policy`` / ``berthcache_redis_maxmemory_policy``
     eviction policy of the local servers (default ``allkeys-lru``).
 
-Fixtures: ``redis_target`` (session, :class:`Target`), ``redis_namespace`` (session, e.g.
-``berthcare:bc-test-1a2b3c4d:``; every key under it is deleted at the end with SCAN + UNLINK —
-never KEYS or FLUSH*), ``cache_config`` (a ``CacheConfig`` for the target with that prefix) and
-``local_redis_factory`` (extra :class:`LocalRedis` / :class:`RedisServer`, stopped after the test;
-it needs a local ``redis-server`` >= 7 whatever the target, and skips the test, saying what to
-install or set, where there is none).
+Fixtures, per test unless marked session:
+
+``cache`` / ``async_cache``
+    a connected :class:`~berthcache.Cache` / :class:`~berthcache.AsyncCache` whose key prefix is
+    this test's own namespace; closed when the test ends (``async_cache`` needs pytest-asyncio).
+``cache_factory`` / ``async_cache_factory``
+    ``factory(**settings)`` makes more clients on this test's namespace (settings override the
+    target's, e.g. ``serve_through_outage=False``); all are closed when the test ends.
+``cache_config``
+    a ``CacheConfig`` for the target with this test's namespace as ``key_prefix``.
+``redis_test_namespace``
+    this test's key prefix, e.g. ``berthcare:bc-test-1a2b3c4d:t5e6f7a8b:``: every key under it is
+    deleted when the test ends (SCAN + UNLINK, never KEYS or FLUSH*), so two tests writing the
+    same key see nothing of each other — as pytest-redis's ``redisdb`` empties the database.
+``redis_namespace`` (session)
+    the run's prefix, e.g. ``berthcare:bc-test-1a2b3c4d:``, above every test's namespace; what is
+    left under it is deleted at the end of the run.
+``redis_target`` (session)
+    the :class:`Target`.
+``local_redis_factory``
+    extra :class:`LocalRedis` / :class:`RedisServer`, stopped after the test; it needs a local
+    ``redis-server`` >= 7 whatever the target, and skips the test, saying what to install or set,
+    where there is none.
+
+``REDIS_URL`` in the environment chooses the ``url`` target when no option does: the run then
+says so in a :class:`RedisUrlTargetWarning` and in the header, and every test needing ``admin``
+or ``replica`` is skipped with a reason naming ``REDIS_URL`` (pass ``--target local`` to run on
+a local server instead).
 Markers: ``requires(*capabilities)`` (below) and ``clause("C5")`` naming the contract clause a
 test proves.
 
@@ -71,13 +92,14 @@ import contextlib
 import os
 import secrets
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 import redis
 
-from berthcache import DEFAULT_KEY_PREFIX, CacheConfig
+from berthcache import DEFAULT_KEY_PREFIX, AsyncCache, Cache, CacheConfig
 from berthcache.acl import glob_escape
 from berthcache.testing._harness import LocalRedis
 from berthcache.testing._server import RedisServer, RedisServerNotFoundError, find_redis_server
@@ -91,12 +113,24 @@ from berthcache.testing._targets import (
     open_target,
 )
 
-__all__ = ["NAMESPACE_ROOT", "LocalRedisFactory", "delete_namespace"]
+__all__ = ["NAMESPACE_ROOT", "LocalRedisFactory", "RedisUrlTargetWarning", "delete_namespace"]
 
 #: Namespaces live under the app user's key pattern so the restricted ACL user can write them.
 NAMESPACE_ROOT = DEFAULT_KEY_PREFIX
 
 _CHOICE = pytest.StashKey[TargetChoice]()
+#: Set once a per-test namespace could not be emptied, so the run warns once, not per test.
+_CLEANUP_FAILED = pytest.StashKey[bool]()
+
+
+class RedisUrlTargetWarning(pytest.PytestWarning):
+    """``REDIS_URL`` in the environment, not an option, chose the server this run tests against."""
+
+
+_REDIS_URL_NOTE = (
+    "chosen by REDIS_URL in the environment; pass --target local (or unset REDIS_URL) "
+    "to test against a local server"
+)
 
 _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--target", "target", "where to run: local (default), docker, url or stack"),
@@ -155,6 +189,16 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
+    choice = config.stash[_CHOICE]
+    if choice.source == "REDIS_URL":
+        # Exported for the app, REDIS_URL would otherwise point the tests at that server with
+        # no sign but a header line (and skip every admin or replica test).
+        config.issue_config_time_warning(
+            RedisUrlTargetWarning(
+                f"berthcache tests run against {choice!r}: the url target, {_REDIS_URL_NOTE}"
+            ),
+            stacklevel=2,
+        )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -190,7 +234,10 @@ def pytest_report_header(config: pytest.Config) -> str:
     where = f" {choice!r}" if choice.url else ""
     if choice.name == "docker":
         where = f" image {_option(config, 'docker_image') or DEFAULT_DOCKER_IMAGE}"
-    return f"berthcache target: {choice.name} (from {choice.source}){where}"
+    line = f"berthcache target: {choice.name} (from {choice.source}){where}"
+    if choice.source == "REDIS_URL":
+        line += f"\nWARNING: berthcache target {_REDIS_URL_NOTE}"
+    return line
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -224,9 +271,90 @@ def redis_namespace(redis_target: Target) -> Iterator[str]:
 
 
 @pytest.fixture
-def cache_config(redis_target: Target, redis_namespace: str) -> CacheConfig:
-    """A ``CacheConfig`` for the target whose ``key_prefix`` is this run's namespace."""
-    return redis_target.cache_config(key_prefix=redis_namespace)
+def redis_test_namespace(
+    request: pytest.FixtureRequest, redis_target: Target, redis_namespace: str
+) -> Iterator[str]:
+    """This test's own key prefix under the run's namespace, so no state leaks from one test
+    into the next; emptied when the test ends on a server this run started (elsewhere with the
+    run's namespace, at the end)."""
+    namespace = f"{redis_namespace}t{secrets.token_hex(4)}:"
+    yield namespace
+    if not redis_target.started_by_us:
+        # The namespace is unique, so nothing leaks either way; a SCAN per test would walk a
+        # shared endpoint's whole keyspace each time: the run's namespace is emptied once, at
+        # the end, instead.
+        return
+    try:
+        delete_namespace(redis_target, namespace)
+    except (redis.RedisError, OSError) as exc:
+        # E.g. an app user without SCAN on a deployed group: say it once, not after every test.
+        if not request.config.stash.get(_CLEANUP_FAILED, False):
+            request.config.stash[_CLEANUP_FAILED] = True
+            warnings.warn(
+                f"could not empty the test namespace {namespace!r} on the {redis_target.name} "
+                f"target ({type(exc).__name__}: {exc}); keys written by one test may be seen by "
+                "the next (their run's namespace is retried at the end)",
+                pytest.PytestWarning,
+                stacklevel=1,
+            )
+
+
+@pytest.fixture
+def cache_config(redis_target: Target, redis_test_namespace: str) -> CacheConfig:
+    """A ``CacheConfig`` for the target whose ``key_prefix`` is this test's own namespace."""
+    return redis_target.cache_config(key_prefix=redis_test_namespace)
+
+
+@pytest.fixture
+def cache_factory(cache_config: CacheConfig) -> Iterator[Callable[..., Cache]]:
+    """``factory(**settings)``: a :class:`Cache` on this test's namespace (settings override the
+    target's); every one is closed when the test ends."""
+    made: list[Cache] = []
+
+    def factory(**settings: Any) -> Cache:
+        client = Cache(cache_config, **settings)
+        made.append(client)
+        return client
+
+    try:
+        yield factory
+    finally:
+        for client in reversed(made):
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+@pytest.fixture
+def cache(cache_factory: Callable[..., Cache]) -> Cache:
+    """A connected :class:`Cache` on this test's own namespace, closed when the test ends."""
+    return cache_factory()
+
+
+@pytest_asyncio.fixture
+async def async_cache_factory(
+    cache_config: CacheConfig,
+) -> AsyncIterator[Callable[..., AsyncCache]]:
+    """``factory(**settings)``: an :class:`AsyncCache` on this test's namespace; every one is
+    closed when the test ends, on the test's event loop."""
+    made: list[AsyncCache] = []
+
+    def factory(**settings: Any) -> AsyncCache:
+        client = AsyncCache(cache_config, **settings)
+        made.append(client)
+        return client
+
+    try:
+        yield factory
+    finally:
+        for client in reversed(made):
+            with contextlib.suppress(Exception):
+                await client.close()
+
+
+@pytest_asyncio.fixture
+async def async_cache(async_cache_factory: Callable[..., AsyncCache]) -> AsyncCache:
+    """A connected :class:`AsyncCache` on this test's own namespace, closed when the test ends."""
+    return async_cache_factory()
 
 
 @pytest.fixture
@@ -265,8 +393,10 @@ def _berthcache_requires(request: pytest.FixtureRequest) -> None:
     missing = target.missing(*dict.fromkeys(wanted))
     if missing:
         has = ", ".join(sorted(target.capabilities)) or "none"
+        choice = request.config.stash.get(_CHOICE, None)
+        why = f" ({_REDIS_URL_NOTE})" if choice and choice.source == "REDIS_URL" else ""
         pytest.skip(
-            f"requires {', '.join(missing)}: the {target.name} target lacks it (it has: {has})"
+            f"requires {', '.join(missing)}: the {target.name} target lacks it (it has: {has}){why}"
         )
 
 
@@ -305,12 +435,13 @@ class LocalRedisFactory:
 
 def delete_namespace(target: Target, namespace: str, *, batch: int = 500) -> int:
     """UNLINK every key under ``namespace`` (SCAN MATCH, glob characters escaped); returns how
-    many. Never KEYS, never FLUSH*: data outside the namespace is never touched."""
+    many. Never KEYS, never FLUSH*: data outside the namespace is never touched. On a local
+    group the harness's admin user scans (the app user may not); elsewhere the target's user."""
     if not namespace.startswith(NAMESPACE_ROOT) or len(namespace) <= len(NAMESPACE_ROOT):
         raise ValueError(f"refusing to delete outside a test namespace: {namespace!r}")
     pattern = glob_escape(namespace) + "*"
     deleted = 0
-    client = target.client()
+    client = target.harness.admin_client() if target.harness is not None else target.client()
     try:
         keys: list[bytes] = []
         for key in client.scan_iter(match=pattern, count=1000):
