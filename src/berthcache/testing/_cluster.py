@@ -43,7 +43,7 @@ from berthcache.testing._server import (
     wait_for,
 )
 
-__all__ = ["SLOTS", "LocalCluster", "Shard"]
+__all__ = ["SLOTS", "LocalCluster", "Shard", "iter_keys_in_slot"]
 
 #: Hash slots of a Redis Cluster.
 SLOTS = 16384
@@ -486,17 +486,18 @@ def _key_slot(key: str) -> int:
 
 def iter_keys_in_slot(slot: int, prefix: str, count: int) -> Iterator[str]:
     """``count`` keys under ``prefix`` that hash to ``slot`` (hash tags): test data for one slot."""
+    tag = _tag_for(slot)
     for i in range(count):
-        yield f"{prefix}{{{_tag_for(slot)}}}:{i}"
+        yield f"{prefix}{{{tag}}}:{i}"
 
 
 def _tag_for(slot: int) -> str:
-    """A short hash tag whose slot is ``slot``."""
+    """A short hash tag whose slot is ``slot`` (CRC16 spreads ``s0``, ``s1``, ... over every
+    slot: the first hit comes within a few ten thousand tries)."""
     from redis.crc import key_slot
 
-    n = 0
-    while True:
+    for n in range(1_000_000):
         tag = f"s{n}"
         if key_slot(tag.encode()) == slot:
             return tag
-        n += 1
+    raise ValueError(f"no hash tag found for slot {slot}")
