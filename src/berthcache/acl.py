@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from berthcache._parts import glob_escape  # re-exported: its home is the shared helpers
 
 __all__ = [
+    "APP_USER_CLUSTER_COMMANDS",
     "APP_USER_COMMANDS",
     "KEY_PREFIX_DELIMITERS",
     "app_user_access",
@@ -75,6 +76,23 @@ APP_USER_COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: What a cluster-mode client (ElastiCache cluster mode, Serverless) runs besides
+#: :data:`APP_USER_COMMANDS`: learning the slot map, following ASK redirections, reading from
+#: replicas, and sharded pub/sub.
+APP_USER_CLUSTER_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("cluster|slots", "connect: redis-py's cluster client reads the slot map"),
+    ("cluster|shards", "connect: the slot map, as Redis 7 clients read it"),
+    ("cluster|myid", "health per node: which node answered"),
+    ("command", "connect: redis-py's cluster client reads the command table to find keys"),
+    ("asking", "a key moving between shards (ASK redirection during resharding)"),
+    ("readonly", "reads from replicas, when asked for"),
+    ("readwrite", "back to reading from primaries"),
+    ("spublish", "publish() in cluster mode: sharded pub/sub"),
+    ("ssubscribe", "subscribe() in cluster mode: sharded pub/sub"),
+    ("sunsubscribe", "closing a sharded subscription"),
+)
+
+
 def check_key_prefix(key_prefix: object) -> str | None:
     """Why ``key_prefix`` cannot separate tenants, or None when it can: a non-empty string
     without whitespace that ends with a delimiter (:data:`KEY_PREFIX_DELIMITERS`)."""
@@ -93,7 +111,7 @@ def check_key_prefix(key_prefix: object) -> str | None:
     return None
 
 
-def app_user_access(key_prefix: str, *, channels: Iterable[str] = ()) -> str:
+def app_user_access(key_prefix: str, *, channels: Iterable[str] = (), cluster: bool = False) -> str:
     """ACL rules of the application user: ``-@all`` plus exactly :data:`APP_USER_COMMANDS`, on
     keys and pub/sub channels under ``key_prefix`` only.
 
@@ -105,6 +123,8 @@ def app_user_access(key_prefix: str, *, channels: Iterable[str] = ()) -> str:
     key), holds whitespace (it would split the rule string) or does not end with a delimiter
     (``tenant1`` would reach ``tenant10:``), and for a channel name that is empty or holds
     whitespace.
+
+    ``cluster=True`` adds :data:`APP_USER_CLUSTER_COMMANDS`, what a cluster-mode client needs.
     """
     problem = check_key_prefix(key_prefix)
     if problem is not None:
@@ -120,5 +140,6 @@ def app_user_access(key_prefix: str, *, channels: Iterable[str] = ()) -> str:
         granted.append(f"&{glob_escape(channel)}")
     pattern = glob_escape(key_prefix) + "*"
     extra = "".join(f" {rule}" for rule in dict.fromkeys(granted))
-    commands = " ".join(f"+{name}" for name, _ in APP_USER_COMMANDS)
+    allowed = APP_USER_COMMANDS + (APP_USER_CLUSTER_COMMANDS if cluster else ())
+    commands = " ".join(f"+{name}" for name, _ in allowed)
     return f"~{pattern} &{pattern}{extra} -@all {commands}"
