@@ -67,7 +67,9 @@ async def acache(web_config: CacheConfig) -> AsyncIterator[AsyncCache]:
 
 
 @pytest_asyncio.fixture(params=["sync", "async"])
-async def twin(request: pytest.FixtureRequest, web_config: CacheConfig) -> AsyncIterator[Cache | AsyncCache]:
+async def twin(
+    request: pytest.FixtureRequest, web_config: CacheConfig
+) -> AsyncIterator[Cache | AsyncCache]:
     """A sync Cache, then an AsyncCache, on the same server."""
     if request.param == "sync":
         sync = Cache(web_config)

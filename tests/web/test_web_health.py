@@ -25,7 +25,9 @@ def _starlette_mounted(cache: Cache | AsyncCache) -> Starlette:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("make", [_fastapi_mounted, _starlette_mounted], ids=["fastapi", "starlette"])
+@pytest.mark.parametrize(
+    "make", [_fastapi_mounted, _starlette_mounted], ids=["fastapi", "starlette"]
+)
 async def test_the_documented_mount_answers_200(make: object, twin: Cache | AsyncCache) -> None:
     app = make(twin)  # type: ignore[operator]
     async with serve_asgi(app) as base, httpx.AsyncClient(timeout=10) as http:
