@@ -21,7 +21,13 @@ PACKAGE = SRC / "berthcache"
 #: conformance/ ships as berthcache.conformance (a package-dir mapping in pyproject.toml).
 SUITE = ROOT / "conformance"
 #: The packages whose private modules are theirs alone; "berthcache" is the cache module.
-PACKAGES = ("berthcache.conformance", "berthcache.ops", "berthcache.testing", "berthcache")
+PACKAGES = (
+    "berthcache.conformance",
+    "berthcache.ops",
+    "berthcache.testing",
+    "berthcache.web",
+    "berthcache",
+)
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 ALLOWED_HEADING = "### Private imports across packages"
 
@@ -122,12 +128,14 @@ def test_no_import_cycles_in_the_package() -> None:
 
 
 def test_the_cache_module_imports_neither_ops_nor_testing() -> None:
-    """The layers point down: testing and ops use the cache module, never the reverse."""
+    """The layers point down: testing, ops and web use the cache module, never the reverse
+    (and the cache module never needs Starlette)."""
     graph = import_graph()
+    upper = ("berthcache.ops", "berthcache.testing", "berthcache.web")
     for module, imports in graph.items():
-        if module.startswith(("berthcache.ops", "berthcache.testing", "berthcache.conformance")):
+        if module.startswith((*upper, "berthcache.conformance")):
             continue
-        wrong = sorted(i for i in imports if i.startswith(("berthcache.ops", "berthcache.testing")))
+        wrong = sorted(i for i in imports if i.startswith(upper))
         assert not wrong, f"{module} imports {wrong}"
 
 
@@ -211,4 +219,24 @@ def test_no_file_refers_outside_the_repository() -> None:
         for name in tracked
         if (ROOT / name).is_file() and outside in (ROOT / name).read_text(errors="replace")
     ]
+    assert offenders == []
+
+
+def test_only_berthcache_web_imports_the_web_frameworks() -> None:
+    """Starlette and FastAPI are the ``web`` extra's: the cache module (``health_app``
+    included, a plain ASGI callable), ``berthcache.caching``, ops and testing never need them."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if _module_name(path).startswith("berthcache.web"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            if any(n.split(".")[0] in ("starlette", "fastapi") for n in names):
+                offenders.append(_module_name(path))
     assert offenders == []

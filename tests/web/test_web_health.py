@@ -56,7 +56,7 @@ async def test_mounted_under_a_prefix_with_its_own_path(twin: Cache | AsyncCache
 @pytest.mark.asyncio
 async def test_routed_in_fastapi_and_starlette(twin: Cache | AsyncCache) -> None:
     api = FastAPI()
-    api.add_route("/health", health_app(twin))  # the default path, as the router hands it
+    api.router.routes.append(Route("/health", health_app(twin)))  # the default path
     plain = Starlette(routes=[Route("/healthz", health_app(twin, path=None))])
     async with serve_asgi(api) as base, httpx.AsyncClient(timeout=10) as http:
         routed = await http.get(f"{base}/health")
