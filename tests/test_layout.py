@@ -15,6 +15,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = SRC / "berthcache"
@@ -23,6 +25,7 @@ SUITE = ROOT / "conformance"
 #: The packages whose private modules are theirs alone; "berthcache" is the cache module.
 PACKAGES = (
     "berthcache.conformance",
+    "berthcache.observability",
     "berthcache.ops",
     "berthcache.testing",
     "berthcache.web",
@@ -131,7 +134,7 @@ def test_the_cache_module_imports_neither_ops_nor_testing() -> None:
     """The layers point down: testing, ops and web use the cache module, never the reverse
     (and the cache module never needs Starlette)."""
     graph = import_graph()
-    upper = ("berthcache.ops", "berthcache.testing", "berthcache.web")
+    upper = ("berthcache.ops", "berthcache.testing", "berthcache.web", "berthcache.observability")
     for module, imports in graph.items():
         if module.startswith((*upper, "berthcache.conformance")):
             continue
@@ -222,12 +225,22 @@ def test_no_file_refers_outside_the_repository() -> None:
     assert offenders == []
 
 
-def test_only_berthcache_web_imports_the_web_frameworks() -> None:
-    """Starlette and FastAPI are the ``web`` extra's: the cache module (``health_app``
-    included, a plain ASGI callable), ``berthcache.caching``, ops and testing never need them."""
+@pytest.mark.parametrize(
+    ("home", "libraries"),
+    [
+        ("berthcache.web", ("starlette", "fastapi")),
+        ("berthcache.observability", ("prometheus_client", "opentelemetry")),
+    ],
+)
+def test_only_the_extras_package_imports_its_libraries(
+    home: str, libraries: tuple[str, ...]
+) -> None:
+    """Starlette and FastAPI are the ``web`` extra's, prometheus-client and OpenTelemetry the
+    ``prometheus`` / ``otel`` extras': the cache module (``health_app`` included, a plain ASGI
+    callable), ``berthcache.caching``, ops and testing never need them."""
     offenders = []
     for path in PACKAGE.rglob("*.py"):
-        if _module_name(path).startswith("berthcache.web"):
+        if _module_name(path).startswith(home):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = (
@@ -237,6 +250,6 @@ def test_only_berthcache_web_imports_the_web_frameworks() -> None:
                 if isinstance(node, ast.ImportFrom) and not node.level
                 else []
             )
-            if any(n.split(".")[0] in ("starlette", "fastapi") for n in names):
+            if any(n.split(".")[0] in libraries for n in names):
                 offenders.append(_module_name(path))
     assert offenders == []

@@ -16,6 +16,7 @@ annotations at run time to inject the request and response.
 
 import datetime as _dt
 import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,7 +45,11 @@ from berthcache.web._common import (
     send_json,
 )
 
-__all__ = ["RateLimit", "RateLimitMiddleware", "rate_limit_headers"]
+__all__ = ["DecisionHook", "RateLimit", "RateLimitMiddleware", "rate_limit_headers"]
+
+#: Told of each decision: the endpoint, the verdict and the check's duration in seconds
+#: (``berthcache.observability.CacheSignals.record_rate_limit`` fits).
+DecisionHook = Callable[[str, RateLimitResult, float], None]
 
 #: What a request refused because the limit cannot be checked (fail_open=False) is told.
 _UNAVAILABLE = "rate limit cannot be checked now; try again shortly"
@@ -87,8 +92,12 @@ class _Limit:
         window: int | _dt.timedelta | None,
         fail_open: bool | None,
         timeout_ms: int | None,
+        on_decision: DecisionHook | None = None,
     ) -> None:
         check_source(cache)
+        if on_decision is not None and not callable(on_decision):
+            raise ConfigurationError("on_decision", "must be a function (endpoint, result, s)")
+        self._on_decision = on_decision
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigurationError("limit", f"must be a positive integer, got {limit!r}")
         if limit is not None and limit < 1:
@@ -128,10 +137,13 @@ class _Limit:
         """The verdict, and the window in seconds. Raises RateLimitUnavailableError when Redis
         cannot count and the limiter fails closed."""
         limiter = self.limiter()
+        started = time.perf_counter()
         if isinstance(limiter, AsyncRateLimiter):
             result = await limiter.check(who, endpoint)
         else:
             result = await in_thread(limiter.check, who, endpoint)
+        if self._on_decision is not None:
+            self._on_decision(endpoint, result, time.perf_counter() - started)
         return result, limiter.window
 
 
@@ -160,7 +172,8 @@ class RateLimitMiddleware:
     :func:`forwarded_client_ip` behind your own proxies). ``endpoint`` names the counter (a
     string, or a function of the ASGI scope). Paths under ``exempt`` (default ``/health``, so a
     load balancer's checks are never refused) are not counted. A route's own :class:`RateLimit`
-    headers, when it set them, win over the middleware's on the response.
+    headers, when it set them, win over the middleware's on the response. ``on_decision`` is
+    told of every decision (metrics: ``CacheSignals.record_rate_limit``).
     """
 
     def __init__(
@@ -175,6 +188,7 @@ class RateLimitMiddleware:
         exempt: Iterable[str] = ("/health",),
         fail_open: bool | None = None,
         timeout_ms: int | None = None,
+        on_decision: DecisionHook | None = None,
     ) -> None:
         if not callable(key):
             raise ConfigurationError("key", f"must be a function of the request, got {key!r}")
@@ -182,7 +196,12 @@ class RateLimitMiddleware:
             raise ConfigurationError("endpoint", "must be a non-empty string or a function")
         self.app = app
         self._limit = _Limit(
-            cache, limit=limit, window=window, fail_open=fail_open, timeout_ms=timeout_ms
+            cache,
+            limit=limit,
+            window=window,
+            fail_open=fail_open,
+            timeout_ms=timeout_ms,
+            on_decision=on_decision,
         )
         self._key = key
         self._endpoint = endpoint
@@ -236,13 +255,19 @@ class RateLimit:
         endpoint: str | None = None,
         fail_open: bool | None = None,
         timeout_ms: int | None = None,
+        on_decision: DecisionHook | None = None,
     ) -> None:
         if not callable(key):
             raise ConfigurationError("key", f"must be a function of the request, got {key!r}")
         if endpoint is not None and not (isinstance(endpoint, str) and endpoint):
             raise ConfigurationError("endpoint", "must be a non-empty string")
         self._limit = _Limit(
-            cache, limit=limit, window=window, fail_open=fail_open, timeout_ms=timeout_ms
+            cache,
+            limit=limit,
+            window=window,
+            fail_open=fail_open,
+            timeout_ms=timeout_ms,
+            on_decision=on_decision,
         )
         self._key = key
         self._endpoint = endpoint
