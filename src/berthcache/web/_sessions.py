@@ -243,7 +243,10 @@ class SessionMiddleware:
         max_age = self._max_age or cache.sessions.ttl
         if session._ended:
             if old is not None:
-                await self._call(cache, "invalidate", old)
+                try:
+                    await self._call(cache, "invalidate", old)
+                except CacheUnavailableError as exc:  # the cookie goes anyway; the TTL ends it
+                    logger.warning("session of user %r not deleted: %s", session._user, exc)
             return self._cookie(None, 0) if old is not None or stale else None
         if session._started or (old is not None and session._changed):
             new = await self._call(cache, "create", session._user, session._data)
