@@ -157,11 +157,15 @@ async def test_redis_down_runs_the_request_without_a_session(
     cookie = "user-1-session-0b7b6e0c-6a8e-4a57-9a53-2b8f1f2ad1c5"
     async with serve_asgi(_fastapi(dead_twin)) as base, httpx.AsyncClient(timeout=10) as http:
         me = await http.get(f"{base}/me", headers={"cookie": f"session={cookie}"})
+        logout = await http.post(f"{base}/logout", headers={"cookie": f"session={cookie}"})
     assert me.status_code == 200
     assert me.json()["active"] is False
     assert "set-cookie" not in me.headers  # the cookie is kept for when Redis is back
     assert all(cookie not in r.getMessage() for r in caplog.records)
     assert any("session not read" in r.getMessage() for r in caplog.records)
+    # A logout still removes the cookie (the stored session expires by its TTL).
+    assert logout.status_code == 200
+    assert "Max-Age=0" in logout.headers["set-cookie"]
 
 
 def test_session_repr_hides_the_id() -> None:

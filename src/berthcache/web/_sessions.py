@@ -57,6 +57,8 @@ class Session(MutableMapping[str, Any]):
         self._started = False
         self._ended = False
         self._changed = False
+        #: A cookie that could not be checked (Redis unreachable): a logout still removes it.
+        self._unverified: str | None = None
 
     @property
     def active(self) -> bool:
@@ -212,6 +214,7 @@ class SessionMiddleware:
                 data = await self._call(cache, "get", cookie)
             except CacheUnavailableError as exc:
                 logger.warning("session not read, request runs without one: %s", exc)
+                session._unverified = cookie
             except CacheError:  # not an id the store accepts: a forged or damaged cookie
                 stale = True
             else:
@@ -242,6 +245,7 @@ class SessionMiddleware:
         old = session._id
         max_age = self._max_age or cache.sessions.ttl
         if session._ended:
+            old = old or session._unverified
             if old is not None:
                 try:
                     await self._call(cache, "invalidate", old)
