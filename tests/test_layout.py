@@ -15,13 +15,22 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = SRC / "berthcache"
 #: conformance/ ships as berthcache.conformance (a package-dir mapping in pyproject.toml).
 SUITE = ROOT / "conformance"
 #: The packages whose private modules are theirs alone; "berthcache" is the cache module.
-PACKAGES = ("berthcache.conformance", "berthcache.ops", "berthcache.testing", "berthcache")
+PACKAGES = (
+    "berthcache.conformance",
+    "berthcache.observability",
+    "berthcache.ops",
+    "berthcache.testing",
+    "berthcache.web",
+    "berthcache",
+)
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 ALLOWED_HEADING = "### Private imports across packages"
 
@@ -122,12 +131,14 @@ def test_no_import_cycles_in_the_package() -> None:
 
 
 def test_the_cache_module_imports_neither_ops_nor_testing() -> None:
-    """The layers point down: testing and ops use the cache module, never the reverse."""
+    """The layers point down: testing, ops and web use the cache module, never the reverse
+    (and the cache module never needs Starlette)."""
     graph = import_graph()
+    upper = ("berthcache.ops", "berthcache.testing", "berthcache.web", "berthcache.observability")
     for module, imports in graph.items():
-        if module.startswith(("berthcache.ops", "berthcache.testing", "berthcache.conformance")):
+        if module.startswith((*upper, "berthcache.conformance")):
             continue
-        wrong = sorted(i for i in imports if i.startswith(("berthcache.ops", "berthcache.testing")))
+        wrong = sorted(i for i in imports if i.startswith(upper))
         assert not wrong, f"{module} imports {wrong}"
 
 
@@ -211,4 +222,34 @@ def test_no_file_refers_outside_the_repository() -> None:
         for name in tracked
         if (ROOT / name).is_file() and outside in (ROOT / name).read_text(errors="replace")
     ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("home", "libraries"),
+    [
+        ("berthcache.web", ("starlette", "fastapi")),
+        ("berthcache.observability", ("prometheus_client", "opentelemetry")),
+    ],
+)
+def test_only_the_extras_package_imports_its_libraries(
+    home: str, libraries: tuple[str, ...]
+) -> None:
+    """Starlette and FastAPI are the ``web`` extra's, prometheus-client and OpenTelemetry the
+    ``prometheus`` / ``otel`` extras': the cache module (``health_app`` included, a plain ASGI
+    callable), ``berthcache.caching``, ops and testing never need them."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if _module_name(path).startswith(home):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            if any(n.split(".")[0] in libraries for n in names):
+                offenders.append(_module_name(path))
     assert offenders == []

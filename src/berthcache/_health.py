@@ -88,29 +88,60 @@ def unhealthy(exc: BaseException) -> HealthStatus:
 
 
 def health_app(
-    cache: SupportsHealthCheck, path: str = "/health", *, timeout_ms: int | None = None
+    cache: SupportsHealthCheck, path: str | None = "/health", *, timeout_ms: int | None = None
 ) -> ASGIApp:
     """An ASGI app answering ``GET {path}`` with 200/503 and the cache's health as JSON.
+
+    ``path`` is compared with the request's path *below the mount point*: the ASGI ``path``
+    without the ``root_path`` a router put in front of it, as Starlette's own routes read it. So
+    ``app.mount("/health", health_app(cache, path="/"))`` answers ``/health/`` (and ``/health``,
+    which Starlette redirects there), and the app alone under uvicorn answers ``/health``.
+    ``path=None`` answers whatever path the router hands it (``Route("/healthz", app)``).
 
     It answers within ``timeout_ms`` (default: the cache's ``health_timeout_ms``) plus 50 ms
     whatever Redis does: 503 with ``"reason"`` when the check ran out of time or failed. A sync
     ``check_health`` (:class:`~berthcache.Cache`) runs in a worker thread so the event loop never
     blocks. Other paths get 404; lifespan events are acknowledged.
     """
-    if not path.startswith("/"):
-        raise ValueError(f"path must start with '/', got {path!r}")
+    if path is not None and not (isinstance(path, str) and path.startswith("/")):
+        raise ValueError(f"path must start with '/' (or be None: any path), got {path!r}")
     if timeout_ms is None:
         timeout_ms = getattr(getattr(cache, "config", None), "health_timeout_ms", 1000)
     if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms < 1:
         raise ConfigurationError(
             "timeout_ms", f"must be a positive number of milliseconds, got {timeout_ms!r}"
         )
-    limit = timeout_ms / 1000.0 + _GRACE
-    late = f"the health check did not finish within {timeout_ms} ms"
+    return _HealthApp(cache, path, timeout_ms)
 
-    is_async = inspect.iscoroutinefunction(cache.check_health)
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+def _route_path(scope: Scope) -> str:
+    """The request path below the mount point (``root_path`` removed), ``/`` at least.
+
+    ASGI puts the full path in ``path`` and the mount point in ``root_path``; servers and
+    routers that still strip the prefix themselves leave ``path`` without it, also handled.
+    """
+    path: str = scope.get("path") or "/"
+    root: str = scope.get("root_path") or ""
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        path = path[len(root) :]
+    return path or "/"
+
+
+class _HealthApp:
+    """The app :func:`health_app` returns: a class, not a function, so a Starlette/FastAPI
+    ``Route`` treats it as an ASGI app rather than as a request handler."""
+
+    def __init__(self, cache: SupportsHealthCheck, path: str | None, timeout_ms: int) -> None:
+        self._cache = cache
+        self._path = path
+        self._limit = timeout_ms / 1000.0 + _GRACE
+        self._late = f"the health check did not finish within {timeout_ms} ms"
+        self._is_async = inspect.iscoroutinefunction(cache.check_health)
+
+    def __repr__(self) -> str:
+        return f"health_app(path={self._path!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -121,20 +152,21 @@ def health_app(
                     return
         if scope["type"] != "http":
             return
-        if scope.get("path") != path:
+        if self._path is not None and _route_path(scope) != self._path:
             await _respond(send, 404, {"error": "not found"})
             return
         if scope.get("method", "GET") not in ("GET", "HEAD"):
             await _respond(send, 405, {"error": "method not allowed"}, allow="GET, HEAD")
             return
+        cache = self._cache
         try:
-            async with asyncio.timeout(limit):
-                if is_async:
+            async with asyncio.timeout(self._limit):
+                if self._is_async:
                     status = await cast("Awaitable[HealthStatus]", cache.check_health())
                 else:
                     status = cast("HealthStatus", await asyncio.to_thread(cache.check_health))
         except TimeoutError:  # a check of a cache without a budget, or a starved thread pool
-            status = HealthStatus(healthy=False, error=late, reason=late)
+            status = HealthStatus(healthy=False, error=self._late, reason=self._late)
         body: dict[str, Any] = {"status": "healthy" if status.healthy else "unhealthy"}
         if not status.healthy:
             body["reason"] = status.reason or "unhealthy"
@@ -142,8 +174,6 @@ def health_app(
         await _respond(
             send, 200 if status.healthy else 503, body, head=scope.get("method") == "HEAD"
         )
-
-    return app
 
 
 async def _respond(
