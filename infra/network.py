@@ -36,6 +36,8 @@ class NetworkArgs:
     """Your security groups (``securityGroupIds``): none is created, no rule is added."""
     subnet_group_name: str | None = None
     """Your subnet group (``subnetGroupName``): none is created."""
+    subnet_group: bool = True
+    """Create a subnet group (a serverless cache takes the subnets themselves: none)."""
 
 
 def _nth_az(i: int) -> Callable[[list[str]], str]:
@@ -51,6 +53,8 @@ class Network(pulumi.ComponentResource):
     """An existing VPC or a dedicated one, plus the cache's subnet group and security group."""
 
     vpc_id: pulumi.Output[str]
+    subnet_ids: pulumi.Output[list[str]]
+    """The private subnets: yours (``subnetIds``) or the created VPC's."""
     subnet_group_name: pulumi.Output[str]
     security_group_ids: pulumi.Output[list[str]]
 
@@ -95,8 +99,9 @@ class Network(pulumi.ComponentResource):
                 )
                 subnet_ids.append(subnet.id)
 
-        if args.subnet_group_name is not None:
-            self.subnet_group_name = pulumi.Output.from_input(args.subnet_group_name)
+        self.subnet_ids = pulumi.Output.all(*subnet_ids).apply(list)
+        if args.subnet_group_name is not None or not args.subnet_group:
+            self.subnet_group_name = pulumi.Output.from_input(args.subnet_group_name or "")
         else:
             self.subnet_group_name = aws.elasticache.SubnetGroup(
                 f"{name}-subnet-group",
