@@ -42,6 +42,8 @@ __all__ = [
     "serverless_dimensions",
 ]
 
+WIDGET_METRICS = 500
+"""CloudWatch: at most 500 metrics in one graph widget."""
 SERVERLESS_SLOT = "000"
 """The slot in a serverless cache's alarm names (``<cache>-000-<key>``): the cache as a whole."""
 
@@ -339,7 +341,7 @@ def dashboard_body(args: AlarmsArgs, region: str, members: Sequence[str]) -> str
         member_at(members, slot, args.group_id, args.first_member_name(slot))
         for slot in range(1, args.num_nodes + 1)
     ]
-    for i, spec in enumerate(args.specs):
+    for spec in args.specs:
         metrics = [
             [NAMESPACE, metric, "CacheClusterId", member, "CacheNodeId", "0001"]
             for metric in spec.dashboard_metrics
@@ -350,26 +352,32 @@ def dashboard_body(args: AlarmsArgs, region: str, members: Sequence[str]) -> str
                 [NAMESPACE, metric, "clusterId", args.group_id] for metric in spec.dashboard_metrics
             ]
         threshold = threshold_for(spec, args.threshold_settings, args.node_vcpus)
-        props: dict[str, Any] = {
-            "title": spec.title,
-            "region": region,
-            "metrics": metrics,
-            "stat": spec.statistic,
-            "period": spec.period_seconds,
-            "view": "timeSeries",
-        }
-        if spec.metric is not None:
-            props["annotations"] = {"horizontal": [{"label": "alarm", "value": threshold}]}
-        widgets.append(
-            {
-                "type": "metric",
-                "x": (i % 2) * 12,
-                "y": (i // 2) * 6,
-                "width": 12,
-                "height": 6,
-                "properties": props,
+        # A graph takes at most 500 metrics (CloudWatch dashboard body structure): a large
+        # cluster's nodes are spread over several widgets of the same alarm.
+        parts = [metrics[i : i + WIDGET_METRICS] for i in range(0, len(metrics), WIDGET_METRICS)]
+        for n, part in enumerate(parts, start=1):
+            title = spec.title if len(parts) == 1 else f"{spec.title} ({n}/{len(parts)})"
+            props: dict[str, Any] = {
+                "title": title,
+                "region": region,
+                "metrics": part,
+                "stat": spec.statistic,
+                "period": spec.period_seconds,
+                "view": "timeSeries",
             }
-        )
+            if spec.metric is not None:
+                props["annotations"] = {"horizontal": [{"label": "alarm", "value": threshold}]}
+            i = len(widgets)
+            widgets.append(
+                {
+                    "type": "metric",
+                    "x": (i % 2) * 12,
+                    "y": (i // 2) * 6,
+                    "width": 12,
+                    "height": 6,
+                    "properties": props,
+                }
+            )
     return json.dumps({"widgets": widgets}, sort_keys=True)
 
 

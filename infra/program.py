@@ -9,6 +9,7 @@ components: it gives each component only the arguments it uses (``NetworkArgs``,
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from urllib.parse import quote
 
 import pulumi
@@ -156,7 +157,7 @@ def run(cfg: StackConfig | None = None) -> None:
                 user_group_id=security.user_group_id,
             ),
         )
-        members: pulumi.Input[list[str]] = []
+        members: pulumi.Input[Sequence[str]] = []
         watched: pulumi.Resource = cache.cache
     else:
         assert notifications.events_topic_arn is not None

@@ -67,6 +67,14 @@ def _address(endpoints: Any) -> str:
     return ""
 
 
+def _port(endpoints: Any) -> int:
+    """The first endpoint's port (6379), or the default while unknown."""
+    for endpoint in endpoints or ():
+        port = endpoint.get("port") if isinstance(endpoint, dict) else endpoint.port
+        return int(port or CACHE_PORT)
+    return CACHE_PORT
+
+
 class Serverless(pulumi.ComponentResource):
     """One ElastiCache Serverless cache."""
 
@@ -103,11 +111,7 @@ class Serverless(pulumi.ComponentResource):
         )
         self.primary_endpoint = self.cache.endpoints.apply(_address)
         self.reader_endpoint = self.cache.reader_endpoints.apply(_address)
-        self.port = self.cache.endpoints.apply(
-            lambda e: (
-                int(e[0].get("port") if isinstance(e[0], dict) else e[0].port) if e else CACHE_PORT
-            )
-        )
+        self.port = self.cache.endpoints.apply(_port)
         self.register_outputs(
             {"primary_endpoint": self.primary_endpoint, "reader_endpoint": self.reader_endpoint}
         )
