@@ -103,6 +103,7 @@ def run(cfg: StackConfig | None = None) -> None:
             kms_key_arn=cfg.kms_key_arn,
             protect=cfg.protect,
             tags=tags,
+            cluster_mode=cfg.topology != "replication-group",
         ),
     )
     network = Network(
