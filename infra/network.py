@@ -38,6 +38,9 @@ class NetworkArgs:
     """Your subnet group (``subnetGroupName``): none is created."""
     subnet_group: bool = True
     """Create a subnet group (a serverless cache takes the subnets themselves: none)."""
+    last_port: int = CACHE_PORT
+    """The ingress rules admit ``CACHE_PORT`` up to this port: a serverless cache's reader
+    endpoint listens on 6380, next to its endpoint on 6379."""
 
 
 def _nth_az(i: int) -> Callable[[list[str]], str]:
@@ -144,7 +147,7 @@ class Network(pulumi.ComponentResource):
                 referenced_security_group_id=source_sg,
                 ip_protocol="tcp",
                 from_port=CACHE_PORT,
-                to_port=CACHE_PORT,
+                to_port=args.last_port,
                 description=f"Redis from {source_sg}",
                 tags=args.tags,
                 opts=child,
@@ -158,7 +161,7 @@ class Network(pulumi.ComponentResource):
                 cidr_ipv4=None if v6 else cidr,
                 ip_protocol="tcp",
                 from_port=CACHE_PORT,
-                to_port=CACHE_PORT,
+                to_port=args.last_port,
                 description=f"Redis from {cidr}",
                 tags=args.tags,
                 opts=child,

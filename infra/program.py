@@ -18,9 +18,9 @@ import pulumi_aws as aws
 from infra.alarms import Alarms, AlarmsArgs, Notifications, NotificationsArgs
 from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig, from_pulumi
-from infra.network import Network, NetworkArgs
+from infra.network import CACHE_PORT, Network, NetworkArgs
 from infra.security import Security, SecurityArgs, secret_str
-from infra.serverless import READER_PORT, Serverless, ServerlessArgs
+from infra.serverless import READER_PORT, Serverless, ServerlessArgs, major_engine_version
 
 __all__ = ["connection_url", "run"]
 
@@ -110,6 +110,7 @@ def run(cfg: StackConfig | None = None) -> None:
         f"{name}-network",
         NetworkArgs(
             subnet_group=cfg.topology != "serverless",
+            last_port=READER_PORT if cfg.topology == "serverless" else CACHE_PORT,
             group_id=name,
             vpc_id=cfg.vpc_id,
             subnet_ids=cfg.subnet_ids,
@@ -238,7 +239,8 @@ def run(cfg: StackConfig | None = None) -> None:
     pulumi.export("replicationGroupId", cfg.replication_group_id)
     if cfg.topology != "replication-group":  # a replication group's outputs stay as they were
         pulumi.export("topology", cfg.topology)
-    pulumi.export("engine", f"{cfg.engine} {cfg.engine_version}")
+    version = major_engine_version(cfg.engine_version) if serverless else cfg.engine_version
+    pulumi.export("engine", f"{cfg.engine} {version}")
     if isinstance(cache, Cache) and cache.configuration_endpoint is not None:
         # Cluster mode: the one address the cluster clients need; primary/reader say the same.
         pulumi.export("configurationEndpoint", cache.configuration_endpoint)

@@ -30,7 +30,7 @@ READER_PORT = 6380
 """AWS: a serverless cache's reader endpoint listens on 6380 (the endpoint on 6379)."""
 
 
-def major_engine_version(engine: str, engine_version: str) -> str:
+def major_engine_version(engine_version: str) -> str:
     """The major version a serverless cache takes (Redis 7, Valkey 7 or 8): ElastiCache keeps
     it on the newest minor of that major itself."""
     return engine_version.split(".")[0]
@@ -88,7 +88,7 @@ class Serverless(pulumi.ComponentResource):
     ) -> None:
         super().__init__("berthcache:infra:Serverless", name, None, opts)
         restore = args.restore_from_snapshot
-        major = major_engine_version(args.engine, args.engine_version)
+        major = major_engine_version(args.engine_version)
         self.cache = aws.elasticache.ServerlessCache(
             f"{name}-cache",
             name=args.name,

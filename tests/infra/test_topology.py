@@ -183,6 +183,10 @@ def test_serverless_declares_a_serverless_cache_and_no_node_resources(
     assert run.outputs["port"] == 6379
     assert run.outputs["readerPort"] == 6380
     assert run.outputs["memberClusters"] == []
+    assert run.outputs["engine"] == "redis 7"  # the major: AWS keeps the newest minor
+    # The clients reach the endpoint (6379) and the reader endpoint (6380).
+    (ingress,) = run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert (ingress.inputs["fromPort"], ingress.inputs["toPort"]) == (6379, 6380)
 
 
 def test_serverless_valkey_takes_its_major_version(run_program: RunProgram) -> None:
