@@ -1,12 +1,15 @@
 """Notifications and alarms: the alarm and event SNS topics, one alarm per catalogue entry per
-member node, and a dashboard of every alarmed metric.
+member node (every node of every shard in cluster mode; per cache for serverless), and a
+dashboard of every alarmed metric.
 
 Alarms are declared from ``berthcache.ops.alarm_catalogue`` (``specs_for`` the eviction policy
 and node type) in ``numCacheClusters`` slots, so they exist at plan time and the policy pack can
 count them; each slot's dimensions come from the group's real member list (its
 ``member_clusters`` output), not from an assumed ``<group>-00N``: after a failover and a scale
 change the members can be named otherwise, and a formula would leave a node unwatched. A
-changed member list updates the alarms' dimensions in place (their names stay).
+changed member list updates the alarms' dimensions in place (their names stay). A serverless
+cache has no nodes: its alarms (catalogue scope ``serverless``) watch the cache as a whole
+(dimension ``clusterId``) and are named ``<cache>-000-<key>``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from berthcache.ops.alarm_catalogue import (
     NAMESPACE,
     AlarmSpec,
     runbook_url,
+    serverless_specs,
     specs_for,
     threshold_for,
 )
@@ -35,12 +39,24 @@ __all__ = [
     "dashboard_body",
     "member_at",
     "node_dimensions",
+    "serverless_dimensions",
 ]
+
+WIDGET_METRICS = 500
+"""CloudWatch: at most 500 metrics in one graph widget."""
+SERVERLESS_SLOT = "000"
+"""The slot in a serverless cache's alarm names (``<cache>-000-<key>``): the cache as a whole."""
 
 
 def node_dimensions(member: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
     """ElastiCache publishes node metrics per cluster member and node (always 0001 here)."""
     return {"CacheClusterId": member, "CacheNodeId": "0001"}
+
+
+def serverless_dimensions(name: str) -> dict[str, pulumi.Input[str]]:
+    """A serverless cache's metrics carry one dimension, ``clusterId`` (AWS, "Serverless
+    metrics and events for Valkey and Redis OSS")."""
+    return {"clusterId": name}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -56,6 +72,8 @@ class NotificationsArgs:
     """Your alarm topic (``alarmTopicArn``): none is created. ``None``: an encrypted one."""
     events_topic_arn: str | None = None
     """Your events topic (``eventsTopicArn``, unencrypted): none is created."""
+    events_topic: bool = True
+    """An events topic at all (a serverless cache sends its events to EventBridge: none)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -78,10 +96,36 @@ class AlarmsArgs:
     """The catalogue's threshold settings by key (``infra.config.THRESHOLD_SETTINGS``)."""
     topic_arn: pulumi.Input[str]
     tags: Mapping[str, str]
+    topology: str = "replication-group"
+    """``cluster``: ``num_nodes`` is every node of every shard, named ``<group>-SSSS-NNN``;
+    ``serverless``: no nodes, the serverless catalogue on the cache itself."""
+    replicas_per_shard: int = 1
+    """Cluster mode: replicas per shard (for the first-creation member names)."""
+    limits: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Serverless usage limits by setting key (``infra.config.LIMIT_SETTINGS``)."""
+
+    @property
+    def serverless(self) -> bool:
+        return self.topology == "serverless"
 
     @property
     def specs(self) -> tuple[AlarmSpec, ...]:
+        if self.serverless:
+            return serverless_specs()
         return specs_for(self.maxmemory_policy, self.node_type)
+
+    @property
+    def threshold_settings(self) -> dict[str, float]:
+        """What ``threshold_for`` reads: the threshold settings and the usage limits."""
+        return {**self.thresholds, **self.limits}
+
+    def first_member_name(self, slot: int) -> str:
+        """ElastiCache's first-creation name of the member in ``slot`` (1-based):
+        ``<group>-NNN``, or ``<group>-SSSS-NNN`` (shard, node) in cluster mode."""
+        if self.topology == "cluster":
+            shard, node = divmod(slot - 1, 1 + self.replicas_per_shard)
+            return f"{self.group_id}-{shard + 1:04d}-{node + 1:03d}"
+        return f"{self.group_id}-{slot:03d}"
 
 
 def _alarm_topic_policy(topic_arn: str, account_id: str, region: str) -> str:
@@ -163,8 +207,8 @@ class Notifications(pulumi.ComponentResource):
 
     topic_arn: pulumi.Output[str]
     """The alarm topic."""
-    events_topic_arn: pulumi.Output[str]
-    """The replication group's event topic (unencrypted)."""
+    events_topic_arn: pulumi.Output[str] | None
+    """The replication group's event topic (unencrypted); ``None`` without one."""
 
     def __init__(
         self,
@@ -197,7 +241,9 @@ class Notifications(pulumi.ComponentResource):
             )
             self._subscribe(name, "", topic.arn, args.alarm_emails, child)
             self.topic_arn = topic.arn
-        if args.events_topic_arn is not None:
+        if not args.events_topic:
+            self.events_topic_arn = None
+        elif args.events_topic_arn is not None:
             self.events_topic_arn = pulumi.Output.from_input(args.events_topic_arn)
         else:
             events = aws.sns.Topic(
@@ -238,16 +284,21 @@ class Notifications(pulumi.ComponentResource):
             )
 
 
-def member_at(members: Sequence[str], slot: int, group_id: str) -> str:
+def member_at(members: Sequence[str], slot: int, group_id: str, fallback: str | None = None) -> str:
     """The member an alarm slot (1-based) watches: the group's real members, sorted. Only a
-    list shorter than ``numCacheClusters`` (a scale change still in flight) falls back to
-    ElastiCache's first-creation name ``<group>-<NNN>``; the next ``pulumi up`` corrects it."""
+    list shorter than the node count (a scale change or resharding still in flight) falls
+    back to ElastiCache's first-creation name (``fallback``, by default ``<group>-<NNN>``);
+    the next ``pulumi up`` corrects it."""
     ordered = sorted(members or ())
-    return ordered[slot - 1] if slot <= len(ordered) else f"{group_id}-{slot:03d}"
+    if slot <= len(ordered):
+        return ordered[slot - 1]
+    return fallback if fallback is not None else f"{group_id}-{slot:03d}"
 
 
-def _metric_alarm_args(spec: AlarmSpec, member: pulumi.Input[str]) -> dict[str, Any]:
-    dims = node_dimensions(member)
+def _metric_alarm_args(
+    spec: AlarmSpec, member: pulumi.Input[str], *, serverless: bool = False
+) -> dict[str, Any]:
+    dims = serverless_dimensions(str(member)) if serverless else node_dimensions(member)
     if spec.metric is not None:
         return {
             "namespace": NAMESPACE,
@@ -286,34 +337,47 @@ def dashboard_body(args: AlarmsArgs, region: str, members: Sequence[str]) -> str
     """One widget per alarmed catalogue entry, one line per node and metric, with the
     threshold; ``members`` is the group's real member list."""
     widgets: list[dict[str, Any]] = []
-    watched = [member_at(members, slot, args.group_id) for slot in range(1, args.num_nodes + 1)]
-    for i, spec in enumerate(args.specs):
+    watched = [
+        member_at(members, slot, args.group_id, args.first_member_name(slot))
+        for slot in range(1, args.num_nodes + 1)
+    ]
+    for spec in args.specs:
         metrics = [
             [NAMESPACE, metric, "CacheClusterId", member, "CacheNodeId", "0001"]
             for metric in spec.dashboard_metrics
             for member in watched
         ]
-        threshold = threshold_for(spec, args.thresholds, args.node_vcpus)
-        props: dict[str, Any] = {
-            "title": spec.title,
-            "region": region,
-            "metrics": metrics,
-            "stat": spec.statistic,
-            "period": spec.period_seconds,
-            "view": "timeSeries",
-        }
-        if spec.metric is not None:
-            props["annotations"] = {"horizontal": [{"label": "alarm", "value": threshold}]}
-        widgets.append(
-            {
-                "type": "metric",
-                "x": (i % 2) * 12,
-                "y": (i // 2) * 6,
-                "width": 12,
-                "height": 6,
-                "properties": props,
+        if args.serverless:
+            metrics = [
+                [NAMESPACE, metric, "clusterId", args.group_id] for metric in spec.dashboard_metrics
+            ]
+        threshold = threshold_for(spec, args.threshold_settings, args.node_vcpus)
+        # A graph takes at most 500 metrics (CloudWatch dashboard body structure): a large
+        # cluster's nodes are spread over several widgets of the same alarm.
+        parts = [metrics[i : i + WIDGET_METRICS] for i in range(0, len(metrics), WIDGET_METRICS)]
+        for n, part in enumerate(parts, start=1):
+            title = spec.title if len(parts) == 1 else f"{spec.title} ({n}/{len(parts)})"
+            props: dict[str, Any] = {
+                "title": title,
+                "region": region,
+                "metrics": part,
+                "stat": spec.statistic,
+                "period": spec.period_seconds,
+                "view": "timeSeries",
             }
-        )
+            if spec.metric is not None:
+                props["annotations"] = {"horizontal": [{"label": "alarm", "value": threshold}]}
+            i = len(widgets)
+            widgets.append(
+                {
+                    "type": "metric",
+                    "x": (i % 2) * 12,
+                    "y": (i // 2) * 6,
+                    "width": 12,
+                    "height": 6,
+                    "properties": props,
+                }
+            )
     return json.dumps({"widgets": widgets}, sort_keys=True)
 
 
@@ -338,7 +402,8 @@ class Alarms(pulumi.ComponentResource):
         members: pulumi.Output[Sequence[str]] = pulumi.Output.from_input(args.members)
 
         def slot_member(slot: int) -> pulumi.Output[str]:
-            return members.apply(lambda m: member_at(m, slot, args.group_id))
+            fallback = args.first_member_name(slot)
+            return members.apply(lambda m: member_at(m, slot, args.group_id, fallback))
 
         def describe(spec: AlarmSpec, member: pulumi.Output[str]) -> pulumi.Output[str]:
             return member.apply(
@@ -348,11 +413,13 @@ class Alarms(pulumi.ComponentResource):
                 )
             )
 
-        for slot in range(1, args.num_nodes + 1):
-            member = slot_member(slot)
+        slots = [(f"{slot:03d}", slot_member(slot)) for slot in range(1, args.num_nodes + 1)]
+        if args.serverless:
+            slots = [(SERVERLESS_SLOT, pulumi.Output.from_input(args.group_id))]
+        for slot_name, member in slots:
             for spec in args.specs:
-                alarm_name = f"{args.group_id}-{slot:03d}-{spec.key}"
-                threshold = threshold_for(spec, args.thresholds, args.node_vcpus)
+                alarm_name = f"{args.group_id}-{slot_name}-{spec.key}"
+                threshold = threshold_for(spec, args.threshold_settings, args.node_vcpus)
                 description = describe(spec, member)
                 aws.cloudwatch.MetricAlarm(
                     f"{name}-{alarm_name}",
@@ -367,7 +434,11 @@ class Alarms(pulumi.ComponentResource):
                     ok_actions=[args.topic_arn],
                     tags={**args.tags, "CacheClusterId": member, "Runbook": spec.runbook_anchor},
                     opts=child,
-                    **_metric_alarm_args(spec, member),
+                    **_metric_alarm_args(
+                        spec,
+                        args.group_id if args.serverless else member,
+                        serverless=args.serverless,
+                    ),
                 )
                 self.alarm_names.append(alarm_name)
 

@@ -233,7 +233,8 @@ _RG_FIELDS: Mapping[str, Field] = {
 _RG_MODIFY_ONLY = ("ApplyImmediately", "AuthTokenUpdateStrategy")
 # Read by the provider itself: the final snapshot is DeleteReplicationGroup's business.
 _RG_PROVIDER_ONLY = frozenset({"finalSnapshotIdentifier"})
-# ModifyReplicationGroup: a day-2 change sends these (the create-only ones cannot change).
+# ModifyReplicationGroup: a day-2 change sends these (the create-only ones cannot change;
+# resharding goes through ModifyReplicationGroupShardConfiguration).
 _RG_MODIFIABLE = (
     "ReplicationGroupId",
     "ReplicationGroupDescription",
@@ -253,6 +254,7 @@ _RG_MODIFIABLE = (
     "TransitEncryptionEnabled",
     "TransitEncryptionMode",
     "IpDiscovery",
+    "ClusterMode",
 )
 
 
@@ -265,6 +267,65 @@ def _replication_group(res: Registered) -> list[ApiRequest]:
     return [
         ApiRequest("elasticache", "CreateReplicationGroup", create, res.name, secrets),
         ApiRequest("elasticache", "ModifyReplicationGroup", modify, res.name, secrets),
+    ]
+
+
+def _usage_limits(limits: Mapping[str, Any]) -> dict[str, Any]:
+    """``cacheUsageLimits`` (``dataStorage``, a list of ``ecpuPerSeconds``) -> the API's
+    ``CacheUsageLimits`` (``DataStorage``, ``ECPUPerSecond``)."""
+    out: dict[str, Any] = {}
+    storage = limits.get("dataStorage")
+    if storage:
+        out["DataStorage"] = {
+            api: storage[key]
+            for key, api in (("maximum", "Maximum"), ("minimum", "Minimum"), ("unit", "Unit"))
+            if storage.get(key) is not None
+        }
+    for ecpu in limits.get("ecpuPerSeconds") or ():
+        out["ECPUPerSecond"] = {
+            api: ecpu[key]
+            for key, api in (("maximum", "Maximum"), ("minimum", "Minimum"))
+            if ecpu.get(key) is not None
+        }
+    return out
+
+
+_SERVERLESS_FIELDS: Mapping[str, Field] = {
+    "name": "ServerlessCacheName",
+    "description": "Description",
+    "engine": "Engine",
+    "majorEngineVersion": "MajorEngineVersion",
+    "cacheUsageLimits": ("CacheUsageLimits", _usage_limits),
+    "kmsKeyId": "KmsKeyId",
+    "securityGroupIds": "SecurityGroupIds",
+    "snapshotArnsToRestores": "SnapshotArnsToRestore",
+    "tags": ("Tags", _tag_list),
+    "userGroupId": "UserGroupId",
+    "subnetIds": "SubnetIds",
+    "snapshotRetentionLimit": "SnapshotRetentionLimit",
+    "dailySnapshotTime": "DailySnapshotTime",
+    "networkType": "NetworkType",
+}
+# ModifyServerlessCache: what a day-2 change sends (name, key, subnets: replace-on-change).
+_SERVERLESS_MODIFIABLE = (
+    "ServerlessCacheName",
+    "Description",
+    "CacheUsageLimits",
+    "UserGroupId",
+    "SecurityGroupIds",
+    "SnapshotRetentionLimit",
+    "DailySnapshotTime",
+    "Engine",
+    "MajorEngineVersion",
+)
+
+
+def _serverless_cache(res: Registered) -> list[ApiRequest]:
+    create, secrets = _map(res, _SERVERLESS_FIELDS)
+    modify = {k: create[k] for k in _SERVERLESS_MODIFIABLE if k in create}
+    return [
+        ApiRequest("elasticache", "CreateServerlessCache", create, res.name, secrets),
+        ApiRequest("elasticache", "ModifyServerlessCache", modify, res.name, secrets),
     ]
 
 
@@ -472,6 +533,7 @@ def _secret(res: Registered) -> list[ApiRequest]:
 
 _TRANSLATORS: Mapping[str, Callable[[Registered], list[ApiRequest]]] = {
     "aws:elasticache/replicationGroup:ReplicationGroup": _replication_group,
+    "aws:elasticache/serverlessCache:ServerlessCache": _serverless_cache,
     "aws:elasticache/parameterGroup:ParameterGroup": _parameter_group,
     "aws:elasticache/subnetGroup:SubnetGroup": _subnet_group,
     "aws:elasticache/user:User": _user,

@@ -24,6 +24,8 @@ from infra.settings import InfraConfigError, Setting, markdown_table, parse_sett
 __all__ = [
     "BURSTABLE_PREFIXES",
     "ENGINE_VERSIONS",
+    "LIMIT_SETTINGS",
+    "MAX_CLUSTER_NODES",
     "NAMESPACE",
     "NODE_VCPUS",
     "OWNED_PARAMETERS",
@@ -32,6 +34,7 @@ __all__ = [
     "RULES",
     "SETTINGS",
     "THRESHOLD_SETTINGS",
+    "TOPOLOGIES",
     "InfraConfigError",
     "Rule",
     "Setting",
@@ -39,6 +42,7 @@ __all__ = [
     "from_pulumi",
     "load",
     "pulumi_config_block",
+    "topology_settings_fit",
 ]
 
 NAMESPACE = "berthcache"
@@ -84,6 +88,13 @@ ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
     "redis": ("7.0", "7.1"),
     "valkey": ("7.2", "8.0", "8.1", "8.2"),
 }
+TOPOLOGIES = ("replication-group", "cluster", "serverless")
+"""``replication-group``: one shard, a primary and replicas (cluster mode off); ``cluster``: a
+cluster-mode replication group of ``shards`` shards; ``serverless``: an ElastiCache Serverless
+cache (``aws.elasticache.ServerlessCache``)."""
+MAX_CLUSTER_NODES = 500
+"""AWS: a cluster-mode replication group holds at most 500 nodes (shards x (1 + replicas));
+beyond the default quota (90 nodes) it needs a quota increase ("Quotas for ElastiCache")."""
 BURSTABLE_PREFIXES = ("cache.t",)
 """Burstable (CPU-credit) node types: they get a CPUCreditBalance alarm."""
 _MAXMEMORY_POLICIES = (
@@ -176,14 +187,16 @@ def _user_tag(value: str) -> str:
 
 OWNED_PARAMETERS = ("maxmemory-policy", "cluster-enabled")
 """Engine parameters the program sets or relies on: ``maxmemoryPolicy`` owns the first, and
-the program runs cluster mode disabled (one shard, ``num_cache_clusters``)."""
+``topology`` the second (``yes`` for ``cluster``, the family's ``no`` otherwise)."""
 
 
 def _extra_parameter(value: str) -> str:
     name = value.partition("=")[0]
     if name in OWNED_PARAMETERS:
         owner = (
-            "maxmemoryPolicy" if name == "maxmemory-policy" else "the program (cluster mode off)"
+            "maxmemoryPolicy"
+            if name == "maxmemory-policy"
+            else "the program (topology cluster sets it)"
         )
         raise ValueError(f"{name!r} is set by {owner}, not here")
     return value
@@ -253,7 +266,23 @@ _THRESHOLDS = (
     _threshold(
         "hitRateThresholdPercent", 80, 1, 99, "Cache hit rate below this alarms (the seed's 80%)."
     ),
+    _threshold(
+        "serverlessEcpuThresholdPercent",
+        80,
+        10,
+        100,
+        "topology serverless: ECPU use, in % of serverlessMaxEcpuPerSecond, that alarms.",
+    ),
+    _threshold(
+        "serverlessStorageThresholdPercent",
+        80,
+        10,
+        100,
+        "topology serverless: data stored, in % of serverlessMaxDataStorageGb, that alarms.",
+    ),
 )
+LIMIT_SETTINGS = ("serverlessMaxDataStorageGb", "serverlessMaxEcpuPerSecond")
+"""The serverless usage limits; the catalogue's ``percent_of_limit`` alarms read them by key."""
 _GROUP = "the replication group"
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -263,6 +292,17 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("dev", "staging", "prod"),
         doc="Stage of the stack; prod protects the group, key and secret from deletion and "
         "requires multiAz.",
+    ),
+    Setting(
+        key="topology",
+        type="string",
+        default="replication-group",
+        choices=TOPOLOGIES,
+        replaces="the cache (a new, empty one: keep the old until the apps have moved)",
+        doc="replication-group: one primary and numNodes - 1 replicas (cluster mode off); "
+        "cluster: cluster mode, shards x (1 + replicasPerShard) nodes behind a configuration "
+        "endpoint; serverless: an ElastiCache Serverless cache within the serverless* limits "
+        "(authMode rbac). Settings of another topology are refused.",
     ),
     Setting(
         key="engine",
@@ -301,13 +341,50 @@ SETTINGS: tuple[Setting, ...] = (
         doc="Place replicas in other AZs. Required in prod; dev and staging may turn it off.",
     ),
     Setting(
+        key="shards",
+        type="integer",
+        default=2,
+        minimum=1,
+        maximum=500,
+        doc="topology cluster: shards (node groups) the keyspace is split over; changed online "
+        "(resharding moves slots while the cache serves). shards x (1 + replicasPerShard) "
+        "<= 500 nodes.",
+    ),
+    Setting(
+        key="replicasPerShard",
+        type="integer",
+        default=1,
+        minimum=1,
+        maximum=5,
+        doc="topology cluster: replicas of each shard's primary (automatic failover needs 1).",
+    ),
+    Setting(
+        key="serverlessMaxDataStorageGb",
+        type="integer",
+        default=10,
+        minimum=1,
+        maximum=5000,
+        doc="topology serverless: the most data the cache may hold (GB); past it ElastiCache "
+        "evicts (or refuses writes). The storage alarm fires before.",
+    ),
+    Setting(
+        key="serverlessMaxEcpuPerSecond",
+        type="integer",
+        default=5000,
+        minimum=1000,
+        maximum=15_000_000,
+        doc="topology serverless: the most ElastiCache Processing Units per second the cache "
+        "may use (and bill); past it commands are throttled. The ECPU alarm fires before.",
+    ),
+    Setting(
         key="replicationGroupId",
         type="string",
         default="",
         pattern=f"({_GROUP_ID})?",
         example="berthcache-dev",
         replaces=_GROUP,
-        doc="Replication group id (lowercase, <= 40 chars). Empty: berthcache-<stack>.",
+        doc="Replication group id (lowercase, <= 40 chars); with topology serverless the "
+        "serverless cache's name. Empty: berthcache-<stack>.",
     ),
     Setting(
         key="keyPrefix",
@@ -383,6 +460,14 @@ SETTINGS: tuple[Setting, ...] = (
         example="03:00-04:00",
         check=_daily_window,
         doc="Daily snapshot window (UTC), at least 60 minutes.",
+    ),
+    Setting(
+        key="dailySnapshotTime",
+        type="string",
+        default="03:00",
+        pattern=_TIME,
+        example="03:00",
+        doc="topology serverless: when the daily snapshot starts (UTC, HH:MM).",
     ),
     Setting(
         key="finalSnapshot",
@@ -646,10 +731,11 @@ def rbac_users_stay_under_the_prefix(v: Mapping[str, Any], stack: str) -> Violat
 
 
 def emails_have_a_topic(v: Mapping[str, Any], stack: str) -> Violation | None:
-    if v["alarmEmails"] and v["alarmTopicArn"] and v["eventsTopicArn"]:
+    no_events_topic = v["eventsTopicArn"] or v["topology"] == "serverless"
+    if v["alarmEmails"] and v["alarmTopicArn"] and no_events_topic:
         return "alarmEmails", (
-            "no topic of this stack to subscribe them to (alarmTopicArn and eventsTopicArn are "
-            "yours): subscribe them to your topics"
+            "no topic of this stack to subscribe them to (alarmTopicArn is yours, and the "
+            "events topic too or, serverless, none): subscribe them to your topics"
         )
     return None
 
@@ -659,6 +745,37 @@ def tag_keys_are_unique(v: Mapping[str, Any], stack: str) -> Violation | None:
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:
         return "tags", f"each tag key once; repeated: {', '.join(twice)}"
+    return None
+
+
+def cluster_fits_the_node_limit(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["topology"] != "cluster":
+        return None
+    nodes = v["shards"] * (1 + v["replicasPerShard"])
+    if nodes > MAX_CLUSTER_NODES:
+        return "shards", (
+            f"{v['shards']} shards x (1 + {v['replicasPerShard']} replicas) = {nodes} nodes; a "
+            f"cluster holds at most {MAX_CLUSTER_NODES}: fewer shards or replicasPerShard"
+        )
+    return None
+
+
+def serverless_uses_rbac(v: Mapping[str, Any], stack: str) -> Violation | None:
+    if v["topology"] == "serverless" and v["authMode"] != "rbac":
+        return "authMode", (
+            "must be rbac with topology serverless: a serverless cache takes no AUTH token, "
+            "only an RBAC user group (without one any client in the VPC could connect)"
+        )
+    return None
+
+
+def serverless_restores_from_an_arn(v: Mapping[str, Any], stack: str) -> Violation | None:
+    restore = v["restoreFromSnapshot"]
+    if v["topology"] == "serverless" and restore and not restore.startswith("arn:"):
+        return "restoreFromSnapshot", (
+            "with topology serverless, an ARN (arn:aws:s3:::bucket/key.rdb): a serverless cache "
+            "is created from snapshot ARNs, not from a snapshot name"
+        )
     return None
 
 
@@ -674,11 +791,64 @@ RULES: tuple[Rule, ...] = (
     emails_have_a_topic,
     rbac_users_stay_under_the_prefix,
     parameter_names_are_unique,
+    cluster_fits_the_node_limit,
+    serverless_uses_rbac,
+    serverless_restores_from_an_arn,
 )
+
+# Settings only one topology reads: refused with any other when set at all.
+_ONLY_FOR: Mapping[str, str] = {
+    "shards": "cluster",
+    "replicasPerShard": "cluster",
+    "serverlessMaxDataStorageGb": "serverless",
+    "serverlessMaxEcpuPerSecond": "serverless",
+    "dailySnapshotTime": "serverless",
+    "serverlessEcpuThresholdPercent": "serverless",
+    "serverlessStorageThresholdPercent": "serverless",
+}
+# Node settings a topology has no use for: refused there unless left at their default (a stack
+# file may spell the defaults out), with what takes their place.
+_UNUSED: Mapping[str, Mapping[str, str]] = {
+    "cluster": {"numNodes": "use shards and replicasPerShard"},
+    "serverless": {
+        "numNodes": "a serverless cache has no nodes (serverlessMaxEcpuPerSecond bounds it)",
+        "nodeType": "a serverless cache has no nodes (serverlessMaxEcpuPerSecond bounds it)",
+        "multiAz": "a serverless cache always runs across AZs",
+        "maxmemoryPolicy": "a serverless cache has no parameter group (it evicts volatile-lru)",
+        "parameters": "a serverless cache has no parameter group",
+        "maintenanceWindow": "AWS patches a serverless cache without a window",
+        "snapshotWindow": "use dailySnapshotTime",
+        "logRetentionDays": "a serverless cache delivers no slow or engine logs",
+        "subnetGroupName": "a serverless cache takes subnetIds (with vpcId), not a subnet group",
+        "eventsTopicArn": "a serverless cache sends its events to EventBridge, not SNS",
+    },
+}
+
+
+def topology_settings_fit(v: Mapping[str, Any], explicit: frozenset[str]) -> Violation | None:
+    """Each setting given (``explicit``) is one the topology reads: ``shards`` with
+    replication-group, ``nodeType`` with serverless... are refused, naming what applies."""
+    topology = v["topology"]
+    for key in sorted(explicit):
+        wanted = _ONLY_FOR.get(key)
+        if wanted is not None and wanted != topology:
+            return key, f"only applies with topology {wanted} (topology is {topology})"
+    for key, instead in _UNUSED.get(topology, {}).items():
+        if v[key] != _BY_KEY[key].default:
+            return key, f"does not apply with topology {topology}: {instead}"
+    if topology == "serverless" and v["finalSnapshot"] == "true":
+        return "finalSnapshot", (
+            "the provider deletes a serverless cache without a final snapshot: take one "
+            "yourself first (aws elasticache create-serverless-snapshot)"
+        )
+    return None
 
 
 def _final_snapshot(v: Mapping[str, Any]) -> bool:
-    """``auto``: prod only (today's behaviour); otherwise as set, in any stage."""
+    """``auto``: prod only (today's behaviour); otherwise as set, in any stage. Never for a
+    serverless cache (the provider deletes it without one)."""
+    if v["topology"] == "serverless":
+        return False
     if v["finalSnapshot"] == "auto":
         return bool(v["environment"] == "prod")
     return bool(v["finalSnapshot"] == "true")
@@ -694,6 +864,15 @@ class StackConfig:
 
     stack: str
     environment: str
+    topology: str
+    """``replication-group``, ``cluster`` or ``serverless`` (``TOPOLOGIES``)."""
+    shards: int
+    """Cluster: node groups; 1 otherwise."""
+    replicas_per_shard: int
+    """Cluster: replicas per shard; ``num_nodes - 1`` otherwise."""
+    serverless_max_data_storage_gb: int
+    serverless_max_ecpu_per_second: int
+    daily_snapshot_time: str
     engine: str
     engine_version: str
     node_type: str
@@ -738,6 +917,22 @@ class StackConfig:
         return self.environment == "prod"
 
     @property
+    def cluster_nodes(self) -> int:
+        """Every node of the group: ``numNodes``, or shards x (1 + replicas) in cluster mode;
+        0 for serverless (no nodes)."""
+        if self.topology == "serverless":
+            return 0
+        return self.shards * (1 + self.replicas_per_shard)
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """The serverless usage limits by setting key (``LIMIT_SETTINGS``)."""
+        return {
+            "serverlessMaxDataStorageGb": float(self.serverless_max_data_storage_gb),
+            "serverlessMaxEcpuPerSecond": float(self.serverless_max_ecpu_per_second),
+        }
+
+    @property
     def burstable(self) -> bool:
         """A CPU-credit (``cache.t*``) node type."""
         return self.node_type.startswith(BURSTABLE_PREFIXES)
@@ -779,6 +974,9 @@ def load(raw: Mapping[str, str], *, stack: str, region: str | None = None) -> St
         violation = rule(v, stack)
         if violation is not None:
             raise setting_error(NAMESPACE, *violation)
+    if (violation := topology_settings_fit(v, frozenset(raw))) is not None:
+        raise setting_error(NAMESPACE, *violation)
+    cluster = v["topology"] == "cluster"
     if region and (violation := _arns_in_region(v, region)) is not None:
         raise setting_error(NAMESPACE, *violation)
     # A created VPC admits its own CIDR when nobody is named (an existing one must name them).
@@ -787,6 +985,12 @@ def load(raw: Mapping[str, str], *, stack: str, region: str | None = None) -> St
     return StackConfig(
         stack=stack,
         environment=v["environment"],
+        topology=v["topology"],
+        shards=v["shards"] if cluster else 1,
+        replicas_per_shard=v["replicasPerShard"] if cluster else v["numNodes"] - 1,
+        serverless_max_data_storage_gb=v["serverlessMaxDataStorageGb"],
+        serverless_max_ecpu_per_second=v["serverlessMaxEcpuPerSecond"],
+        daily_snapshot_time=v["dailySnapshotTime"],
         engine=v["engine"],
         engine_version=v["engineVersion"],
         node_type=v["nodeType"],

@@ -36,6 +36,11 @@ class NetworkArgs:
     """Your security groups (``securityGroupIds``): none is created, no rule is added."""
     subnet_group_name: str | None = None
     """Your subnet group (``subnetGroupName``): none is created."""
+    subnet_group: bool = True
+    """Create a subnet group (a serverless cache takes the subnets themselves: none)."""
+    last_port: int = CACHE_PORT
+    """The ingress rules admit ``CACHE_PORT`` up to this port: a serverless cache's reader
+    endpoint listens on 6380, next to its endpoint on 6379."""
 
 
 def _nth_az(i: int) -> Callable[[list[str]], str]:
@@ -51,6 +56,8 @@ class Network(pulumi.ComponentResource):
     """An existing VPC or a dedicated one, plus the cache's subnet group and security group."""
 
     vpc_id: pulumi.Output[str]
+    subnet_ids: pulumi.Output[list[str]]
+    """The private subnets: yours (``subnetIds``) or the created VPC's."""
     subnet_group_name: pulumi.Output[str]
     security_group_ids: pulumi.Output[list[str]]
 
@@ -95,8 +102,9 @@ class Network(pulumi.ComponentResource):
                 )
                 subnet_ids.append(subnet.id)
 
-        if args.subnet_group_name is not None:
-            self.subnet_group_name = pulumi.Output.from_input(args.subnet_group_name)
+        self.subnet_ids = pulumi.Output.all(*subnet_ids).apply(list)
+        if args.subnet_group_name is not None or not args.subnet_group:
+            self.subnet_group_name = pulumi.Output.from_input(args.subnet_group_name or "")
         else:
             self.subnet_group_name = aws.elasticache.SubnetGroup(
                 f"{name}-subnet-group",
@@ -139,7 +147,7 @@ class Network(pulumi.ComponentResource):
                 referenced_security_group_id=source_sg,
                 ip_protocol="tcp",
                 from_port=CACHE_PORT,
-                to_port=CACHE_PORT,
+                to_port=args.last_port,
                 description=f"Redis from {source_sg}",
                 tags=args.tags,
                 opts=child,
@@ -153,7 +161,7 @@ class Network(pulumi.ComponentResource):
                 cidr_ipv4=None if v6 else cidr,
                 ip_protocol="tcp",
                 from_port=CACHE_PORT,
-                to_port=CACHE_PORT,
+                to_port=args.last_port,
                 description=f"Redis from {cidr}",
                 tags=args.tags,
                 opts=child,

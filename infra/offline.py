@@ -2,7 +2,8 @@
 
 Used by the tests and by ``scripts/infra-plan``. Every call gets a fresh program run. The mocks
 answer like AWS would closely enough for the program to finish: ids, ARNs, endpoints and member
-clusters for the replication group, and the three data sources the program reads.
+clusters for the replication group (one shard or cluster mode), endpoints for a serverless
+cache, and the three data sources the program reads.
 """
 
 from __future__ import annotations
@@ -102,10 +103,30 @@ class _Mocks(pulumi.runtime.Mocks):
             )
             # As after a failover and a scale change: NOT the first-creation <group>-001...,
             # so alarm coverage must come from this list, never from a name formula.
-            state["memberClusters"] = [
-                f"{rg}-{i:03d}" for i in range(3, int(inputs["numCacheClusters"]) + 3)
-            ][::-1]
+            if "numNodeGroups" in inputs:  # cluster mode: <group>-SSSS-NNN per shard and node
+                shards, replicas = int(inputs["numNodeGroups"]), int(inputs["replicasPerNodeGroup"])
+                state["memberClusters"] = [
+                    f"{rg}-{shard:04d}-{node:03d}"
+                    for shard in range(2, shards + 2)  # as after a resharding
+                    for node in range(1, replicas + 2)
+                ][::-1]
+                state["numCacheClusters"] = len(state["memberClusters"])
+                state["configurationEndpointAddress"] = (
+                    f"clustercfg.{rg}.abc123.{self.region}.cache.amazonaws.com"
+                )
+                del state["primaryEndpointAddress"], state["readerEndpointAddress"]
+            else:
+                state["memberClusters"] = [
+                    f"{rg}-{i:03d}" for i in range(3, int(inputs["numCacheClusters"]) + 3)
+                ][::-1]
             state.setdefault("port", 6379)
+        elif args.typ == "aws:elasticache/serverlessCache:ServerlessCache":
+            rid = inputs["name"]
+            host = f"{rid}-abc123.serverless.{self.region}.cache.amazonaws.com"
+            state["endpoints"] = [{"address": host, "port": 6379}]
+            state["readerEndpoints"] = [{"address": host, "port": 6380}]
+            state["fullEngineVersion"] = f"{inputs['majorEngineVersion']}.2"
+            state["status"] = "available"
         elif args.typ == "random:index/randomPassword:RandomPassword":
             length = int(inputs["length"])
             state["result"] = ("Mock-0-" + "x" * length)[:length]

@@ -8,6 +8,9 @@ what exists already, and ids, ARNs and endpoints are placeholders.
 (``infra.update_check``): runs the program with the stack file, then with the changes, and prints
 per resource update in place / replace / replace refused. Exit status 0 when the update can go
 through, 3 when a replace is refused, 1 when config validation refuses a setting.
+
+``./scripts/infra-plan STACK --set key=value --show``: the plan (every resource) of the stack
+file with the changes, e.g. ``--set topology=cluster --show`` to see a topology before choosing.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ _SHOWN: dict[str, tuple[str, ...]] = {
         "engineVersion",
         "nodeType",
         "numCacheClusters",
+        "numNodeGroups",
+        "replicasPerNodeGroup",
+        "clusterMode",
         "automaticFailoverEnabled",
         "multiAzEnabled",
         "transitEncryptionEnabled",
@@ -71,6 +77,17 @@ _SHOWN: dict[str, tuple[str, ...]] = {
         "notificationTopicArn",
         "logDeliveryConfigurations",
         "finalSnapshotIdentifier",
+    ),
+    "aws:elasticache/serverlessCache:ServerlessCache": (
+        "engine",
+        "majorEngineVersion",
+        "cacheUsageLimits",
+        "kmsKeyId",
+        "userGroupId",
+        "subnetIds",
+        "securityGroupIds",
+        "snapshotRetentionLimit",
+        "dailySnapshotTime",
     ),
     "aws:kms/key:Key": ("enableKeyRotation", "deletionWindowInDays"),
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (
@@ -205,6 +222,23 @@ def _update_check(stack: str, path_name: str, config: dict[str, Any], sets: list
     return EXIT_REFUSED if plan.verdict == "replace refused" else 0
 
 
+def _show(stack: str, path_name: str, config: dict[str, Any], sets: list[str]) -> int:
+    """The plan of the stack file's config with ``sets`` applied."""
+    try:
+        overrides = dict(parse_set(item) for item in sets)
+    except ValueError as exc:
+        print(f"infra-plan: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run = run_offline(with_overrides(config, overrides), stack=stack)
+    except InfraConfigError as exc:
+        print(f"infra-plan: refused by config validation: {exc}", file=sys.stderr)
+        return 1
+    shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    print(render(run, f"{path_name} with {shown}"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="infra-plan",
@@ -220,6 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="check an update instead: the stack file's config, then with KEY=VALUE "
         "(repeatable; a list as [a, b])",
     )
+    parser.add_argument(
+        "--show",
+        action="store_true",
+        help="with --set: print the plan of the changed config (every resource) instead of "
+        "the update check, e.g. --set topology=cluster --show",
+    )
     args = parser.parse_args(argv)
     path = _stack_file(args.stack)
     if not path.is_file():
@@ -229,12 +269,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.show and not args.set:
+        parser.error("--show needs at least one --set KEY=VALUE")
     if args.set:
         try:
             config = load_stack_file(path)
         except ValueError as exc:
             print(f"infra-plan: {exc}", file=sys.stderr)
             return 1
+        if args.show:
+            return _show(args.stack, path.name, config, args.set)
         return _update_check(args.stack, path.name, config, args.set)
     try:
         run = run_offline(load_stack_file(path), stack=args.stack)

@@ -9,6 +9,7 @@ components: it gives each component only the arguments it uses (``NetworkArgs``,
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from urllib.parse import quote
 
 import pulumi
@@ -17,8 +18,9 @@ import pulumi_aws as aws
 from infra.alarms import Alarms, AlarmsArgs, Notifications, NotificationsArgs
 from infra.cache import Cache, CacheArgs
 from infra.config import StackConfig, from_pulumi
-from infra.network import Network, NetworkArgs
+from infra.network import CACHE_PORT, Network, NetworkArgs
 from infra.security import Security, SecurityArgs, secret_str
+from infra.serverless import READER_PORT, Serverless, ServerlessArgs, major_engine_version
 
 __all__ = ["connection_url", "run"]
 
@@ -29,10 +31,20 @@ def connection_url(username: str | None, password: str, host: str, port: int) ->
     return f"rediss://{user}:{quote(password, safe='')}@{host}:{port}/0"
 
 
+def _topology_fields(cfg: StackConfig, host: str) -> dict[str, object]:
+    """What a client needs beyond host and port to speak to a cluster-mode cache (nothing for
+    a replication group: its document stays as it was)."""
+    if cfg.topology == "cluster":
+        return {"topology": "cluster", "cluster": True, "configuration_endpoint": host}
+    if cfg.topology == "serverless":
+        return {"topology": "serverless", "cluster": True, "reader_port": READER_PORT}
+    return {}
+
+
 def _connection_secret(
     logical: str,
     cfg: StackConfig,
-    cache: Cache,
+    cache: Cache | Serverless,
     security: Security,
     secret_id: pulumi.Input[str],
     username: str | None,
@@ -57,6 +69,7 @@ def _connection_secret(
                 "key_prefix": cfg.key_prefix,
                 "url": a[4],
                 "replication_group_id": cfg.replication_group_id,
+                **_topology_fields(cfg, a[1]),
             }
         )
     )
@@ -90,11 +103,14 @@ def run(cfg: StackConfig | None = None) -> None:
             kms_key_arn=cfg.kms_key_arn,
             protect=cfg.protect,
             tags=tags,
+            cluster_mode=cfg.topology != "replication-group",
         ),
     )
     network = Network(
         f"{name}-network",
         NetworkArgs(
+            subnet_group=cfg.topology != "serverless",
+            last_port=READER_PORT if cfg.topology == "serverless" else CACHE_PORT,
             group_id=name,
             vpc_id=cfg.vpc_id,
             subnet_ids=cfg.subnet_ids,
@@ -115,52 +131,89 @@ def run(cfg: StackConfig | None = None) -> None:
             alarm_emails=cfg.alarm_emails,
             alarm_topic_arn=cfg.alarm_topic_arn,
             events_topic_arn=cfg.events_topic_arn,
+            events_topic=cfg.topology != "serverless",
             tags=tags,
         ),
     )
-    cache = Cache(
-        f"{name}-cache",
-        CacheArgs(
-            group_id=name,
-            stack=cfg.stack,
-            engine=cfg.engine,
-            engine_version=cfg.engine_version,
-            node_type=cfg.node_type,
-            num_nodes=cfg.num_nodes,
-            multi_az=cfg.multi_az,
-            maxmemory_policy=cfg.maxmemory_policy,
-            extra_parameters=cfg.extra_parameters,
-            maintenance_window=cfg.maintenance_window,
-            snapshot_window=cfg.snapshot_window,
-            snapshot_retention_days=cfg.snapshot_retention_days,
-            log_retention_days=cfg.log_retention_days,
-            protect=cfg.protect,
-            final_snapshot=cfg.final_snapshot,
-            restore_from_snapshot=cfg.restore_from_snapshot,
-            tags=tags,
-            subnet_group_name=network.subnet_group_name,
-            security_group_ids=network.security_group_ids,
-            kms_key_arn=security.kms_key_arn,
-            auth_token=security.auth_token,
-            user_group_id=security.user_group_id,
-            notification_topic_arn=notifications.events_topic_arn,
-        ),
-    )
+    serverless = cfg.topology == "serverless"
+    cache: Cache | Serverless
+    if serverless:
+        assert security.user_group_id is not None  # config: serverless needs authMode rbac
+        cache = Serverless(
+            f"{name}-serverless",
+            ServerlessArgs(
+                name=name,
+                stack=cfg.stack,
+                engine=cfg.engine,
+                engine_version=cfg.engine_version,
+                max_data_storage_gb=cfg.serverless_max_data_storage_gb,
+                max_ecpu_per_second=cfg.serverless_max_ecpu_per_second,
+                snapshot_retention_days=cfg.snapshot_retention_days,
+                daily_snapshot_time=cfg.daily_snapshot_time,
+                protect=cfg.protect,
+                restore_from_snapshot=cfg.restore_from_snapshot,
+                tags=tags,
+                subnet_ids=network.subnet_ids,
+                security_group_ids=network.security_group_ids,
+                kms_key_arn=security.kms_key_arn,
+                user_group_id=security.user_group_id,
+            ),
+        )
+        members: pulumi.Input[Sequence[str]] = []
+        watched: pulumi.Resource = cache.cache
+    else:
+        assert notifications.events_topic_arn is not None
+        cache = Cache(
+            f"{name}-cache",
+            CacheArgs(
+                group_id=name,
+                stack=cfg.stack,
+                engine=cfg.engine,
+                engine_version=cfg.engine_version,
+                node_type=cfg.node_type,
+                num_nodes=cfg.num_nodes,
+                multi_az=cfg.multi_az,
+                maxmemory_policy=cfg.maxmemory_policy,
+                extra_parameters=cfg.extra_parameters,
+                maintenance_window=cfg.maintenance_window,
+                snapshot_window=cfg.snapshot_window,
+                snapshot_retention_days=cfg.snapshot_retention_days,
+                log_retention_days=cfg.log_retention_days,
+                protect=cfg.protect,
+                final_snapshot=cfg.final_snapshot,
+                restore_from_snapshot=cfg.restore_from_snapshot,
+                tags=tags,
+                subnet_group_name=network.subnet_group_name,
+                security_group_ids=network.security_group_ids,
+                kms_key_arn=security.kms_key_arn,
+                auth_token=security.auth_token,
+                user_group_id=security.user_group_id,
+                notification_topic_arn=notifications.events_topic_arn,
+                cluster_mode=cfg.topology == "cluster",
+                shards=cfg.shards,
+                replicas_per_shard=cfg.replicas_per_shard,
+            ),
+        )
+        members = cache.member_clusters
+        watched = cache.group
     alarms = Alarms(
         f"{name}-alarms",
         AlarmsArgs(
             group_id=name,
             stack=cfg.stack,
-            members=cache.member_clusters,
-            num_nodes=cfg.num_nodes,
+            members=members,
+            num_nodes=cfg.cluster_nodes,
             node_type=cfg.node_type,
             maxmemory_policy=cfg.maxmemory_policy,
             node_vcpus=cfg.node_vcpus,
             thresholds=cfg.thresholds,
             topic_arn=notifications.topic_arn,
             tags=tags,
+            topology=cfg.topology,
+            replicas_per_shard=cfg.replicas_per_shard,
+            limits=cfg.limits,
         ),
-        depends_on=[cache.group],
+        depends_on=[watched],
     )
 
     url = _connection_secret(
@@ -184,12 +237,23 @@ def run(cfg: StackConfig | None = None) -> None:
         )
 
     pulumi.export("replicationGroupId", cfg.replication_group_id)
-    pulumi.export("engine", f"{cfg.engine} {cfg.engine_version}")
+    if cfg.topology != "replication-group":  # a replication group's outputs stay as they were
+        pulumi.export("topology", cfg.topology)
+    version = major_engine_version(cfg.engine_version) if serverless else cfg.engine_version
+    pulumi.export("engine", f"{cfg.engine} {version}")
+    if isinstance(cache, Cache) and cache.configuration_endpoint is not None:
+        # Cluster mode: the one address the cluster clients need; primary/reader say the same.
+        pulumi.export("configurationEndpoint", cache.configuration_endpoint)
+    if serverless:
+        pulumi.export("serverlessCacheName", name)
+        pulumi.export("readerPort", READER_PORT)
     pulumi.export("primaryEndpoint", cache.primary_endpoint)
     pulumi.export("readerEndpoint", cache.reader_endpoint)
     pulumi.export("port", cache.port)
-    # The group's real members (ElastiCache's answer), which the alarms cover.
-    pulumi.export("memberClusters", cache.member_clusters.apply(lambda m: sorted(m or ())))
+    # The group's real members (ElastiCache's answer), which the alarms cover; none serverless.
+    pulumi.export(
+        "memberClusters", pulumi.Output.from_input(members).apply(lambda m: sorted(m or ()))
+    )
     pulumi.export("secretArn", security.secret_arn)
     # The more RBAC users' own secrets (ARNs only: passwords never leave the secrets).
     pulumi.export(
@@ -197,7 +261,8 @@ def run(cfg: StackConfig | None = None) -> None:
     )
     pulumi.export("kmsKeyArn", security.kms_key_arn)
     pulumi.export("alarmTopicArn", notifications.topic_arn)
-    pulumi.export("eventsTopicArn", notifications.events_topic_arn)
+    if notifications.events_topic_arn is not None:
+        pulumi.export("eventsTopicArn", notifications.events_topic_arn)
     pulumi.export("dashboardName", alarms.dashboard_name)
     pulumi.export("alarmNames", alarms.alarm_names)
     pulumi.export("keyPrefix", cfg.key_prefix)

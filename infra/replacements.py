@@ -138,7 +138,30 @@ _RULES: tuple[ReplaceRule, ...] = (
         physical_name=("replicationGroupId",),
         name_is_identity=True,
         holds_data=True,
-        notes="transitEncryptionEnabled is no longer ForceNew (in-place migration).",
+        notes="transitEncryptionEnabled is no longer ForceNew (in-place migration). Cluster "
+        "mode: numNodeGroups and replicasPerNodeGroup are in place (online resharding, "
+        "ModifyReplicationGroupShardConfiguration; replica count changes), clusterMode too "
+        "(ModifyReplicationGroup); only an explicit nodeGroupConfiguration (not declared) "
+        "is ForceNewIf.",
+    ),
+    ReplaceRule(
+        type="aws:elasticache/serverlessCache:ServerlessCache",
+        source=_src(
+            "internal/service/elasticache/serverless_cache.go",
+            "00a919d1548eb437816d4838f320502ad34183ff",
+        )
+        + " (RequiresReplace); engine redis -> valkey in place since PR 42208, "
+        "majorEngineVersion upgrades in place since PR 45087",
+        replace_on_change=("kmsKeyId", "name", "snapshotArnsToRestores", "subnetIds"),
+        conditional={
+            "engine": ConditionalReplace(_engine_replaces, "it is anything but redis -> valkey"),
+            "majorEngineVersion": ConditionalReplace(_is_downgrade, "the version goes down"),
+        },
+        physical_name=("name",),
+        name_is_identity=True,
+        holds_data=True,
+        notes="cacheUsageLimits, securityGroupIds, userGroupId, snapshotRetentionLimit, "
+        "dailySnapshotTime, description: ModifyServerlessCache, in place.",
     ),
     ReplaceRule(
         type="aws:elasticache/parameterGroup:ParameterGroup",

@@ -23,6 +23,7 @@ from berthcache.acl import app_user_access
 
 __all__ = [
     "AUTH_TOKEN_SPECIALS",
+    "CLUSTER_CLIENT_RULES",
     "ExtraUser",
     "Security",
     "SecurityArgs",
@@ -41,11 +42,23 @@ def secret_str(value: pulumi.Output[str]) -> pulumi.Output[str]:
     return result
 
 
-def app_access_string(key_prefix: str, channels: Sequence[str] = ()) -> str:
+CLUSTER_CLIENT_RULES = ("+cluster|slots", "+cluster|shards", "+cluster|myid", "+readonly")
+"""What a cluster client asks besides the app's commands: the slot map (``CLUSTER SLOTS`` /
+``SHARDS``), the node's id, and ``READONLY`` for reads on replicas. Added to the app user of a
+cluster-mode or serverless cache when ``app_user_access`` does not grant them already."""
+
+
+def app_access_string(
+    key_prefix: str, channels: Sequence[str] = (), *, cluster_mode: bool = False
+) -> str:
     """The RBAC app user's ElastiCache access string: ``on`` (ElastiCache leaves a user without
     it disabled) plus the rules the local harness's app user gets too (``app_user_access``), so
-    what passes locally passes on the stack."""
-    return f"on {app_user_access(key_prefix, channels=channels)}"
+    what passes locally passes on the stack; in cluster mode also ``CLUSTER_CLIENT_RULES``."""
+    rules = app_user_access(key_prefix, channels=channels)
+    if cluster_mode:
+        have = set(rules.split())
+        rules += "".join(f" {r}" for r in CLUSTER_CLIENT_RULES if r not in have)
+    return f"on {rules}"
 
 
 def _token(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
@@ -141,6 +154,8 @@ class SecurityArgs:
     """Protect the key and the secret from deletion and keep the secret 30 days when deleted
     (outside prod a deleted secret is gone at once, so the stack can be recreated)."""
     tags: Mapping[str, str]
+    cluster_mode: bool = False
+    """A cluster-mode or serverless cache: the app user may read the slot map."""
 
 
 class Security(pulumi.ComponentResource):
@@ -218,7 +233,9 @@ class Security(pulumi.ComponentResource):
                 user_id=f"{args.group_id}-app",
                 user_name="app",
                 engine=args.engine,
-                access_string=app_access_string(args.key_prefix, args.app_user_channels),
+                access_string=app_access_string(
+                    args.key_prefix, args.app_user_channels, cluster_mode=args.cluster_mode
+                ),
                 authentication_mode={
                     "type": "password",
                     "passwords": [secret_str(app_pw.result)],

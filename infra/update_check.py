@@ -280,6 +280,14 @@ def _diff(before: _Observation, after: _Observation) -> tuple[ResourceChange, ..
         if key not in new_by_key and not old.type.startswith(f"{NAMESPACE}:")
     ]
     for old in deleted:
+        if old.protect:  # e.g. a prod cache whose topology changes: Pulumi refuses the delete
+            changes[(old.type, old.name)] = ResourceChange(
+                old.type,
+                old.name,
+                "replace refused",
+                reason="it is deleted, but protected (protect=True): Pulumi refuses to delete it",
+            )
+            continue
         changes[(old.type, old.name)] = ResourceChange(old.type, old.name, "delete")
     for key, change in list(changes.items()):
         if change.action == "create":
@@ -299,9 +307,15 @@ def _name_clash(new: Registered, deleted: Sequence[Registered]) -> str:
         for key in rule.physical_name:
             name = plain(new.inputs.get(key))
             if name is not None and name == plain(old.inputs.get(key)):
+                hint = (
+                    "a new topology is a new cache: give it a new replicationGroupId, move "
+                    "the apps, then retire the old stack"
+                    if rule.holds_data
+                    else "add an alias to keep the resource"
+                )
                 return (
                     f"{key} {name!r} is still taken by {old.name}, which Pulumi deletes only "
-                    "after creating this one (add an alias to keep the resource)"
+                    f"after creating this one; the name is fixed ({hint})"
                 )
     return ""
 
@@ -309,6 +323,8 @@ def _name_clash(new: Registered, deleted: Sequence[Registered]) -> str:
 def _needs_new_identity(change: ResourceChange, before: _Observation, after: _Observation) -> bool:
     """A successor gets a new id/ARN unless they derive from a name that stays the same."""
     key = (change.type, change.name)
+    if key not in before.by_key() or key not in after.by_key():  # created or deleted
+        return False
     rule = rule_for(change.type)
     fixed, _ = _fixed_name(rule, before.by_key()[key], after.by_key()[key])
     return not (rule.name_is_identity and fixed)
@@ -362,6 +378,7 @@ _ALTERNATIVES: Mapping[str, Any] = {
     "subnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
     "allowedCidrs": ["10.40.0.0/17"],
     "alarmEmails": ["platform-alerts@example.com", "oncall@example.com"],
+    "dailySnapshotTime": "04:00",
 }
 
 

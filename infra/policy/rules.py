@@ -13,7 +13,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from berthcache.ops.alarm_catalogue import CATALOGUE, is_allkeys_policy, specs_for
+from berthcache.ops.alarm_catalogue import (
+    CATALOGUE,
+    is_allkeys_policy,
+    serverless_specs,
+    specs_for,
+)
 from infra.cidrs import PRIVATE_NETWORKS_TEXT, is_private_network, parse_network
 from infra.config import NODE_VCPUS
 
@@ -26,21 +31,26 @@ __all__ = [
     "auth_required",
     "automatic_failover",
     "backups_enabled",
+    "cluster_mode_parameter_group",
     "custom_subnet_group",
     "encryption_at_rest",
     "encryption_in_transit",
     "events_topic_unencrypted",
     "every_node_alarmed",
+    "every_serverless_cache_alarmed",
     "log_delivery_applies_immediately",
     "memory_alarm_fits_eviction_policy",
     "minor_version_upgrade",
     "no_open_ingress",
     "node_type_exists",
     "replace_safe_names",
+    "serverless_in_named_subnets",
+    "serverless_usage_limits",
 ]
 
 RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 CLUSTER = "aws:elasticache/cluster:Cluster"
+SERVERLESS = "aws:elasticache/serverlessCache:ServerlessCache"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 PARAMS = "aws:elasticache/parameterGroup:ParameterGroup"
 TOPIC = "aws:sns/topic:Topic"
@@ -77,8 +87,8 @@ def _is_true(value: Any) -> bool:
 
 
 def backups_enabled(rtype: str, props: Props) -> list[str]:
-    """ElastiCache.1: automatic backups kept at least one day."""
-    if rtype not in (RG, CLUSTER):
+    """ElastiCache.1: automatic backups kept at least one day (serverless caches too)."""
+    if rtype not in (RG, CLUSTER, SERVERLESS):
         return []
     limit = _plain(props.get("snapshotRetentionLimit"))
     if not isinstance(limit, int | float) or limit < 1:
@@ -96,20 +106,42 @@ def minor_version_upgrade(rtype: str, props: Props) -> list[str]:
 
 
 def automatic_failover(rtype: str, props: Props) -> list[str]:
-    """ElastiCache.3: automatic failover on, which needs at least one replica."""
+    """ElastiCache.3: automatic failover on, which needs at least one replica. In cluster mode
+    (``numNodeGroups``) AWS refuses a group without it: a shard's primary could not fail over,
+    so each shard needs a replica too."""
     if rtype != RG:
         return []
     out = []
+    cluster = _cluster_mode(props)
     if not _is_true(props.get("automaticFailoverEnabled")):
-        out.append("automaticFailoverEnabled must be true (ElastiCache.3)")
+        out.append(
+            "automaticFailoverEnabled must be true (ElastiCache.3"
+            + ("; cluster mode cannot run without it)" if cluster else ")")
+        )
     nodes = _plain(props.get("numCacheClusters"))
-    if isinstance(nodes, int | float) and nodes < 2:
+    if not cluster and isinstance(nodes, int | float) and nodes < 2:
         out.append(f"numCacheClusters must be >= 2 for failover (ElastiCache.3), got {nodes}")
+    replicas = _plain(props.get("replicasPerNodeGroup"))
+    if cluster and isinstance(replicas, int | float) and replicas < 1:
+        out.append(
+            f"replicasPerNodeGroup must be >= 1 for each shard to fail over (ElastiCache.3), "
+            f"got {replicas}"
+        )
     return out
 
 
+def _cluster_mode(props: Props) -> bool:
+    """A cluster-mode replication group: node groups (shards) or cluster mode enabled."""
+    return props.get("numNodeGroups") is not None or _plain(props.get("clusterMode")) == "enabled"
+
+
 def encryption_at_rest(rtype: str, props: Props) -> list[str]:
-    """ElastiCache.4: encrypted at rest, with a customer-managed key."""
+    """ElastiCache.4: encrypted at rest, with a customer-managed key. A serverless cache is
+    always encrypted, but with an AWS-owned key unless it names one: it needs ``kmsKeyId``."""
+    if rtype == SERVERLESS:
+        if not _truthy(props.get("kmsKeyId")):
+            return ["kmsKeyId must name a customer-managed KMS key (ElastiCache.4, serverless)"]
+        return []
     if rtype != RG:
         return []
     out = []
@@ -134,7 +166,13 @@ def encryption_in_transit(rtype: str, props: Props) -> list[str]:
 
 
 def auth_required(rtype: str, props: Props) -> list[str]:
-    """ElastiCache.6: clients authenticate, with an AUTH token or RBAC user groups."""
+    """ElastiCache.6: clients authenticate, with an AUTH token or RBAC user groups. A
+    serverless cache takes no token: it needs ``userGroupId`` (else any client in the VPC
+    connects as the default user)."""
+    if rtype == SERVERLESS:
+        if not _truthy(props.get("userGroupId")):
+            return ["userGroupId must name an RBAC user group (ElastiCache.6, serverless)"]
+        return []
     if rtype != RG:
         return []
     groups = _plain(props.get("userGroupIds")) or []
@@ -155,6 +193,38 @@ def custom_subnet_group(rtype: str, props: Props) -> list[str]:
     if not _truthy(name) or name == "default":
         return ["subnetGroupName must name a custom subnet group (ElastiCache.7)"]
     return []
+
+
+def serverless_in_named_subnets(rtype: str, props: Props) -> list[str]:
+    """ElastiCache.7 for serverless: named private subnets (at least 2 AZs) and security
+    groups. Without ``subnetIds`` AWS places the endpoint in the default VPC's subnets, without
+    ``securityGroupIds`` behind the VPC's default security group."""
+    if rtype != SERVERLESS:
+        return []
+    out = []
+    subnets = _plain(props.get("subnetIds")) or []
+    if not isinstance(subnets, list) or len(subnets) < 2:
+        out.append(
+            "subnetIds must name at least 2 private subnets (ElastiCache.7, serverless: "
+            "otherwise the default VPC's)"
+        )
+    if not _plain(props.get("securityGroupIds")):
+        out.append("securityGroupIds must name the cache's security groups (not the default)")
+    return out
+
+
+def serverless_usage_limits(rtype: str, props: Props) -> list[str]:
+    """A serverless cache has maximum data storage and ECPU-per-second limits: without them it
+    scales, and bills, without bound, and no alarm can say how close it is to its limit."""
+    if rtype != SERVERLESS:
+        return []
+    limits = _plain(props.get("cacheUsageLimits")) or {}
+    out = []
+    if not (limits.get("dataStorage") or {}).get("maximum"):
+        out.append("cacheUsageLimits.dataStorage.maximum must be set (GB)")
+    if not any((e or {}).get("maximum") for e in limits.get("ecpuPerSeconds") or []):
+        out.append("cacheUsageLimits.ecpuPerSeconds maximum must be set (ECPUs per second)")
+    return out
 
 
 def _unknown(value: Any) -> bool:
@@ -311,6 +381,14 @@ RESOURCE_RULES: dict[str, tuple[str, Rule]] = {
         "Fixed names on replace-on-change resources change with each replacement.",
         replace_safe_names,
     ),
+    "serverless-in-named-subnets": (
+        "A serverless cache in named private subnets behind named security groups.",
+        serverless_in_named_subnets,
+    ),
+    "serverless-usage-limits": (
+        "A serverless cache has maximum data storage and ECPU-per-second limits.",
+        serverless_usage_limits,
+    ),
 }
 
 REQUIRED_ALARM_METRICS: tuple[str, ...] = tuple(
@@ -357,6 +435,19 @@ def _required_metrics(rg: Props, resources: Sequence[tuple[str, Props]]) -> tupl
     return tuple(m for spec in specs for m in spec.dashboard_metrics)
 
 
+def _node_count(rg: Props) -> int | None:
+    """Every node of the group: ``numCacheClusters``, or in cluster mode ``numNodeGroups`` x
+    (1 + ``replicasPerNodeGroup``); ``None`` when unknown."""
+    if _cluster_mode(rg):
+        shards = _plain(rg.get("numNodeGroups"))
+        replicas = _plain(rg.get("replicasPerNodeGroup"))
+        if isinstance(shards, int | float) and isinstance(replicas, int | float):
+            return int(shards * (1 + replicas))
+        return None
+    nodes = _plain(rg.get("numCacheClusters"))
+    return int(nodes) if isinstance(nodes, int | float) else None
+
+
 def _members(rg: Props) -> list[str] | None:
     """The group's real member list when known (after the update), else None (preview)."""
     members = _plain(rg.get("memberClusters"))
@@ -366,10 +457,11 @@ def _members(rg: Props) -> list[str] | None:
 
 
 def every_node_alarmed(resources: Sequence[tuple[str, Props]]) -> list[str]:
-    """Every member node of every replication group has an alarm, with actions, per metric the
-    catalogue gives that group (``specs_for`` its eviction policy and node type). Members are
-    the group's real ``memberClusters`` when known (no ``<group>-00N`` assumption); at preview,
-    when they are not, each metric needs ``numCacheClusters`` alarms named for the group."""
+    """Every member node of every replication group (every shard's, in cluster mode) has an
+    alarm, with actions, per metric the catalogue gives that group (``specs_for`` its eviction
+    policy and node type). Members are the group's real ``memberClusters`` when known (no
+    ``<group>-00N`` assumption); at preview, when they are not, each metric needs as many
+    alarms named for the group as it has nodes."""
     covered: set[tuple[str, str]] = set()
     for rtype, props in resources:
         if rtype == ALARM:
@@ -379,15 +471,18 @@ def every_node_alarmed(resources: Sequence[tuple[str, Props]]) -> list[str]:
         if rtype != RG:
             continue
         rg_id = _plain(props.get("replicationGroupId"))
-        nodes = _plain(props.get("numCacheClusters"))
+        nodes = _node_count(props)
         if not isinstance(rg_id, str) or not _RG_ID_RE.match(rg_id):
             out.append(
                 "replication group without a literal replicationGroupId: "
                 "its nodes' alarms cannot be checked"
             )
             continue
-        if not isinstance(nodes, int | float):
-            out.append(f"{rg_id}: numCacheClusters unknown; set it explicitly")
+        if nodes is None:
+            out.append(
+                f"{rg_id}: node count unknown; set numCacheClusters (or numNodeGroups and "
+                "replicasPerNodeGroup) explicitly"
+            )
             continue
         required = _required_metrics(props, resources)
         members = _members(props)
@@ -478,6 +573,60 @@ def memory_alarm_fits_eviction_policy(resources: Sequence[tuple[str, Props]]) ->
     return out
 
 
+def every_serverless_cache_alarmed(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """Every serverless cache has an alarm, with actions, per serverless catalogue metric
+    (ECPUs and storage against the limits, throttled commands, ...) on its ``clusterId``."""
+    covered: set[tuple[str, str]] = set()
+    for rtype, props in resources:
+        if rtype != ALARM or not _plain(props.get("alarmActions")):
+            continue
+        dims = _plain(props.get("dimensions")) or {}
+        if props.get("metricName") and "clusterId" in dims:
+            covered.add((str(dims["clusterId"]), str(_plain(props["metricName"]))))
+    required = [m for spec in serverless_specs() for m in spec.dashboard_metrics]
+    out = []
+    for rtype, props in resources:
+        if rtype != SERVERLESS:
+            continue
+        name = _plain(props.get("name"))
+        if not isinstance(name, str) or _unknown(name):
+            out.append("serverless cache without a literal name: its alarms cannot be checked")
+            continue
+        missing = [m for m in required if (name, m) not in covered]
+        if missing:
+            out.append(f"serverless cache {name} has no alarm with actions on {', '.join(missing)}")
+    return out
+
+
+def cluster_mode_parameter_group(resources: Sequence[tuple[str, Props]]) -> list[str]:
+    """A cluster-mode group names a parameter group with ``cluster-enabled yes`` (AWS refuses
+    one without), and a one-shard group none with it (AWS refuses that too)."""
+    enabled: dict[str, bool] = {}
+    for rtype, props in resources:
+        if rtype == PARAMS:
+            params = {p.get("name"): p.get("value") for p in _plain(props.get("parameters")) or []}
+            enabled[str(_plain(props.get("name")))] = params.get("cluster-enabled") == "yes"
+    out = []
+    for rtype, props in resources:
+        if rtype != RG:
+            continue
+        name = _plain(props.get("parameterGroupName"))
+        if not isinstance(name, str) or name not in enabled:
+            continue  # a default or external group: AWS checks it
+        rg_id = _plain(props.get("replicationGroupId"))
+        if _cluster_mode(props) and not enabled[name]:
+            out.append(
+                f"{rg_id}: cluster mode needs a parameter group with cluster-enabled yes; "
+                f"{name} has none"
+            )
+        if not _cluster_mode(props) and enabled[name]:
+            out.append(
+                f"{rg_id}: one shard (numCacheClusters) with {name}, whose cluster-enabled is "
+                "yes: use numNodeGroups, or a parameter group without it"
+            )
+    return out
+
+
 STACK_RULES: dict[str, tuple[str, StackRule]] = {
     "every-node-alarmed": (
         "Every member node of every replication group has the catalogue's alarms, each with "
@@ -491,5 +640,13 @@ STACK_RULES: dict[str, tuple[str, StackRule]] = {
     "memory-alarm-fits-eviction-policy": (
         "No memory-percentage alarm on a group that evicts from all keys.",
         memory_alarm_fits_eviction_policy,
+    ),
+    "every-serverless-cache-alarmed": (
+        "Every serverless cache has the serverless catalogue's alarms, each with alarm actions.",
+        every_serverless_cache_alarmed,
+    ),
+    "cluster-mode-parameter-group": (
+        "A cluster-mode group has a cluster-enabled parameter group; a one-shard group none.",
+        cluster_mode_parameter_group,
     ),
 }

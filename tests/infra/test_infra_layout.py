@@ -20,6 +20,7 @@ ALLOWED = {
     "infra.network": set(),
     "infra.security": set(),
     "infra.cache": {"infra.network"},  # CACHE_PORT
+    "infra.serverless": {"infra.network"},  # CACHE_PORT
     "infra.alarms": set(),
     "infra.program": {
         "infra.alarms",
@@ -27,6 +28,7 @@ ALLOWED = {
         "infra.config",
         "infra.network",
         "infra.security",
+        "infra.serverless",
     },
 }
 
