@@ -23,7 +23,6 @@ from berthcache.acl import app_user_access
 
 __all__ = [
     "AUTH_TOKEN_SPECIALS",
-    "CLUSTER_CLIENT_RULES",
     "ExtraUser",
     "Security",
     "SecurityArgs",
@@ -42,23 +41,15 @@ def secret_str(value: pulumi.Output[str]) -> pulumi.Output[str]:
     return result
 
 
-CLUSTER_CLIENT_RULES = ("+cluster|slots", "+cluster|shards", "+cluster|myid", "+readonly")
-"""What a cluster client asks besides the app's commands: the slot map (``CLUSTER SLOTS`` /
-``SHARDS``), the node's id, and ``READONLY`` for reads on replicas. Added to the app user of a
-cluster-mode or serverless cache when ``app_user_access`` does not grant them already."""
-
-
 def app_access_string(
     key_prefix: str, channels: Sequence[str] = (), *, cluster_mode: bool = False
 ) -> str:
     """The RBAC app user's ElastiCache access string: ``on`` (ElastiCache leaves a user without
     it disabled) plus the rules the local harness's app user gets too (``app_user_access``), so
-    what passes locally passes on the stack; in cluster mode also ``CLUSTER_CLIENT_RULES``."""
-    rules = app_user_access(key_prefix, channels=channels)
-    if cluster_mode:
-        have = set(rules.split())
-        rules += "".join(f" {r}" for r in CLUSTER_CLIENT_RULES if r not in have)
-    return f"on {rules}"
+    what passes locally passes on the stack; in cluster mode also what a cluster client needs
+    (``berthcache.acl.APP_USER_CLUSTER_COMMANDS``: the slot map, ASKING, READONLY, sharded
+    pub/sub), as the local cluster target's app user has."""
+    return f"on {app_user_access(key_prefix, channels=channels, cluster=cluster_mode)}"
 
 
 def _token(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
