@@ -112,7 +112,7 @@ class AsyncTransport(Protocol):
 # -- replies and errors ---------------------------------------------------------------------------
 
 
-def parse_error(message: str) -> rex.ResponseError:
+def parse_error(message: str) -> rex.RedisError:
     """The redis-py exception for an error reply's text (redis-py's own table): NOSCRIPT →
     NoScriptError, READONLY → ReadOnlyError, NOAUTH / WRONGPASS → AuthenticationError,
     OOM → OutOfMemoryError, EXECABORT → ExecAbortError, anything else ResponseError."""
