@@ -2,9 +2,10 @@
 
 The ordinary command path retries (``REDIS_MAX_RETRIES_PER_REQUEST``) with 5 s socket timeouts:
 right for data, wrong for a health check or a rate-limit decision, which a load balancer or a
-request waits for. Calls with a budget (:class:`Budget`) go through a client of their own —
-the same endpoint, TLS, credentials, client name and connection events, but no retries — and
-are bounded as a whole:
+request waits for. Calls with a budget (:class:`Budget`) are handed to the cache's transport
+(:mod:`berthcache._transport`) with it: one attempt, no retries, the whole call bounded. The
+reference transports do it on redis-py pools of their own — the same endpoint, TLS,
+credentials, client name and connection events, but no retries — with this module's machinery:
 
 * sync (:class:`BoundedClient`): a deadline in a context variable that the pool and its
   connections apply to every blocking step — waiting for a free connection, TCP connect, TLS
@@ -219,7 +220,7 @@ class BoundedClient:
 
 
 class AsyncBoundedClient:
-    """The asyncio client for budgeted calls: its own pool, no retries, ``asyncio.timeout``."""
+    """The asyncio pool for budgeted calls: no retries, ``asyncio.timeout`` around each."""
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
         self.pool = AsyncWaitingPool(**kwargs)
