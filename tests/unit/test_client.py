@@ -329,3 +329,41 @@ async def test_async_pool_keeps_its_bound_through_an_outage(
         assert pool_of(cache)._slots._value == 2  # every slot came back, none was added
         results = await asyncio.gather(*(cache.get("k") for _ in range(8)))
     assert results == [None] * 8  # the restart lost the key (no persistence): no errors
+
+
+def _pooled_connections(pool: Any) -> int:
+    """Connections a redis-py pool has made (sync blocking pool or asyncio pool)."""
+    if hasattr(pool, "_connections"):
+        return len(pool._connections)
+    return len(pool._available_connections) + len(pool._in_use_connections)
+
+
+@pytest.mark.asyncio
+async def test_cache_redis_opens_no_connection_until_something_uses_it(config: CacheConfig) -> None:
+    """Data methods, pipelines and features go through the transport: the pooled redis-py
+    client ``cache.redis`` stays unconnected until a WATCH transaction (or a subscription, or
+    the application) uses it."""
+    with Cache(config) as cache:
+        cache.set("lazy", "v")
+        assert cache.get("lazy") == "v"
+        with cache.pipeline(transaction=True) as pipe:
+            pipe.incr("n").get("lazy")
+            assert pipe.execute() == [1, "v"]
+        sid = cache.sessions.create(7, {"a": 1})
+        assert cache.sessions.get(sid) == {"a": 1}
+        assert cache.rate_limiter.check("10.0.0.1", "x").allowed
+        assert cache.check_health().healthy
+        assert _pooled_connections(cache.redis.connection_pool) == 0
+        assert cache.sessions.invalidate_all(7) == 1  # WATCH: a connection of its own
+        assert _pooled_connections(cache.redis.connection_pool) == 1
+    async with AsyncCache(config) as acache:
+        await acache.set("lazy", "v")
+        async with acache.pipeline() as apipe:
+            apipe.get("lazy")
+            assert await apipe.execute() == ["v"]
+        sid = await acache.sessions.create(7, {"a": 1})
+        assert await acache.responses.get("e", 1) is None
+        assert await acache.presence.online([1]) == {"1": False}
+        assert _pooled_connections(acache.redis.connection_pool) == 0
+        assert await acache.sessions.invalidate_all(7) == 1
+        assert _pooled_connections(acache.redis.connection_pool) == 1
