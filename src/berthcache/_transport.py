@@ -131,6 +131,8 @@ def annotate_error(error: BaseException, position: int, args: Args) -> BaseExcep
     arguments (a caller's values): ``Command # 2 (INCRBY) of pipeline caused error: …``, the
     shape redis-py uses and :func:`~berthcache._exceptions.to_cache_error` understands."""
     first = str(error.args[0]) if error.args else ""
+    if first.startswith("Command # "):
+        return error  # named already (by the transport, or an earlier raise)
     error.args = (
         f"Command # {position} ({_command_name(args)}) of pipeline caused error: {first}",
         *error.args[1:],

@@ -162,6 +162,9 @@ async def test_a_batch_returns_replies_in_order_with_errors_as_instances(driver:
     assert str(info.value).startswith("Command # 2 (INCRBY) of pipeline caused error: ")
     assert "secret-value" not in str(info.value)
     assert k not in str(info.value)
+    with pytest.raises(rex.ResponseError) as again:  # named once, however often raised
+        raise_first_error(replies, [("SET", k, "secret-value"), ("INCRBY", k, 1)])
+    assert str(again.value).count("Command # ") == 1
     assert await driver.batch() == []
     assert await driver.call("GET", k) == "secret-value"
 
