@@ -154,8 +154,9 @@ def transaction_replies(commands: Sequence[Args], queued: Sequence[Any], exec_re
     """EXEC's reply for a MULTI … EXEC of ``commands`` whose queueing replies were ``queued``.
 
     An EXECABORT (a command refused when queued: wrong arity, OOM …) raises that command's
-    error, named by position (what redis-py raises, without the arguments); a refused MULTI
-    raises. Otherwise EXEC's reply as read (its error replies are instances).
+    error, named by position (what redis-py raises, without the arguments), or EXEC's own error
+    when no queued reply was one. Otherwise EXEC's reply as read (its error replies are
+    instances). MULTI's own reply is the caller's to check.
     """
     if isinstance(exec_reply, Exception):
         for position, reply in enumerate(queued, 1):
