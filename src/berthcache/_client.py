@@ -75,6 +75,7 @@ class Cache(CacheBase):
         # Every command, pipeline and feature call (budgeted ones included) goes through the
         # transport; it opens its connections when first used.
         self._transport: SyncTransport = PooledTransport(self.config, self.events)
+        self._health_budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
         # redis-py's pooled client for what needs a connection of its own (WATCH transactions,
         # subscriptions); public, and no connection is opened until something uses it.
         retry = build_retry(
@@ -165,7 +166,7 @@ class Cache(CacheBase):
     def check_health(self) -> HealthStatus:
         """``HealthStatus`` from one PING within ``health_timeout_ms`` (no retries); never
         raises (unhealthy carries the reason)."""
-        budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
+        budget = self._health_budget
         try:
             with self._op:
                 start = time.perf_counter()
