@@ -1,8 +1,10 @@
-"""``AsyncCache``: the asyncio client (``redis.asyncio.Redis``) — it only sends commands.
+"""``AsyncCache``: the asyncio client — it only sends commands, through its transport.
 
 The twin of :class:`~berthcache.Cache`, written out by hand over the same I/O-free base: each
 data method is one line awaiting its command plan (:mod:`berthcache._commands`) through
-:meth:`AsyncCache._run`, the one place a plan meets the network.
+:meth:`AsyncCache._run`, the one place a plan meets the network — the transport's ``call``
+(:mod:`berthcache._transport`). ``AsyncCache.redis`` (redis-py's pooled asyncio client,
+connected lazily) serves what needs a connection of its own: WATCH transactions, subscriptions.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import redis.asyncio as aredis
 
 from berthcache._base import CacheBase
-from berthcache._budget import AsyncBoundedClient, Budget, bounded_pool_kwargs
+from berthcache._budget import Budget
 from berthcache._commands import Command, Done, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
@@ -28,6 +30,7 @@ from berthcache._health import HealthStatus, unhealthy
 from berthcache._lifecycle import check_close_timeout
 from berthcache._pool import AsyncWaitingPool
 from berthcache._retry import build_async_retry
+from berthcache._transport import AsyncPooledTransport, AsyncTransport
 from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
@@ -43,11 +46,7 @@ logger = logging.getLogger("berthcache")
 T = TypeVar("T")
 
 
-async def _timed_ping(client: aredis.Redis) -> float:
-    """PING round trip in milliseconds."""
-    start = time.perf_counter()
-    await client.ping()
-    return (time.perf_counter() - start) * 1000.0
+_PING_ARGS = ("PING",)
 
 
 class AsyncPipeline(PipelineBase):
@@ -55,10 +54,14 @@ class AsyncPipeline(PipelineBase):
 
     async def execute(self) -> list[Any]:
         """Send the queued commands; returns their parsed results in order."""
-        plans = self._take_plans()
+        plans, commands = self._take_plans()
         with self._lifecycle.operation:
-            replies = await self._pipe.execute()
-        return self._results(plans, replies)
+            replies = (
+                await self._transport.batch(commands, transaction=self._transaction)
+                if commands
+                else []
+            )
+            return self._results(plans, commands, replies)
 
     async def __aenter__(self) -> AsyncPipeline:
         self._lifecycle.check_open()
@@ -66,7 +69,6 @@ class AsyncPipeline(PipelineBase):
 
     async def __aexit__(self, *exc: object) -> None:
         self._plans.clear()
-        await self._pipe.reset()
 
 
 class AsyncCache(CacheBase):
@@ -74,6 +76,12 @@ class AsyncCache(CacheBase):
 
     def __init__(self, config: CacheConfig | None = None, **settings: Any) -> None:
         super().__init__(config, **settings)
+        # Every command, pipeline and feature call (budgeted ones included) goes through the
+        # transport; it opens its connections when first used.
+        self._transport: AsyncTransport = AsyncPooledTransport(self.config, self.events)
+        self._health_budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
+        # redis-py's pooled client for what needs a connection of its own (WATCH transactions,
+        # subscriptions); public, and no connection is opened until something uses it.
         retry = build_async_retry(
             self.config, on_reconnecting=self.events.reconnecting, on_error=self.events.error
         )
@@ -81,18 +89,6 @@ class AsyncCache(CacheBase):
             **self._pool_kwargs(AsyncEventConnection, AsyncEventSSLConnection, retry)
         )
         self.redis: aredis.Redis = aredis.Redis(connection_pool=self._pool)
-        # Calls with a time budget (health, rate limit, response cache steps): own pool, no
-        # retries; closed with the cache (a close callback).
-        once = build_async_retry(
-            self.config.replace(retry_strategy="none"), on_error=self.events.error
-        )
-        self._bounded = AsyncBoundedClient(
-            bounded_pool_kwargs(
-                self.config,
-                self._pool_kwargs(AsyncEventConnection, AsyncEventSSLConnection, once),
-            )
-        )
-        self._on_close(self._bounded.close)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AsyncCache:
@@ -111,17 +107,17 @@ class AsyncCache(CacheBase):
         if isinstance(plan, Done):  # nothing to send (delete with no keys)
             (result,) = plan  # unpacked, not .result: mypy keeps the type parameter this way
             return result
-        name, args, parse = plan
+        args, parse = plan
         with self._op:  # what _operation() returns, without the call on the hot path
-            reply = await getattr(self.redis, name)(*args)
+            reply = await self._transport.call(args)
         return parse(reply)
 
     async def _run_timed(self, command: Command[Any]) -> float:
         """Send one planned command; the round trip in milliseconds (the reply is dropped)."""
-        name, args, _ = command
+        args = command[0]
         with self._op:
             start = time.perf_counter()
-            await getattr(self.redis, name)(*args)
+            await self._transport.call(args)
             return (time.perf_counter() - start) * 1000.0
 
     async def set(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
@@ -163,9 +159,7 @@ class AsyncCache(CacheBase):
     def pipeline(self, transaction: bool = False) -> AsyncPipeline:
         """A pipeline whose commands take the key prefix; ``transaction`` wraps it in MULTI."""
         self._check_open()
-        return AsyncPipeline(
-            self._plan, self._lifecycle, self.redis.pipeline(transaction=transaction)
-        )
+        return AsyncPipeline(self._plan, self._lifecycle, self._transport, transaction)
 
     # -- health -------------------------------------------------------------------------------
 
@@ -174,12 +168,14 @@ class AsyncCache(CacheBase):
         return await self._run_timed(self._plan.ping())
 
     async def check_health(self) -> HealthStatus:
-        """``HealthStatus`` from one PING within ``health_timeout_ms`` (no retries, a pool of its
-        own); never raises (unhealthy carries the reason)."""
-        budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
+        """``HealthStatus`` from one PING within ``health_timeout_ms`` (no retries); never
+        raises (unhealthy carries the reason)."""
+        budget = self._health_budget
         try:
             with self._op:
-                latency = await self._bounded.call(budget, _timed_ping)
+                start = time.perf_counter()
+                await self._transport.call(_PING_ARGS, budget=budget)
+                latency = (time.perf_counter() - start) * 1000.0
             return HealthStatus(healthy=True, latency_ms=round(latency, 3))
         except CacheError as exc:
             return unhealthy(exc)
@@ -256,7 +252,10 @@ class AsyncCache(CacheBase):
             except Exception:
                 logger.exception("close callback failed")
         try:
-            await self.redis.aclose(close_connection_pool=True)
+            try:
+                await self._transport.aclose(timeout)
+            finally:
+                await self.redis.aclose(close_connection_pool=True)
         finally:
             self.events.emit("end")
 

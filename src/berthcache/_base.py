@@ -3,7 +3,8 @@
 A cache is composed of its settings (:class:`CacheConfig`), its key builder, its connection
 events, its :class:`~berthcache._lifecycle.Lifecycle` (open/closed, calls in flight) and its
 :class:`~berthcache._commands.CommandPlanner` (what each data method sends). The twins add only
-the sending — so they cannot drift apart on anything else.
+the sending — their transport (:mod:`berthcache._transport`) and the pooled redis-py client
+``redis`` for what needs a connection of its own — so they cannot drift apart on anything else.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from berthcache._events import ConnectionEvents
 from berthcache._exceptions import ConfigurationError
 from berthcache._keys import KeyBuilder
 from berthcache._lifecycle import Lifecycle, Operation
+from berthcache._transport import pool_kwargs
 
 __all__ = ["CacheBase", "resolve_config"]
 
@@ -72,16 +74,8 @@ class CacheBase:
     # -- connection pool settings --------------------------------------------------------------
 
     def _pool_kwargs(self, plain_class: type, tls_class: type, retry: Any) -> dict[str, Any]:
-        kwargs = self.config.connection_kwargs()
-        tls = bool(kwargs.pop("ssl", False))
-        kwargs.update(
-            timeout=self.config.pool_timeout,
-            connection_class=tls_class if tls else plain_class,
-            decode_responses=True,
-            retry=retry,
-            berthcache_events=self.events,
-        )
-        return kwargs
+        """The pooled redis-py client's settings (WATCH transactions, subscriptions)."""
+        return pool_kwargs(self.config, self.events, plain_class, tls_class, retry)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

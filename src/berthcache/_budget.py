@@ -2,9 +2,10 @@
 
 The ordinary command path retries (``REDIS_MAX_RETRIES_PER_REQUEST``) with 5 s socket timeouts:
 right for data, wrong for a health check or a rate-limit decision, which a load balancer or a
-request waits for. Calls with a budget (:class:`Budget`) go through a client of their own —
-the same endpoint, TLS, credentials, client name and connection events, but no retries — and
-are bounded as a whole:
+request waits for. Calls with a budget (:class:`Budget`) are handed to the cache's transport
+(:mod:`berthcache._transport`) with it: one attempt, no retries, the whole call bounded. The
+reference transports do it on redis-py pools of their own — the same endpoint, TLS,
+credentials, client name and connection events, but no retries — with this module's machinery:
 
 * sync (:class:`BoundedClient`): a deadline in a context variable that the pool and its
   connections apply to every blocking step — waiting for a free connection, TCP connect, TLS
@@ -41,6 +42,7 @@ __all__ = [
     "Budget",
     "BudgetExceededError",
     "bounded_pool_kwargs",
+    "deadline_call",
 ]
 
 T = TypeVar("T")
@@ -185,45 +187,55 @@ def _answered(exc: BaseException, deadline: float) -> bool:
     return not isinstance(exc, _TIMEOUTS) and time.monotonic() < deadline
 
 
+def deadline_call(budget: Budget, send: Callable[..., T], *args: Any) -> T:
+    """``send(*args)`` done within ``budget`` on bounded connections (their every blocking step
+    ends by the deadline); BudgetExceededError when it was not."""
+    deadline = time.monotonic() + budget.seconds
+    token = _DEADLINE.set(deadline)
+    try:
+        return send(*args)
+    except _LATE as exc:
+        if _answered(exc, deadline):
+            raise  # refused, reset …: an answer in time, mapped at the error boundary
+        raise budget.exceeded() from exc
+    finally:
+        _DEADLINE.reset(token)
+
+
 class BoundedClient:
-    """The sync client for budgeted calls: its own pool, no retries, a deadline per call."""
+    """The sync pool for budgeted calls: no retries, a deadline per call."""
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
         tls = kwargs["connection_class"] is not EventConnection
         kwargs = {**kwargs, "connection_class": BoundedSSLConnection if tls else BoundedConnection}
-        self._pool = _BoundedPool(**kwargs)  # type: ignore[no-untyped-call]
-        self.redis = redis.Redis(connection_pool=self._pool)
+        self.pool = _BoundedPool(**kwargs)  # type: ignore[no-untyped-call]
+        self.redis = redis.Redis(connection_pool=self.pool)
 
     def call(self, budget: Budget, send: Callable[[redis.Redis], T]) -> T:
         """``send(client)`` done within ``budget``; BudgetExceededError when it was not."""
-        deadline = time.monotonic() + budget.seconds
-        token = _DEADLINE.set(deadline)
-        try:
-            return send(self.redis)
-        except _LATE as exc:
-            if _answered(exc, deadline):
-                raise  # refused, reset …: an answer in time, mapped at the error boundary
-            raise budget.exceeded() from exc
-        finally:
-            _DEADLINE.reset(token)
+        return deadline_call(budget, send, self.redis)
 
     def close(self) -> None:
-        self._pool.disconnect()
+        self.pool.disconnect()
 
 
 class AsyncBoundedClient:
-    """The asyncio client for budgeted calls: its own pool, no retries, ``asyncio.timeout``."""
+    """The asyncio pool for budgeted calls: no retries, ``asyncio.timeout`` around each."""
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
-        self._pool = AsyncWaitingPool(**kwargs)
-        self.redis = aredis.Redis(connection_pool=self._pool)
+        self.pool = AsyncWaitingPool(**kwargs)
+        self.redis = aredis.Redis(connection_pool=self.pool)
 
     async def call(self, budget: Budget, send: Callable[[aredis.Redis], Awaitable[T]]) -> T:
         """``await send(client)`` done within ``budget``; BudgetExceededError when it was not."""
+        return await self.run(budget, send(self.redis))
+
+    async def run(self, budget: Budget, work: Awaitable[T]) -> T:
+        """``await work`` done within ``budget``; BudgetExceededError when it was not."""
         deadline = time.monotonic() + budget.seconds
         try:
             async with asyncio.timeout(budget.seconds):
-                return await send(self.redis)
+                return await work
         except _LATE as exc:
             if _answered(exc, deadline):
                 raise

@@ -1,8 +1,10 @@
-"""``Cache``: the synchronous client (``redis.Redis``) — it only sends commands.
+"""``Cache``: the synchronous client — it only sends commands, through its transport.
 
 Validation, key prefixing, encoding and parsing are decided in :mod:`berthcache._commands`,
 shared with :class:`~berthcache.AsyncCache`: each data method is one line handing its command
-plan to :meth:`Cache._run`, the one place a plan meets the network.
+plan to :meth:`Cache._run`, the one place a plan meets the network — the transport's ``call``
+(:mod:`berthcache._transport`). ``Cache.redis`` (redis-py's pooled client, connected lazily)
+serves what needs a connection of its own: WATCH transactions and subscriptions.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import redis
 
 from berthcache._base import CacheBase
-from berthcache._budget import BoundedClient, Budget, bounded_pool_kwargs
+from berthcache._budget import Budget
 from berthcache._commands import Command, Done, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import EventConnection, EventSSLConnection
@@ -26,6 +28,7 @@ from berthcache._health import HealthStatus, unhealthy
 from berthcache._lifecycle import check_close_timeout
 from berthcache._pool import WaitingPool
 from berthcache._retry import build_retry
+from berthcache._transport import PooledTransport, SyncTransport
 from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
@@ -41,11 +44,7 @@ logger = logging.getLogger("berthcache")
 T = TypeVar("T")
 
 
-def _timed_ping(client: redis.Redis) -> float:
-    """PING round trip in milliseconds."""
-    start = time.perf_counter()
-    client.ping()
-    return (time.perf_counter() - start) * 1000.0
+_PING_ARGS = ("PING",)
 
 
 class Pipeline(PipelineBase):
@@ -53,10 +52,12 @@ class Pipeline(PipelineBase):
 
     def execute(self) -> list[Any]:
         """Send the queued commands; returns their parsed results in order."""
-        plans = self._take_plans()
+        plans, commands = self._take_plans()
         with self._lifecycle.operation:
-            replies = self._pipe.execute()
-        return self._results(plans, replies)
+            replies = (
+                self._transport.batch(commands, transaction=self._transaction) if commands else []
+            )
+            return self._results(plans, commands, replies)
 
     def __enter__(self) -> Pipeline:
         self._lifecycle.check_open()
@@ -64,7 +65,6 @@ class Pipeline(PipelineBase):
 
     def __exit__(self, *exc: object) -> None:
         self._plans.clear()
-        self._pipe.reset()
 
 
 class Cache(CacheBase):
@@ -72,6 +72,12 @@ class Cache(CacheBase):
 
     def __init__(self, config: CacheConfig | None = None, **settings: Any) -> None:
         super().__init__(config, **settings)
+        # Every command, pipeline and feature call (budgeted ones included) goes through the
+        # transport; it opens its connections when first used.
+        self._transport: SyncTransport = PooledTransport(self.config, self.events)
+        self._health_budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
+        # redis-py's pooled client for what needs a connection of its own (WATCH transactions,
+        # subscriptions); public, and no connection is opened until something uses it.
         retry = build_retry(
             self.config, on_reconnecting=self.events.reconnecting, on_error=self.events.error
         )
@@ -79,15 +85,6 @@ class Cache(CacheBase):
             **self._pool_kwargs(EventConnection, EventSSLConnection, retry)
         )
         self.redis: redis.Redis = redis.Redis(connection_pool=self._pool)
-        # Calls with a time budget (health, rate limit, response cache steps): own pool, no
-        # retries; closed with the cache (a close callback).
-        once = build_retry(self.config.replace(retry_strategy="none"), on_error=self.events.error)
-        self._bounded = BoundedClient(
-            bounded_pool_kwargs(
-                self.config, self._pool_kwargs(EventConnection, EventSSLConnection, once)
-            )
-        )
-        self._on_close(self._bounded.close)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Cache:
@@ -106,17 +103,17 @@ class Cache(CacheBase):
         if isinstance(plan, Done):  # nothing to send (delete with no keys)
             (result,) = plan  # unpacked, not .result: mypy keeps the type parameter this way
             return result
-        name, args, parse = plan
+        args, parse = plan
         with self._op:  # what _operation() returns, without the call on the hot path
-            reply = getattr(self.redis, name)(*args)
+            reply = self._transport.call(args)
         return parse(reply)
 
     def _run_timed(self, command: Command[Any]) -> float:
         """Send one planned command; the round trip in milliseconds (the reply is dropped)."""
-        name, args, _ = command
+        args = command[0]
         with self._op:
             start = time.perf_counter()
-            getattr(self.redis, name)(*args)
+            self._transport.call(args)
             return (time.perf_counter() - start) * 1000.0
 
     def set(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
@@ -158,8 +155,7 @@ class Cache(CacheBase):
     def pipeline(self, transaction: bool = False) -> Pipeline:
         """A pipeline whose commands take the key prefix; ``transaction`` wraps it in MULTI."""
         self._check_open()
-        pipe = self.redis.pipeline(transaction=transaction)
-        return Pipeline(self._plan, self._lifecycle, pipe)
+        return Pipeline(self._plan, self._lifecycle, self._transport, transaction)
 
     # -- health -------------------------------------------------------------------------------
 
@@ -168,12 +164,14 @@ class Cache(CacheBase):
         return self._run_timed(self._plan.ping())
 
     def check_health(self) -> HealthStatus:
-        """``HealthStatus`` from one PING within ``health_timeout_ms`` (no retries, a pool of its
-        own); never raises (unhealthy carries the reason)."""
-        budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
+        """``HealthStatus`` from one PING within ``health_timeout_ms`` (no retries); never
+        raises (unhealthy carries the reason)."""
+        budget = self._health_budget
         try:
             with self._op:
-                latency = self._bounded.call(budget, _timed_ping)
+                start = time.perf_counter()
+                self._transport.call(_PING_ARGS, budget=budget)
+                latency = (time.perf_counter() - start) * 1000.0
             return HealthStatus(healthy=True, latency_ms=round(latency, 3))
         except CacheError as exc:
             return unhealthy(exc)
@@ -248,8 +246,11 @@ class Cache(CacheBase):
             except Exception:
                 logger.exception("close callback failed")
         try:
-            self.redis.close()
-            self._pool.disconnect()  # a blocking pool closes in-use connections too
+            try:
+                self._transport.close()
+            finally:
+                self.redis.close()
+                self._pool.disconnect()  # a blocking pool closes in-use connections too
         finally:
             self.events.emit("end")
 

@@ -2,12 +2,13 @@
 
 A data method of :class:`~berthcache.Cache` or :class:`~berthcache.AsyncCache` is one line
 that hands a plan from :class:`CommandPlanner` to the twin's ``_run`` — the only place a plan
-meets the network — and a pipeline queues the very same plans. So which command a method
-sends, with which arguments, and how its reply becomes the result is written once, for both
-twins and their pipelines.
+meets the network, through the cache's transport (:mod:`berthcache._transport`) — and a
+pipeline queues the very same plans and sends them as one ``batch``. So which command a method
+sends, with which arguments, and how its raw reply becomes the result is written once, for
+both twins and their pipelines.
 
-A plan is a :class:`Command` (send ``name(*args)``, read the reply with ``parse``) or a
-:class:`Done` (nothing to send: the result is known, as for ``delete()`` with no keys).
+A plan is a :class:`Command` (send the raw Redis ``args``, read the raw reply with ``parse``)
+or a :class:`Done` (nothing to send: the result is known, as for ``delete()`` with no keys).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from berthcache._exceptions import ConfigurationError, InvalidKeyError
 from berthcache._keys import KeyBuilder
 from berthcache._lifecycle import Lifecycle
 from berthcache._serialization import check_text, decode_json, encode_json, encode_value
+from berthcache._transport import raise_first_error
 from berthcache._ttl import TTLLike, to_seconds
 
 __all__ = ["Command", "CommandPlanner", "Done", "PipelineBase", "Plan", "reply_as_is"]
@@ -33,14 +35,12 @@ def reply_as_is(reply: T) -> T:
 
 
 class Command(NamedTuple, Generic[T]):
-    """Send ``getattr(client, name)(*args)`` and read the reply with ``parse``.
+    """Send the raw Redis command ``args`` (``("SET", key, value, "EX", 300)``) and read the
+    raw reply (``"OK"``, an int, text, ``None``) with ``parse``.
 
     Immutable, so a plan can be compared (the twin test does) and queued on a pipeline as is.
-    ``set`` passes its TTL as redis-py's third positional parameter (``ex``), so a plan needs
-    no kwargs dict; ``None`` there means no expiry, exactly as ``ex=None``.
     """
 
-    name: str
     args: tuple[Any, ...]
     parse: Callable[[Any], T]
 
@@ -53,7 +53,7 @@ class Done(NamedTuple, Generic[T]):
 
 Plan: TypeAlias = Command[T] | Done[T]
 
-_PING: Command[Any] = Command("ping", (), reply_as_is)
+_PING: Command[Any] = Command(("PING",), reply_as_is)
 _NOTHING_DELETED: Done[int] = Done(0)
 
 
@@ -86,51 +86,55 @@ class CommandPlanner:
             raise InvalidKeyError(f"{argument}: {exc}") from None
 
     def set(self, key: str, value: Any, ttl: TTLLike | None) -> Command[bool]:
-        """SET of ``value`` (dicts/lists/bools/None as JSON); result ``True``."""
+        """SET of ``value`` (dicts/lists/bools/None as JSON); result ``True`` (reply ``OK``)."""
         full = self.key(key)
         encoded = check_text(encode_value(value, key=key), key=key)
-        return Command("set", (full, encoded, None if ttl is None else to_seconds(ttl)), bool)
+        if ttl is None:
+            return Command(("SET", full, encoded), bool)
+        return Command(("SET", full, encoded, "EX", to_seconds(ttl)), bool)
 
     def set_json(self, key: str, value: Any, ttl: TTLLike | None) -> Command[bool]:
-        """SET of ``value`` as JSON, strings too; result ``True``."""
+        """SET of ``value`` as JSON, strings too; result ``True`` (reply ``OK``)."""
         full = self.key(key)
         encoded = check_text(encode_json(value, key=key), key=key)
-        return Command("set", (full, encoded, None if ttl is None else to_seconds(ttl)), bool)
+        if ttl is None:
+            return Command(("SET", full, encoded), bool)
+        return Command(("SET", full, encoded, "EX", to_seconds(ttl)), bool)
 
     def get(self, key: str, parse_json: bool = False) -> Command[Any]:
         """GET; result the text, the parsed JSON with ``parse_json``, or ``None``."""
         full = self.key(key)
         if not parse_json:
-            return Command("get", (full,), reply_as_is)
+            return Command(("GET", full), reply_as_is)
         # The JSON parser needs the key for its error message: the only per-call partial,
         # and only on the JSON path, where decoding costs far more.
-        return Command("get", (full,), functools.partial(_json_reply, key))
+        return Command(("GET", full), functools.partial(_json_reply, key))
 
     def delete(self, keys: tuple[str, ...]) -> Plan[int]:
         """DEL; result how many existed (no keys: nothing is sent, nothing removed)."""
         if not keys:
             return _NOTHING_DELETED
         full = tuple(self.key(k, f"keys[{i}]") for i, k in enumerate(keys))
-        return Command("delete", full, int)
+        return Command(("DEL", *full), int)
 
     def exists(self, key: str) -> Command[bool]:
-        """EXISTS; result a bool."""
-        return Command("exists", (self.key(key),), bool)
+        """EXISTS; result a bool (the reply is a count)."""
+        return Command(("EXISTS", self.key(key)), bool)
 
     def expire(self, key: str, ttl: TTLLike) -> Command[bool]:
-        """EXPIRE; result whether the key existed."""
+        """EXPIRE; result whether the key existed (reply 1 or 0)."""
         full = self.key(key)
-        return Command("expire", (full, to_seconds(ttl)), bool)
+        return Command(("EXPIRE", full, to_seconds(ttl)), bool)
 
     def ttl(self, key: str) -> Command[int]:
         """TTL; result seconds left, -1 without expiry, -2 when missing."""
-        return Command("ttl", (self.key(key),), int)
+        return Command(("TTL", self.key(key)), int)
 
     def incr(self, key: str, amount: int) -> Command[int]:
         """INCRBY; result the new value."""
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise ConfigurationError("amount", f"must be an integer, got {type(amount).__name__}")
-        return Command("incrby", (self.key(key), amount), int)
+        return Command(("INCRBY", self.key(key), amount), int)
 
     @staticmethod
     def ping() -> Command[Any]:
@@ -139,19 +143,21 @@ class CommandPlanner:
 
 
 class PipelineBase:
-    """Queues the cache's command plans on a redis-py pipeline and parses their replies on
-    execute, so a pipelined command sends and parses exactly what the direct one does."""
+    """Queues the cache's command plans and, on execute, sends them as one transport ``batch``
+    (MULTI … EXEC with ``transaction``) and parses their replies, so a pipelined command sends
+    and parses exactly what the direct one does."""
 
-    def __init__(self, planner: CommandPlanner, lifecycle: Lifecycle, pipe: Any) -> None:
+    def __init__(
+        self, planner: CommandPlanner, lifecycle: Lifecycle, transport: Any, transaction: bool
+    ) -> None:
         self._plan = planner
         self._lifecycle = lifecycle
-        self._pipe = pipe
+        self._transport = transport
+        self._transaction = transaction
         self._plans: list[Plan[Any]] = []
 
     def _queue(self, plan: Plan[Any]) -> Self:
         self._lifecycle.check_open()
-        if isinstance(plan, Command):
-            getattr(self._pipe, plan.name)(*plan.args)
         self._plans.append(plan)
         return self
 
@@ -194,16 +200,22 @@ class PipelineBase:
     def __len__(self) -> int:
         return len(self._plans)
 
-    def _take_plans(self) -> list[Plan[Any]]:
+    def _take_plans(self) -> tuple[list[Plan[Any]], list[tuple[Any, ...]]]:
+        """The queued plans (the pipeline starts empty again) and the commands they send."""
         plans, self._plans = self._plans, []
-        return plans
+        return plans, [plan.args for plan in plans if isinstance(plan, Command)]
 
     @staticmethod
-    def _results(plans: list[Plan[Any]], replies: list[Any]) -> list[Any]:
-        """One result per queued plan, in order; a :class:`Done` takes no reply."""
-        sent = sum(1 for plan in plans if isinstance(plan, Command))
-        if sent != len(replies):
-            raise RuntimeError(f"pipeline sent {sent} command(s) but got {len(replies)} replies")
+    def _results(
+        plans: list[Plan[Any]], commands: list[tuple[Any, ...]], replies: list[Any]
+    ) -> list[Any]:
+        """One result per queued plan, in order; a :class:`Done` takes no reply. The first
+        error reply raises, named by its position and command (as redis-py's pipeline)."""
+        if len(commands) != len(replies):
+            raise RuntimeError(
+                f"pipeline sent {len(commands)} command(s) but got {len(replies)} replies"
+            )
+        raise_first_error(replies, commands)
         pending = iter(replies)
         return [
             plan.parse(next(pending)) if isinstance(plan, Command) else plan.result

@@ -1,8 +1,9 @@
 """The part of ``Cache`` / ``AsyncCache`` the feature modules use, as a protocol.
 
 Features (sessions, responses, rate limiting, presence, pub/sub) are handed the client they run
-on and talk to it only through :class:`CacheHost`; they never import the client modules, so the
-clients can import the features (lazily) without a cycle.
+on and talk to it only through :class:`CacheHost` — their commands go through its transport
+(``_transport``), what needs a connection of its own through ``redis``; they never import the
+client modules, so the clients can import the features (lazily) without a cycle.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class CacheHost(Protocol):
     def keys(self) -> KeyBuilder: ...
 
     @property
-    def _bounded(self) -> Any:
-        """The client for calls with a time budget (``berthcache._budget``)."""
+    def _transport(self) -> Any:
+        """The cache's transport (``berthcache._transport``): ``call`` / ``batch`` of raw
+        commands, a :class:`~berthcache._budget.Budget` for calls that must answer in time."""
         ...
 
     def _operation(self) -> AbstractContextManager[Any]: ...

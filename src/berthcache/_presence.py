@@ -134,20 +134,20 @@ class Presence(_PresenceBase):
         """Record activity now; the user stays online for ``ttl`` seconds."""
         key = self._key(user_id)
         with self._cache._operation():
-            self._cache.redis.set(key, self._now(), ex=self.ttl)
+            self._cache._transport.call(("SET", key, self._now(), "EX", self.ttl))
 
     def is_online(self, user_id: str | int) -> bool:
         """True when the user was seen within the last ``ttl`` seconds (by the stored time)."""
         key = self._key(user_id)
         with self._cache._operation():
-            raw = self._cache.redis.get(key)
+            raw = self._cache._transport.call(("GET", key))
         return self._online(raw, key)
 
     def last_seen(self, user_id: str | int) -> _dt.datetime | None:
         """When the user was last seen (aware UTC), or None when there is no record."""
         key = self._key(user_id)
         with self._cache._operation():
-            raw = self._cache.redis.get(key)
+            raw = self._cache._transport.call(("GET", key))
         return self._last_seen(raw, key)
 
     def online(self, user_ids: Iterable[str | int]) -> dict[str, bool]:
@@ -156,14 +156,14 @@ class Presence(_PresenceBase):
         if not keys:
             return {}
         with self._cache._operation():
-            values = self._cache.redis.mget(keys)
+            values = self._cache._transport.call(("MGET", *keys))
         return self._online_many(ids, keys, values)
 
     def offline(self, user_id: str | int) -> bool:
         """Mark the user offline now (logout); False when there was no record."""
         key = self._key(user_id)
         with self._cache._operation():
-            return bool(self._cache.redis.delete(key))
+            return bool(self._cache._transport.call(("DEL", key)))
 
 
 class AsyncPresence(_PresenceBase):
@@ -173,20 +173,20 @@ class AsyncPresence(_PresenceBase):
         """Record activity now; the user stays online for ``ttl`` seconds."""
         key = self._key(user_id)
         with self._cache._operation():
-            await self._cache.redis.set(key, self._now(), ex=self.ttl)
+            await self._cache._transport.call(("SET", key, self._now(), "EX", self.ttl))
 
     async def is_online(self, user_id: str | int) -> bool:
         """True when the user was seen within the last ``ttl`` seconds (by the stored time)."""
         key = self._key(user_id)
         with self._cache._operation():
-            raw = await self._cache.redis.get(key)
+            raw = await self._cache._transport.call(("GET", key))
         return self._online(raw, key)
 
     async def last_seen(self, user_id: str | int) -> _dt.datetime | None:
         """When the user was last seen (aware UTC), or None when there is no record."""
         key = self._key(user_id)
         with self._cache._operation():
-            raw = await self._cache.redis.get(key)
+            raw = await self._cache._transport.call(("GET", key))
         return self._last_seen(raw, key)
 
     async def online(self, user_ids: Iterable[str | int]) -> dict[str, bool]:
@@ -195,11 +195,11 @@ class AsyncPresence(_PresenceBase):
         if not keys:
             return {}
         with self._cache._operation():
-            values = await self._cache.redis.mget(keys)
+            values = await self._cache._transport.call(("MGET", *keys))
         return self._online_many(ids, keys, values)
 
     async def offline(self, user_id: str | int) -> bool:
         """Mark the user offline now (logout); False when there was no record."""
         key = self._key(user_id)
         with self._cache._operation():
-            return bool(await self._cache.redis.delete(key))
+            return bool(await self._cache._transport.call(("DEL", key)))

@@ -2,7 +2,7 @@
 
 A connection in subscribe mode can run nothing but (P)SUBSCRIBE/UNSUBSCRIBE/PING, so the seed's
 "subscribe, then publish on the same client" cannot work. Every subscription here takes its own
-connection from the pool (redis-py ``PubSub``); publishing uses the ordinary command connection.
+connection from the pool (redis-py ``PubSub``); publishing goes through the cache's transport.
 
 By default channels carry the key prefix (``berthcare:alerts``) so apps sharing a server do not
 hear each other; :class:`Message` gives the channel back without it. The seed (ioredis, whose
@@ -112,7 +112,7 @@ def publish(cache: CacheHost, channel: str, message: Any) -> int:
     subscribers received it."""
     full, payload = _payload(cache, channel, message)
     with cache._operation():
-        return int(cache.redis.publish(full, payload))
+        return int(cache._transport.call(("PUBLISH", full, payload)))
 
 
 def subscribe(
@@ -131,7 +131,7 @@ async def async_publish(cache: CacheHost, channel: str, message: Any) -> int:
     subscribers received it."""
     full, payload = _payload(cache, channel, message)
     with cache._operation():
-        return int(await cache.redis.publish(full, payload))
+        return int(await cache._transport.call(("PUBLISH", full, payload)))
 
 
 async def async_subscribe(

@@ -9,9 +9,10 @@ IP addresses are normalised (``2001:DB8:0::1`` → ``2001:db8::1``, ``::ffff:10.
 identifiers (e.g. ``"unknown"``) are used as given.
 
 When Redis is unreachable, or does not answer within the limiter's time budget
-(``rate_limit_timeout_ms``, ``REDIS_RATE_LIMIT_TIMEOUT_MS``, default 250 ms; no retries, a
-connection pool of its own), the limiter fails open (request allowed, warning logged) or, with
-``fail_open=False``, raises :class:`RateLimitUnavailableError` — within that budget either way.
+(``rate_limit_timeout_ms``, ``REDIS_RATE_LIMIT_TIMEOUT_MS``, default 250 ms; no retries — the
+budget is handed to the cache's transport), the limiter fails open (request allowed, warning
+logged) or, with ``fail_open=False``, raises :class:`RateLimitUnavailableError` — within that
+budget either way.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ class _RateLimiterBase:
         self.fail_open = fail_open
         # No I/O: the SHA is computed once; EVALSHA falls back to EVAL (never SCRIPT LOAD,
         # which the app user's allow-list does not grant).
-        self._script: Any = register_script(cache.redis, "rate_limit.lua")
+        self._script: Any = register_script(cache._transport, "rate_limit.lua")
+        self._window_arg = self.window * 1000  # the script's ARGV: the window in milliseconds
         self._keys: dict[tuple[str, str], str] = {}
 
     def _key(self, ip: str, endpoint: str) -> str:
@@ -149,10 +151,6 @@ class _RateLimiterBase:
             remaining=max(0, self.limit - count),
             reset_after=max(pttl, 0) / 1000.0,
         )
-
-    def _window_ms(self) -> list[int]:
-        """The script's ARGV: the window in milliseconds."""
-        return [self.window * 1000]
 
     def _unavailable(self, endpoint: str, exc: CacheServerError) -> RateLimitResult:
         """Redis could not count this request (unreachable, read-only after a failover, out of
@@ -189,10 +187,7 @@ class RateLimiter(_RateLimiterBase):
         key = self._key(ip, endpoint)
         try:
             with self._cache._operation():
-                reply = self._cache._bounded.call(
-                    self.budget,
-                    lambda r: self._script(keys=[key], args=self._window_ms(), client=r),
-                )
+                reply = self._script.one(key, self._window_arg, self.budget)
         except CacheServerError as exc:
             return self._unavailable(endpoint, exc)  # re-raises what is not an outage
         return self._result(reply)
@@ -201,7 +196,7 @@ class RateLimiter(_RateLimiterBase):
         """Forget the count (e.g. after a successful login)."""
         key = self._key(ip, endpoint)
         with self._cache._operation():
-            self._cache.redis.delete(key)
+            self._cache._transport.call(("DEL", key))
 
 
 class AsyncRateLimiter(_RateLimiterBase):
@@ -212,10 +207,7 @@ class AsyncRateLimiter(_RateLimiterBase):
         key = self._key(ip, endpoint)
         try:
             with self._cache._operation():
-                reply = await self._cache._bounded.call(
-                    self.budget,
-                    lambda r: self._script(keys=[key], args=self._window_ms(), client=r),
-                )
+                reply = await self._script.one(key, self._window_arg, self.budget)
         except CacheServerError as exc:
             return self._unavailable(endpoint, exc)  # re-raises what is not an outage
         return self._result(reply)
@@ -224,4 +216,4 @@ class AsyncRateLimiter(_RateLimiterBase):
         """Forget the count (e.g. after a successful login)."""
         key = self._key(ip, endpoint)
         with self._cache._operation():
-            await self._cache.redis.delete(key)
+            await self._cache._transport.call(("DEL", key))

@@ -15,10 +15,11 @@ two layers:
 
 Every Redis step of the response cache (read, write, lock) runs within
 ``response_cache_timeout_ms`` (``REDIS_RESPONSE_CACHE_TIMEOUT_MS``, default 500) with no
-retries, on the cache's bounded client. When a step finds Redis unavailable or over budget,
-``get_or_compute`` serves through the outage (``serve_through_outage``, default on): it computes
-and returns the value without storing it, counts it in ``stats.served_through_outage``, and logs
-one warning when the outage starts and one info line when Redis answers again.
+retries (the budget is handed to the cache's transport). When a step finds Redis unavailable
+or over budget, ``get_or_compute`` serves through the outage (``serve_through_outage``, default
+on): it computes and returns the value without storing it, counts it in
+``stats.served_through_outage``, and logs one warning when the outage starts and one info line
+when Redis answers again.
 
 ``invalidate(endpoint)`` without a user removes exactly that endpoint's entries
 ``{prefix}api:{endpoint}:{user_id}``, as the seed's endpoint-wide invalidation means it, without
@@ -71,6 +72,7 @@ from berthcache._host import CacheHost
 from berthcache._parts import check_part
 from berthcache._scripts import register_script
 from berthcache._serialization import decode_json, encode_json
+from berthcache._transport import Args, raise_first_error
 from berthcache._ttl import MAX_TTL_SECONDS, TTL, TTLLike, to_seconds
 
 __all__ = ["AsyncResponseCache", "CacheStats", "ResponseCache"]
@@ -221,8 +223,8 @@ class _ResponseCacheBase:
         #: How long each Redis step (read, write, lock) may take.
         self.budget = Budget(timeout_ms, "response_cache_timeout_ms")
         self.serve_through_outage = serve_through_outage
-        self._release: Any = register_script(cache.redis, "release_lock.lua")
-        self._sweep_script: Any = register_script(cache.redis, "invalidate_endpoint.lua")
+        self._release: Any = register_script(cache._transport, "release_lock.lua")
+        self._sweep_script: Any = register_script(cache._transport, "invalidate_endpoint.lua")
         self._counter_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -327,20 +329,22 @@ class _ResponseCacheBase:
         """``{prefix}api-index:{endpoint}``: the user ids of the endpoint's entries."""
         return self._cache.keys("api-index", check_part(endpoint, "endpoint"))
 
-    def _queue_write(self, pipe: Any, key: str, data: Any, seconds: int) -> None:
-        """On a transaction pipeline: the entry, and its user id in the endpoint's index."""
+    def _write_commands(self, key: str, data: Any, seconds: int) -> list[Args]:
+        """The transaction of a write: the entry, and its user id in the endpoint's index."""
         payload = encode_json(data, key=key)
         # key = {prefix}api:{endpoint}:{user}; the user id holds no ':' (see _key).
         endpoint, user = self._cache.keys.strip(key).removeprefix("api:").rsplit(":", 1)
         index = self._cache.keys("api-index", endpoint)
         now_ms = time.time_ns() // 1_000_000
-        pipe.set(key, payload, ex=seconds)
-        pipe.zadd(index, {user: now_ms + seconds * 1000})
-        pipe.zremrangebyscore(index, "-inf", f"({now_ms - _INDEX_GRACE_MS}")
         # The index lives as long as its longest-lived entry: NX sets a first TTL, GT only
         # ever extends it (as the sessions index does).
-        pipe.expire(index, seconds, nx=True)
-        pipe.expire(index, seconds, gt=True)
+        return [
+            ("SET", key, payload, "EX", seconds),
+            ("ZADD", index, now_ms + seconds * 1000, user),
+            ("ZREMRANGEBYSCORE", index, "-inf", f"({now_ms - _INDEX_GRACE_MS}"),
+            ("EXPIRE", index, seconds, "NX"),
+            ("EXPIRE", index, seconds, "GT"),
+        ]
 
     def _sweep(self, endpoint: str) -> _Sweep:
         """A new endpoint-wide invalidation of exactly ``endpoint``'s indexed entries."""
@@ -390,7 +394,7 @@ class ResponseCache(_ResponseCacheBase):
         if user_id is not None:
             key = self._key(endpoint, user_id)
             with self._cache._operation():
-                return int(self._cache.redis.delete(key))
+                return int(self._cache._transport.call(("DEL", key)))
         sweep = self._sweep(endpoint)
         with self._cache._operation():
             while not sweep.done:
@@ -418,7 +422,7 @@ class ResponseCache(_ResponseCacheBase):
     def _read(self, key: str) -> Any:
         """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
-            raw = self._cache._bounded.call(self.budget, lambda r: r.get(key))
+            raw = self._cache._transport.call(("GET", key), budget=self.budget)
         return self._stored(raw, key)
 
     def _read_or_down(self, key: str) -> Any:
@@ -431,13 +435,10 @@ class ResponseCache(_ResponseCacheBase):
         return value
 
     def _write(self, key: str, data: Any, seconds: int) -> None:
-        def send(client: Any) -> Any:
-            pipe = client.pipeline(transaction=True)
-            self._queue_write(pipe, key, data, seconds)
-            return pipe.execute()
-
+        commands = self._write_commands(key, data, seconds)
         with self._cache._operation():
-            self._cache._bounded.call(self.budget, send)
+            replies = self._cache._transport.batch(commands, transaction=True, budget=self.budget)
+            raise_first_error(replies, commands)
 
     def _single_flight(self, key: str, load: Callable[[], T]) -> T:
         """``load()`` run by one thread per key at a time; the others wait for its outcome."""
@@ -490,8 +491,8 @@ class ResponseCache(_ResponseCacheBase):
         """True (taken), False (another holder) or ``_DOWN``."""
         try:
             with self._cache._operation():
-                taken = self._cache._bounded.call(
-                    self.budget, lambda r: r.set(turn.lock_key, turn.token, nx=True, px=turn.ms)
+                taken = self._cache._transport.call(
+                    ("SET", turn.lock_key, turn.token, "NX", "PX", turn.ms), budget=self.budget
                 )
         except CacheServerError as exc:
             return self._outage(exc)
@@ -502,10 +503,7 @@ class ResponseCache(_ResponseCacheBase):
         # Best effort: the lock expires by itself (PX), and a failure here must not hide the
         # computed value or compute()'s own error.
         with contextlib.suppress(CacheError), self._cache._operation():
-            self._cache._bounded.call(
-                self.budget,
-                lambda r: self._release(keys=[turn.lock_key], args=[turn.token], client=r),
-            )
+            self._release.one(turn.lock_key, turn.token, self.budget)
 
     def _compute_uncached(self, compute: Callable[[], T]) -> T:
         value = compute()
@@ -547,7 +545,7 @@ class AsyncResponseCache(_ResponseCacheBase):
         if user_id is not None:
             key = self._key(endpoint, user_id)
             with self._cache._operation():
-                return int(await self._cache.redis.delete(key))
+                return int(await self._cache._transport.call(("DEL", key)))
         sweep = self._sweep(endpoint)
         with self._cache._operation():
             while not sweep.done:
@@ -637,7 +635,7 @@ class AsyncResponseCache(_ResponseCacheBase):
     async def _read(self, key: str) -> Any:
         """The stored value (JSON ``null`` included), or ``_MISS`` when there is none."""
         with self._cache._operation():
-            raw = await self._cache._bounded.call(self.budget, lambda r: r.get(key))
+            raw = await self._cache._transport.call(("GET", key), budget=self.budget)
         return self._stored(raw, key)
 
     async def _read_or_down(self, key: str) -> Any:
@@ -650,20 +648,19 @@ class AsyncResponseCache(_ResponseCacheBase):
         return value
 
     async def _write(self, key: str, data: Any, seconds: int) -> None:
-        async def send(client: Any) -> Any:
-            pipe = client.pipeline(transaction=True)
-            self._queue_write(pipe, key, data, seconds)
-            return await pipe.execute()
-
+        commands = self._write_commands(key, data, seconds)
         with self._cache._operation():
-            await self._cache._bounded.call(self.budget, send)
+            replies = await self._cache._transport.batch(
+                commands, transaction=True, budget=self.budget
+            )
+            raise_first_error(replies, commands)
 
     async def _try_lock(self, turn: _LockTurn) -> Any:
         """True (taken), False (another holder) or ``_DOWN``."""
         try:
             with self._cache._operation():
-                taken = await self._cache._bounded.call(
-                    self.budget, lambda r: r.set(turn.lock_key, turn.token, nx=True, px=turn.ms)
+                taken = await self._cache._transport.call(
+                    ("SET", turn.lock_key, turn.token, "NX", "PX", turn.ms), budget=self.budget
                 )
         except CacheServerError as exc:
             return self._outage(exc)
@@ -674,10 +671,7 @@ class AsyncResponseCache(_ResponseCacheBase):
         # Best effort: the lock expires by itself (PX), and a failure here must not hide the
         # computed value or compute()'s own error.
         with contextlib.suppress(CacheError), self._cache._operation():
-            await self._cache._bounded.call(
-                self.budget,
-                lambda r: self._release(keys=[turn.lock_key], args=[turn.token], client=r),
-            )
+            await self._release.one(turn.lock_key, turn.token, self.budget)
 
     async def _compute_uncached(self, compute: Callable[[], Awaitable[T]] | Callable[[], T]) -> T:
         result = compute()

@@ -1,5 +1,6 @@
 """The Lua scripts shipped in ``berthcache/resources`` (rate limiting, lock release), and how
-they are run: ``EVALSHA``, falling back to ``EVAL`` on ``NOSCRIPT`` — never ``SCRIPT LOAD``.
+they are run through the cache's transport: ``EVALSHA``, falling back to ``EVAL`` on
+``NOSCRIPT`` — never ``SCRIPT LOAD``.
 
 redis-py's ``Script`` answers ``NOSCRIPT`` with ``SCRIPT LOAD``; the app user's allow-list
 (:mod:`berthcache.acl`) grants no ``SCRIPT`` subcommand at all (``SCRIPT FLUSH`` / ``KILL``
@@ -14,12 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import inspect
+import time
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-import redis.asyncio
 import redis.exceptions
+
+from berthcache._budget import Budget, BudgetExceededError
 
 __all__ = ["AsyncLuaScript", "LuaScript", "load_script", "register_script"]
 
@@ -35,13 +39,24 @@ def load_script(name: str) -> str:
     )
 
 
+def _rest(budget: Budget | None, start: float) -> Budget | None:
+    """What is left of ``budget`` (started at ``start``) for the EVAL fallback."""
+    if budget is None:
+        return None
+    left_ms = budget.ms - int((time.monotonic() - start) * 1000)
+    if left_ms < 1:
+        raise budget.exceeded()
+    return Budget(left_ms, budget.setting)
+
+
 class _ScriptBase:
-    """A shipped script, its SHA1 (what EVALSHA names it by) and the client that runs it."""
+    """A shipped script, its SHA1 (what EVALSHA names it by) and the transport that runs it
+    (:mod:`berthcache._transport`)."""
 
-    __slots__ = ("_client", "name", "sha", "text")
+    __slots__ = ("_transport", "name", "sha", "text")
 
-    def __init__(self, client: Any, name: str) -> None:
-        self._client = client
+    def __init__(self, transport: Any, name: str) -> None:
+        self._transport = transport
         self.name = name
         self.text = load_script(name)
         self.sha = hashlib.sha1(self.text.encode("utf-8"), usedforsecurity=False).hexdigest()
@@ -51,39 +66,77 @@ class _ScriptBase:
 
 
 class LuaScript(_ScriptBase):
-    """Run on a sync client: ``script(keys=[...], args=[...])``, as redis-py's ``Script``."""
+    """Run through a sync transport: ``script(keys=[...], args=[...], budget=...)``.
+
+    With a budget the whole run — the EVAL fallback included — stays within it.
+    """
 
     __slots__ = ()
 
     def __call__(
-        self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any | None = None
+        self, keys: Sequence[Any] = (), args: Sequence[Any] = (), budget: Budget | None = None
     ) -> Any:
-        """Run it on the bound client, or on ``client`` (e.g. a bounded one) when given."""
-        target = self._client if client is None else client
+        """The script's reply (EVALSHA; EVAL when the server does not have it yet)."""
+        start = time.monotonic()
         try:
-            return target.evalsha(self.sha, len(keys), *keys, *args)
+            return self._transport.call(
+                ("EVALSHA", self.sha, len(keys), *keys, *args), budget=budget
+            )
         except redis.exceptions.NoScriptError:
-            return target.eval(self.text, len(keys), *keys, *args)
+            return self._fallback(("EVAL", self.text, len(keys), *keys, *args), budget, start)
+
+    def one(self, key: Any, arg: Any, budget: Budget | None = None) -> Any:
+        """The script run on one key with one argument (the rate limiter's hot path)."""
+        start = time.monotonic()
+        try:
+            return self._transport.call(("EVALSHA", self.sha, 1, key, arg), budget=budget)
+        except redis.exceptions.NoScriptError:
+            return self._fallback(("EVAL", self.text, 1, key, arg), budget, start)
+
+    def _fallback(self, args: tuple[Any, ...], budget: Budget | None, start: float) -> Any:
+        try:
+            return self._transport.call(args, budget=_rest(budget, start))
+        except BudgetExceededError as exc:
+            assert budget is not None
+            raise budget.exceeded() from exc.__cause__
 
 
 class AsyncLuaScript(_ScriptBase):
-    """Run on an asyncio client: ``await script(keys=[...], args=[...])``."""
+    """Run through an asyncio transport: ``await script(keys=[...], args=[...], budget=...)``."""
 
     __slots__ = ()
 
     async def __call__(
-        self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any | None = None
+        self, keys: Sequence[Any] = (), args: Sequence[Any] = (), budget: Budget | None = None
     ) -> Any:
-        """Run it on the bound client, or on ``client`` (e.g. a bounded one) when given."""
-        target = self._client if client is None else client
+        """The script's reply (EVALSHA; EVAL when the server does not have it yet)."""
+        start = time.monotonic()
         try:
-            return await target.evalsha(self.sha, len(keys), *keys, *args)
+            return await self._transport.call(
+                ("EVALSHA", self.sha, len(keys), *keys, *args), budget=budget
+            )
         except redis.exceptions.NoScriptError:
-            return await target.eval(self.text, len(keys), *keys, *args)
+            return await self._fallback(("EVAL", self.text, len(keys), *keys, *args), budget, start)
+
+    async def one(self, key: Any, arg: Any, budget: Budget | None = None) -> Any:
+        """The script run on one key with one argument (the rate limiter's hot path)."""
+        start = time.monotonic()
+        try:
+            return await self._transport.call(("EVALSHA", self.sha, 1, key, arg), budget=budget)
+        except redis.exceptions.NoScriptError:
+            return await self._fallback(("EVAL", self.text, 1, key, arg), budget, start)
+
+    async def _fallback(self, args: tuple[Any, ...], budget: Budget | None, start: float) -> Any:
+        try:
+            return await self._transport.call(args, budget=_rest(budget, start))
+        except BudgetExceededError as exc:
+            assert budget is not None
+            raise budget.exceeded() from exc.__cause__
 
 
-def register_script(client: Any, name: str) -> LuaScript | AsyncLuaScript:
-    """The shipped script ``name`` bound to ``client`` (sync or asyncio); no I/O."""
-    if isinstance(client, redis.asyncio.Redis):
-        return AsyncLuaScript(client, name)
-    return LuaScript(client, name)
+def register_script(transport: Any, name: str) -> LuaScript | AsyncLuaScript:
+    """The shipped script ``name`` run through ``transport`` (sync, or asyncio when its
+    ``call`` is a coroutine function); no I/O."""
+    if inspect.iscoroutinefunction(transport.call):
+        return AsyncLuaScript(transport, name)
+    return LuaScript(transport, name)

@@ -5,9 +5,11 @@ every session is also recorded in a per-user index set ``{prefix}session-index:u
 written in the same MULTI/EXEC as the session and expiring with the newest one. Index members
 whose session already expired are harmless: deleting a missing key is a no-op.
 
-Which commands each step queues, and how their replies read, is decided in :class:`_SessionBase`
-(``_queue_*``); the twins only create the pipeline, execute it and hand the replies back. The
-feature talks to the cache only through :class:`~berthcache._host.CacheHost`.
+Which commands each step sends, and how their replies read, is decided in :class:`_SessionBase`
+(``_*_commands``); the twins only send them — a MULTI/EXEC ``batch`` through the cache's
+transport — and hand the replies back. ``invalidate_all`` WATCHes, so it runs on a connection of
+its own (the pooled redis-py client ``cache.redis``). The feature talks to the cache only
+through :class:`~berthcache._host.CacheHost`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from berthcache._exceptions import CacheServerError, SerializationError
 from berthcache._host import CacheHost
 from berthcache._parts import as_text, check_part
 from berthcache._serialization import decode_json, encode_json
+from berthcache._transport import Args, raise_first_error
 from berthcache._ttl import TTL, TTLLike, to_seconds
 
 __all__ = ["AsyncSessionStore", "SessionStore"]
@@ -82,33 +85,41 @@ class _SessionBase:
             raise SerializationError(f"value at key {shown!r} is not a session object")
         return value
 
-    def _queue_create(self, pipe: Any, user_id: str | int, data: Mapping[str, Any]) -> str:
-        """Queue a new session of ``user_id`` holding ``data``; its id."""
+    def _create_commands(
+        self, user_id: str | int, data: Mapping[str, Any]
+    ) -> tuple[str, list[Args]]:
+        """A new session id of ``user_id`` and the transaction storing ``data`` under it."""
         session_id = self._new_id(user_id)
         key, index = self._key(session_id), self._index_key(user_id)
-        pipe.set(key, self._encode(data, key), ex=self.ttl)
-        pipe.sadd(index, session_id)
+        ttl = self.ttl
         # The index lives as long as the longest-lived session in it: NX sets a first TTL,
         # GT only ever extends it.
-        pipe.expire(index, self.ttl, nx=True)
-        pipe.expire(index, self.ttl, gt=True)
-        return session_id
+        return session_id, [
+            ("SET", key, self._encode(data, key), "EX", ttl),
+            ("SADD", index, session_id),
+            ("EXPIRE", index, ttl, "NX"),
+            ("EXPIRE", index, ttl, "GT"),
+        ]
 
-    def _queue_refresh(self, pipe: Any, session_id: str) -> None:
-        pipe.expire(self._key(session_id), self.ttl)
+    def _refresh_commands(self, session_id: str) -> list[Args]:
+        commands: list[Args] = [("EXPIRE", self._key(session_id), self.ttl)]
         index = self._index_of(session_id)
         if index is not None:
-            pipe.expire(index, self.ttl, gt=True)
+            commands.append(("EXPIRE", index, self.ttl, "GT"))
+        return commands
 
-    def _queue_invalidate(self, pipe: Any, session_id: str) -> None:
-        pipe.delete(self._key(session_id))
+    def _invalidate_commands(self, session_id: str) -> list[Args]:
+        commands: list[Args] = [("DEL", self._key(session_id))]
         index = self._index_of(session_id)
         if index is not None:
-            pipe.srem(index, session_id)
+            commands.append(("SREM", index, session_id))
+        return commands
 
     @staticmethod
-    def _first_done(results: list[Any]) -> bool:
-        """Whether the first queued command found its key (EXPIRE / DEL reply)."""
+    def _first_done(results: list[Any], commands: list[Args]) -> bool:
+        """Whether the first command found its key (EXPIRE / DEL reply); the first error
+        reply raises."""
+        raise_first_error(results, commands)
         return bool(results[0])
 
     def _queue_invalidate_all(self, pipe: Any, index: str, members: Any) -> int:
@@ -143,32 +154,31 @@ class SessionStore(_SessionBase):
 
     def create(self, user_id: str | int, data: Mapping[str, Any]) -> str:
         """Store ``data`` under a new session id and return the id."""
-        pipe = self._cache.redis.pipeline(transaction=True)
-        session_id = self._queue_create(pipe, user_id, data)
+        session_id, commands = self._create_commands(user_id, data)
         with self._cache._operation():
-            pipe.execute()
+            raise_first_error(self._cache._transport.batch(commands, transaction=True), commands)
         return session_id
 
     def get(self, session_id: str) -> dict[str, Any] | None:
         """The session's data, or None when it expired or was invalidated."""
         key = self._key(session_id)
         with self._cache._operation():
-            raw = self._cache.redis.get(key)
+            raw = self._cache._transport.call(("GET", key))
         return self._decode(raw, key)
 
     def refresh(self, session_id: str) -> bool:
         """Restart the session's TTL (sliding expiry); False when it no longer exists."""
-        pipe = self._cache.redis.pipeline(transaction=True)
-        self._queue_refresh(pipe, session_id)
+        commands = self._refresh_commands(session_id)
         with self._cache._operation():
-            return self._first_done(pipe.execute())
+            replies = self._cache._transport.batch(commands, transaction=True)
+            return self._first_done(replies, commands)
 
     def invalidate(self, session_id: str) -> bool:
         """Delete the session (logout); False when it did not exist."""
-        pipe = self._cache.redis.pipeline(transaction=True)
-        self._queue_invalidate(pipe, session_id)
+        commands = self._invalidate_commands(session_id)
         with self._cache._operation():
-            return self._first_done(pipe.execute())
+            replies = self._cache._transport.batch(commands, transaction=True)
+            return self._first_done(replies, commands)
 
     def invalidate_all(self, user_id: str | int) -> int:
         """Delete every session of ``user_id`` (log out everywhere); returns how many existed.
@@ -194,32 +204,32 @@ class AsyncSessionStore(_SessionBase):
 
     async def create(self, user_id: str | int, data: Mapping[str, Any]) -> str:
         """Store ``data`` under a new session id and return the id."""
-        pipe = self._cache.redis.pipeline(transaction=True)
-        session_id = self._queue_create(pipe, user_id, data)
+        session_id, commands = self._create_commands(user_id, data)
         with self._cache._operation():
-            await pipe.execute()
+            replies = await self._cache._transport.batch(commands, transaction=True)
+            raise_first_error(replies, commands)
         return session_id
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         """The session's data, or None when it expired or was invalidated."""
         key = self._key(session_id)
         with self._cache._operation():
-            raw = await self._cache.redis.get(key)
+            raw = await self._cache._transport.call(("GET", key))
         return self._decode(raw, key)
 
     async def refresh(self, session_id: str) -> bool:
         """Restart the session's TTL (sliding expiry); False when it no longer exists."""
-        pipe = self._cache.redis.pipeline(transaction=True)
-        self._queue_refresh(pipe, session_id)
+        commands = self._refresh_commands(session_id)
         with self._cache._operation():
-            return self._first_done(await pipe.execute())
+            replies = await self._cache._transport.batch(commands, transaction=True)
+            return self._first_done(replies, commands)
 
     async def invalidate(self, session_id: str) -> bool:
         """Delete the session (logout); False when it did not exist."""
-        pipe = self._cache.redis.pipeline(transaction=True)
-        self._queue_invalidate(pipe, session_id)
+        commands = self._invalidate_commands(session_id)
         with self._cache._operation():
-            return self._first_done(await pipe.execute())
+            replies = await self._cache._transport.batch(commands, transaction=True)
+            return self._first_done(replies, commands)
 
     async def invalidate_all(self, user_id: str | int) -> int:
         """Delete every session of ``user_id`` (log out everywhere); returns how many existed.

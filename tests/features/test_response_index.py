@@ -81,7 +81,7 @@ def test_writes_racing_an_invalidation_are_never_orphaned(
     the next invalidation removes it; and the invalidations finish however busy the writers
     are (each script call is atomic: nothing to retry)."""
     responses = ResponseCache(cache)
-    stop = threading.Event()
+    stop, written = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
     def write(worker: int) -> None:
@@ -89,14 +89,18 @@ def test_writes_racing_an_invalidation_are_never_orphaned(
         try:
             while not stop.is_set() and n < 2000:
                 responses.set("hot", f"{worker}-{n % 50}", [n])
+                written.set()
                 n += 1
         except BaseException as exc:  # surfaced below
             errors.append(exc)
+            written.set()
 
     writers = [threading.Thread(target=write, args=(w,)) for w in range(3)]
     for thread in writers:
         thread.start()
     try:
+        # Racing writers, not a head start for the invalidations on a busy machine.
+        assert written.wait(10), "no writer wrote within 10 s"
         removed = [responses.invalidate("hot") for _ in range(20)]
     finally:
         stop.set()

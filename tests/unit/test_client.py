@@ -272,23 +272,32 @@ async def test_more_concurrent_callers_than_pooled_connections_wait_their_turn(
     assert results == ["v"] * 200
 
 
+def pool_of(cache: Cache | AsyncCache) -> Any:
+    """The connection pool of a transport that checks a connection out per call (the reference
+    ``PooledTransport``); a transport without one (one multiplexed connection) skips the test."""
+    pool = getattr(cache._transport, "pool", None)
+    if pool is None:
+        pytest.skip(f"{type(cache._transport).__name__} checks no connection out per call")
+    return pool
+
+
 def test_pool_timeout_bounds_the_wait_for_a_connection(config: CacheConfig) -> None:
     with Cache(config.replace(max_connections=1, pool_timeout=0.2)) as small:
-        held = small._pool.get_connection()  # type: ignore[no-untyped-call]
+        held = pool_of(small).get_connection()
         try:
             start = time.perf_counter()
             with pytest.raises(CacheUnavailableError, match="no pooled connection became free"):
                 small.get("pool:k")
             assert time.perf_counter() - start < 2.0
         finally:
-            small._pool.release(held)  # type: ignore[no-untyped-call]
+            pool_of(small).release(held)
         assert small.get("pool:k") is None
 
 
 @pytest.mark.asyncio
 async def test_async_pool_timeout_bounds_the_wait_for_a_connection(config: CacheConfig) -> None:
     async with AsyncCache(config.replace(max_connections=1, pool_timeout=0.2)) as small:
-        held = await small._pool.get_connection()
+        held = await pool_of(small).get_connection()
         try:
             start = time.perf_counter()
             with pytest.raises(
@@ -298,7 +307,7 @@ async def test_async_pool_timeout_bounds_the_wait_for_a_connection(config: Cache
                 await small.get("pool:k")
             assert time.perf_counter() - start < 2.0
         finally:
-            await small._pool.release(held)
+            await pool_of(small).release(held)
         assert await small.get("pool:k") is None
 
 
@@ -317,6 +326,44 @@ async def test_async_pool_keeps_its_bound_through_an_outage(
             with pytest.raises(CacheUnavailableError):
                 await cache.get("k")
         server.restart()
-        assert cache._pool._slots._value == 2  # every slot came back, none was added
+        assert pool_of(cache)._slots._value == 2  # every slot came back, none was added
         results = await asyncio.gather(*(cache.get("k") for _ in range(8)))
     assert results == [None] * 8  # the restart lost the key (no persistence): no errors
+
+
+def _pooled_connections(pool: Any) -> int:
+    """Connections a redis-py pool has made (sync blocking pool or asyncio pool)."""
+    if hasattr(pool, "_connections"):
+        return len(pool._connections)
+    return len(pool._available_connections) + len(pool._in_use_connections)
+
+
+@pytest.mark.asyncio
+async def test_cache_redis_opens_no_connection_until_something_uses_it(config: CacheConfig) -> None:
+    """Data methods, pipelines and features go through the transport: the pooled redis-py
+    client ``cache.redis`` stays unconnected until a WATCH transaction (or a subscription, or
+    the application) uses it."""
+    with Cache(config) as cache:
+        cache.set("lazy", "v")
+        assert cache.get("lazy") == "v"
+        with cache.pipeline(transaction=True) as pipe:
+            pipe.incr("n").get("lazy")
+            assert pipe.execute() == [1, "v"]
+        sid = cache.sessions.create(7, {"a": 1})
+        assert cache.sessions.get(sid) == {"a": 1}
+        assert cache.rate_limiter.check("10.0.0.1", "x").allowed
+        assert cache.check_health().healthy
+        assert _pooled_connections(cache.redis.connection_pool) == 0
+        assert cache.sessions.invalidate_all(7) == 1  # WATCH: a connection of its own
+        assert _pooled_connections(cache.redis.connection_pool) == 1
+    async with AsyncCache(config) as acache:
+        await acache.set("lazy", "v")
+        async with acache.pipeline() as apipe:
+            apipe.get("lazy")
+            assert await apipe.execute() == ["v"]
+        sid = await acache.sessions.create(7, {"a": 1})
+        assert await acache.responses.get("e", 1) is None
+        assert await acache.presence.online([1]) == {"1": False}
+        assert _pooled_connections(acache.redis.connection_pool) == 0
+        assert await acache.sessions.invalidate_all(7) == 1
+        assert _pooled_connections(acache.redis.connection_pool) == 1
