@@ -4,12 +4,13 @@ shared and noisy).
 
 Workloads, each sequential:
 
-* ``ping``: ``PING`` — redis-py ``Redis.ping()``, redis-py's ``Connection`` used directly
-  (``send_packed_command`` / ``read_response``, no pool, no client layer), and
-  ``LeanTransport.call(("PING",))``;
+* ``ping``: ``PING`` — redis-py ``Redis.ping()``; redis-py's ``Connection`` used directly
+  (``send_command`` / ``read_response``: no pool, no client layer); the floor, a bare socket
+  with hiredis (no checkout, no retries, no error handling); ``LeanTransport.call(("PING",))``;
 * ``session``: the session store's write and read — MULTI (SET EX, SADD, EXPIRE, EXPIRE) EXEC,
   then GET — as a redis-py transaction pipeline + ``get`` and as ``LeanTransport.batch(...,
-  transaction=True)`` + ``call``.
+  transaction=True)`` + ``call``, and over redis-py's ``Connection`` (``send_packed_command`` of
+  the six commands, six ``read_response``, then GET).
 
     .venv/bin/python -m benchmarks.lean_micro                 # plain and TLS
     .venv/bin/python -m benchmarks.lean_micro --ops 5000 --rounds 5 --json
@@ -21,14 +22,16 @@ import argparse
 import json
 import secrets
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import hiredis
 import redis
 
 from berthcache._config import CacheConfig
@@ -66,6 +69,22 @@ def _sides(config: CacheConfig, raw_kwargs: dict[str, Any]) -> dict[str, dict[st
             conn.send_command("PING")  # type: ignore[no-untyped-call]
             conn.read_response()
 
+    # The floor: a socket after the handshake, hiredis, nothing else (no checkout, no retries).
+    raw_conn = conn_class(**conn_kwargs)
+    raw_conn.connect()  # type: ignore[no-untyped-call]
+    sock = cast(socket.socket, raw_conn._sock)  # redis-py types it as None until connected
+    reader = hiredis.Reader(encoding="utf-8")
+    buf = bytearray(65536)
+
+    def socket_ping(n: int) -> None:
+        packed = hiredis.pack_command(("PING",))
+        for _ in range(n):
+            sock.sendall(packed)
+            reply = reader.gets()
+            while reply is False:
+                reader.feed(buf, 0, sock.recv_into(buf))  # type: ignore[arg-type]
+                reply = reader.gets()
+
     def lean_ping(n: int) -> None:
         call = lean.call
         for _ in range(n):
@@ -81,6 +100,24 @@ def _sides(config: CacheConfig, raw_kwargs: dict[str, Any]) -> dict[str, dict[st
             pipe.expire(key, 3600)
             pipe.execute()
             client.get(key)
+
+    def conn_session(n: int) -> None:
+        for i in range(n):
+            key, index = f"{prefix}session:{i % 64}", f"{prefix}user:{i % 8}:sessions"
+            commands = [
+                ("MULTI",),
+                ("SET", key, SESSION, "EX", 3600),
+                ("SADD", index, key),
+                ("EXPIRE", index, 3600),
+                ("EXPIRE", key, 3600),
+                ("EXEC",),
+            ]
+            packed = conn.pack_commands(commands)  # type: ignore[no-untyped-call]
+            conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
+            for _ in commands:
+                conn.read_response()
+            conn.send_command("GET", key)  # type: ignore[no-untyped-call]
+            conn.read_response()
 
     def lean_session(n: int) -> None:
         batch, call = lean.batch, lean.call
@@ -100,11 +137,21 @@ def _sides(config: CacheConfig, raw_kwargs: dict[str, Any]) -> dict[str, dict[st
     def close() -> None:
         client.close()
         conn.disconnect()  # type: ignore[no-untyped-call]
+        raw_conn.disconnect()  # type: ignore[no-untyped-call]
         lean.close()
 
     return {
-        "ping": {"redis-py": redis_ping, "redis-py Connection": conn_ping, "lean": lean_ping},
-        "session": {"redis-py": redis_session, "lean": lean_session},
+        "ping": {
+            "redis-py": redis_ping,
+            "redis-py Connection": conn_ping,
+            "socket+hiredis": socket_ping,
+            "lean": lean_ping,
+        },
+        "session": {
+            "redis-py": redis_session,
+            "redis-py Connection": conn_session,
+            "lean": lean_session,
+        },
         "_close": {"close": close},
     }
 

@@ -78,6 +78,9 @@ class _NoFreeConnection(rex.ConnectionError):
     """All ``max_connections`` were busy for ``pool_timeout``: not retried (not a network fault)."""
 
 
+_NOT_RETRIED = (_NoFreeConnection, CacheClosedError)
+
+
 # -- the redis-py connection classes that do the handshake -------------------------------------
 
 
@@ -240,7 +243,10 @@ class LeanTransport:
 
     def call(self, args: Args, *, budget: Budget | None = None) -> Any:
         """Send one command; its reply (an error reply raises the mapped redis-py exception)."""
-        packed = _pack(args)
+        try:
+            packed: bytes = _pack_command(args)
+        except TypeError:
+            packed = _pack(args)
         if budget is not None:
             reply = self._within(packed, 1, budget)[0]
         else:
@@ -268,6 +274,11 @@ class LeanTransport:
                     self._discard(conn)
                     raise
                 else:
+                    if not isinstance(reply, rex.ResponseError):
+                        self._idle.append(conn)  # _checkin, inlined
+                        if self._waiters or self._closed:
+                            self._after_checkin()
+                        return reply
                     if isinstance(reply, rex.ReadOnlyError):
                         self._discard(conn)
                         reply = self._with_retries(packed, 1, reply)[0]
@@ -336,8 +347,8 @@ class LeanTransport:
         error = first_error
         while True:
             if error is not None:
-                if isinstance(error, _NoFreeConnection) or not isinstance(error, Exception):
-                    raise error
+                if isinstance(error, _NOT_RETRIED) or not isinstance(error, Exception):
+                    raise error  # no free connection / closed: not a network fault, no event
                 self._events.error(error)
                 failures += 1
                 if not _retry_allowed(error, failures, self._retries):
@@ -381,7 +392,7 @@ class LeanTransport:
             if conn is not None:
                 self._discard(conn)
                 error = conn.as_redis_error(exc)
-            if isinstance(error, Exception):
+            if isinstance(error, Exception) and not isinstance(error, _NOT_RETRIED):
                 self._events.error(error)
             late = isinstance(error, _TIMEOUTS) or (
                 isinstance(error, rex.ConnectionError) and time.monotonic() >= deadline
@@ -450,6 +461,11 @@ class LeanTransport:
 
     def _checkin(self, conn: _Conn) -> None:
         self._idle.append(conn)
+        if self._waiters or self._closed:
+            self._after_checkin()
+
+    def _after_checkin(self) -> None:
+        """A connection came back: wake a caller waiting for one; close it if we are closed."""
         if self._waiters:
             with self._cond:
                 self._cond.notify()
@@ -485,6 +501,7 @@ def _forget_in_child(ref: weakref.ref[LeanTransport]) -> None:
         transport._forget_after_fork()
 
 
+_pack_command = hiredis.pack_command
 _MULTI = hiredis.pack_command(("MULTI",))
 _EXEC = hiredis.pack_command(("EXEC",))
 
