@@ -79,6 +79,11 @@ class _NoFreeConnection(rex.ConnectionError):
 
 
 _NOT_RETRIED = (_NoFreeConnection, CacheClosedError)
+#: Error replies after which the connection is dropped and, per the retry policy, the call
+#: retried on a new one, as redis-py does: READONLY (a demoted primary after a failover) and the
+#: replies redis-py maps to ConnectionError subclasses (LOADING, MASTERDOWN, NOAUTH / WRONGPASS
+#: — never retried, see is_retryable — and "max number of clients reached").
+_FAULTS = (rex.ReadOnlyError, rex.ConnectionError)
 
 
 # -- the redis-py connection classes that do the handshake -------------------------------------
@@ -274,17 +279,17 @@ class LeanTransport:
                     self._discard(conn)
                     raise
                 else:
-                    if not isinstance(reply, rex.ResponseError):
+                    if not isinstance(reply, Exception):
                         self._idle.append(conn)  # _checkin, inlined
                         if self._waiters or self._closed:
                             self._after_checkin()
                         return reply
-                    if isinstance(reply, rex.ReadOnlyError):
+                    if isinstance(reply, _FAULTS):
                         self._discard(conn)
                         reply = self._with_retries(packed, 1, reply)[0]
                     else:
                         self._checkin(conn)
-        if isinstance(reply, rex.ResponseError):
+        if isinstance(reply, Exception):
             raise reply
         return reply
 
@@ -372,10 +377,10 @@ class LeanTransport:
                 if conn is not None:
                     self._discard(conn)
                 raise
-            readonly = _readonly(replies)
-            if readonly is not None:
+            fault = _fault(replies)
+            if fault is not None:
                 self._discard(conn)
-                error = readonly
+                error = fault
                 continue
             self._checkin(conn)
             return replies
@@ -403,7 +408,7 @@ class LeanTransport:
                 raise
             raise error from exc
         conn.sock.settimeout(self._config.socket_timeout)
-        if _readonly(replies) is not None:
+        if _fault(replies) is not None:
             self._discard(conn)  # an answer in time; the next call reconnects
         else:
             self._checkin(conn)
@@ -523,14 +528,16 @@ def _pack(args: Args) -> bytes:
     return packed
 
 
-def _readonly(replies: list[Any]) -> rex.ReadOnlyError | None:
-    """The first READONLY reply (inside EXEC's list too), or None."""
+def _fault(replies: list[Any]) -> Exception | None:
+    """The first error reply (inside EXEC's list too) that says this connection cannot serve —
+    READONLY, or one redis-py raises as a ConnectionError (LOADING, MASTERDOWN, NOAUTH, max
+    clients) — or None."""
     for reply in replies:
-        if isinstance(reply, rex.ReadOnlyError):
+        if isinstance(reply, _FAULTS):
             return reply
         if isinstance(reply, list):
             for inner in reply:
-                if isinstance(inner, rex.ReadOnlyError):
+                if isinstance(inner, _FAULTS):
                     return inner
     return None
 

@@ -110,6 +110,20 @@ def test_an_error_reply_raises_redis_pys_class_and_the_connection_stays_usable(
         assert "error" not in recorder.names()  # an error reply is an answer, not a fault
 
 
+def test_an_error_reply_redis_py_maps_to_a_connection_error_raises_and_drops_the_connection(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    """WRONGPASS is an AuthenticationError (a ConnectionError in redis-py): raised, not returned,
+    not retried, and the connection it came on is replaced."""
+    server = server_factory(password="lean-right-pw")
+    with transport(config_for(server)) as (lean, recorder):
+        with pytest.raises(rex.AuthenticationError):
+            lean.call(("AUTH", "not-the-password"))
+        assert "reconnecting" not in recorder.names()
+        assert lean.open_connections == 0
+        assert lean.call(("PING",)) == "PONG"
+
+
 def test_an_argument_redis_cannot_take_is_refused_before_anything_is_sent(
     config: CacheConfig,
 ) -> None:
@@ -355,6 +369,19 @@ def test_a_budget_bounds_a_call_to_a_paused_server_and_the_connection_is_dropped
             assert time.perf_counter() - start < 2 * 0.2 + SLACK
             assert "reconnecting" not in recorder.names()  # one attempt, no retries
         assert lean.call(("ECHO", "fresh"), budget=budget) == "fresh"
+
+
+def test_a_budget_covers_waiting_for_a_free_connection(config: CacheConfig) -> None:
+    busy = key(config, "never-filled")
+    with transport(config.replace(max_connections=1, pool_timeout=5)) as (lean, _):
+        holder = threading.Thread(target=lean.call, args=(("BLPOP", busy, 1),))
+        holder.start()
+        wait_until_blocked(config)
+        start = time.perf_counter()
+        with pytest.raises(BudgetExceededError):
+            lean.call(("PING",), budget=Budget(200, "health_timeout_ms"))
+        assert time.perf_counter() - start < 0.2 + SLACK
+        holder.join(timeout=5)
 
 
 def test_a_budget_covers_connecting(server_factory: Callable[..., RedisServer]) -> None:
