@@ -25,6 +25,11 @@ back in — about a third of a sequential PING's time on this machine. Here:
   the socket itself: ``sock.sendall(hiredis.pack_command(...))`` and a ``hiredis.Reader``
   (UTF-8, error replies built by redis-py's own ``parse_error`` so NOSCRIPT -> NoScriptError,
   READONLY -> ReadOnlyError …) fed by ``recv_into`` a per-connection buffer.
+* **Connections the server closed while idle** (a restart, a failover, an idle timeout): the
+  first call on one fails before any reply byte (EOF, reset, broken pipe); the connection and
+  its idle neighbours are closed and the call goes out once more on a new connection at once —
+  no ``error`` event, no backoff, not counted as a retry: what redis-py's pool does when it checks
+  a connection out (there with a readability check, a system call on every checkout).
 * **Retries** (no budget): the retry policy of :mod:`berthcache._retry` — retryable errors only
   (``is_retryable``: never authentication or certificate failures), at most
   ``max_retries_per_request`` retries, the Backoff schedule (its ``reconnecting`` events), the
@@ -72,6 +77,14 @@ _BUFFER = 65536
 _TIMEOUTS = (rex.TimeoutError, socket.timeout, TimeoutError)
 _CLOSED = "the transport is closed (close() was called); create a new client"
 _parse_error: Callable[[str], Exception] = BaseParser.parse_error
+
+
+class _ClosedByServer(OSError):
+    """The server closed the connection (a read returned no bytes)."""
+
+
+#: Socket failures that mean the server closed the connection before we wrote or read.
+_STALE = (_ClosedByServer, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
 
 class _NoFreeConnection(rex.ConnectionError):
@@ -152,7 +165,7 @@ class _LeanSSLConnection(_HandshakeMixin, EventSSLConnection):
 class _Conn:
     """A connected socket, its hiredis reader and read buffer; owned by one thread at a time."""
 
-    __slots__ = ("buf", "handshake", "reader", "sock", "where")
+    __slots__ = ("buf", "fed", "handshake", "reader", "sock", "used", "where")
 
     def __init__(self, handshake: EventConnection) -> None:
         self.handshake = handshake
@@ -162,10 +175,18 @@ class _Conn:
         )
         self.buf = bytearray(_BUFFER)
         self.where = f"{handshake.host}:{handshake.port}"
+        self.used = False  # True once a call succeeded on it (it then sat idle in the stack)
+        self.fed = False  # whether the current exchange received any reply bytes
+
+    def stale(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the server closed this connection while it sat idle (restart,
+        failover, idle timeout): it failed before any reply byte came back."""
+        return self.used and not self.fed and isinstance(exc, _STALE)
 
     def exchange(self, packed: bytes, count: int, deadline: float | None) -> list[Any]:
         """Send ``packed`` (``count`` commands); their ``count`` replies, in order."""
         sock, reader, buf = self.sock, self.reader, self.buf
+        self.fed = False
         if deadline is not None:
             sock.settimeout(max(deadline - time.monotonic(), _SPENT))
         sock.sendall(packed)
@@ -177,8 +198,9 @@ class _Conn:
                     sock.settimeout(max(deadline - time.monotonic(), _SPENT))
                 n = sock.recv_into(buf)
                 if not n:
-                    raise OSError("connection closed by the server")
+                    raise _ClosedByServer("connection closed by the server")
                 reader.feed(buf, 0, n)  # type: ignore[arg-type]  # any buffer
+                self.fed = True
                 continue
             replies.append(reply)
         return replies
@@ -269,17 +291,23 @@ class LeanTransport:
                     while reply is False:
                         n = sock.recv_into(conn.buf)
                         if not n:
-                            raise OSError("connection closed by the server")
+                            raise _ClosedByServer("connection closed by the server")
                         reader.feed(conn.buf, 0, n)  # type: ignore[arg-type]
+                        conn.fed = True
                         reply = reader.gets()
                 except Exception as exc:
                     self._discard(conn)
-                    reply = self._with_retries(packed, 1, conn.as_redis_error(exc))[0]
+                    if conn.stale(exc):  # closed while idle: replaced, as redis-py's pool does
+                        self._close_idle()  # its idle neighbours most likely went with it
+                        reply = self._with_retries(packed, 1, replaced=True)[0]
+                    else:
+                        reply = self._with_retries(packed, 1, conn.as_redis_error(exc))[0]
                 except BaseException:
                     self._discard(conn)
                     raise
                 else:
                     if not isinstance(reply, Exception):
+                        conn.fed = False
                         self._idle.append(conn)  # _checkin, inlined
                         if self._waiters or self._closed:
                             self._after_checkin()
@@ -345,9 +373,15 @@ class LeanTransport:
     # -- the slow paths ------------------------------------------------------------------------
 
     def _with_retries(
-        self, packed: bytes, count: int, first_error: BaseException | None = None
+        self,
+        packed: bytes,
+        count: int,
+        first_error: BaseException | None = None,
+        *,
+        replaced: bool = False,
     ) -> list[Any]:
-        """The call under the retry policy; ``first_error``: the hot path's failed attempt."""
+        """The call under the retry policy; ``first_error``: the hot path's failed attempt;
+        ``replaced``: it already replaced a connection the server had closed while idle."""
         failures = 0
         error = first_error
         while True:
@@ -371,6 +405,10 @@ class LeanTransport:
                     error = exc  # connecting failed (redis-py raised its own error)
                 else:
                     self._discard(conn)
+                    if not replaced and conn.stale(exc):
+                        replaced = True  # closed while idle: replaced at once, not a retry
+                        self._close_idle()
+                        continue
                     error = conn.as_redis_error(exc)
                 continue
             except BaseException:
@@ -388,25 +426,32 @@ class LeanTransport:
     def _within(self, packed: bytes, count: int, budget: Budget) -> list[Any]:
         """One attempt, done by the budget's deadline, else ``budget.exceeded()``."""
         deadline = time.monotonic() + budget.seconds
-        conn = None
-        try:
-            conn = self._checkout(deadline)
-            replies = conn.exchange(packed, count, deadline)
-        except BaseException as exc:
-            error = exc
-            if conn is not None:
-                self._discard(conn)
-                error = conn.as_redis_error(exc)
-            if isinstance(error, Exception) and not isinstance(error, _NOT_RETRIED):
-                self._events.error(error)
-            late = isinstance(error, _TIMEOUTS) or (
-                isinstance(error, rex.ConnectionError) and time.monotonic() >= deadline
-            )
-            if late:
-                raise budget.exceeded() from error
-            if error is exc:
-                raise
-            raise error from exc
+        replaced = False
+        while True:
+            conn = None
+            try:
+                conn = self._checkout(deadline)
+                replies = conn.exchange(packed, count, deadline)
+                break
+            except BaseException as exc:
+                error = exc
+                if conn is not None:
+                    self._discard(conn)
+                    if not replaced and conn.stale(exc):
+                        replaced = True  # closed while idle: replaced (within the budget)
+                        self._close_idle()
+                        continue
+                    error = conn.as_redis_error(exc)
+                if isinstance(error, Exception) and not isinstance(error, _NOT_RETRIED):
+                    self._events.error(error)
+                late = isinstance(error, _TIMEOUTS) or (
+                    isinstance(error, rex.ConnectionError) and time.monotonic() >= deadline
+                )
+                if late:
+                    raise budget.exceeded() from error
+                if error is exc:
+                    raise
+                raise error from exc
         conn.sock.settimeout(self._config.socket_timeout)
         if _fault(replies) is not None:
             self._discard(conn)  # an answer in time; the next call reconnects
@@ -465,6 +510,8 @@ class LeanTransport:
         return conn
 
     def _checkin(self, conn: _Conn) -> None:
+        conn.used = True
+        conn.fed = False
         self._idle.append(conn)
         if self._waiters or self._closed:
             self._after_checkin()

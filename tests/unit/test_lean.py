@@ -284,17 +284,51 @@ def test_a_timed_out_connection_is_dropped_never_reused_out_of_step(
         assert recorder.names() == ["connect", "ready", "close", "error", "connect", "ready"]
 
 
-def test_a_restarted_server_is_reached_again_on_the_retry_schedule(
+def test_connections_the_server_closed_while_idle_are_replaced_without_a_retry(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    """After a restart every idle connection is dead: the next call replaces them and goes out
+    on a new one — not a retry (none are allowed here), no error, no backoff — as redis-py's pool
+    does on checkout. The same within a budget."""
+    server = server_factory()
+    config = config_for(server, retry_strategy="none")
+    with transport(config) as (lean, recorder):
+        lean.batch([("PING",)])
+        holder = threading.Thread(target=lean.call, args=(("BLPOP", key(config, "e"), 0.2),))
+        holder.start()
+        wait_until_blocked(config)
+        lean.call(("PING",))  # a second connection while the first is busy
+        holder.join(timeout=5)
+        assert lean.open_connections == 2
+        server.restart()
+        assert lean.call(("ECHO", "back")) == "back"
+        assert recorder.names()[4:] == ["close", "close", "connect", "ready"]
+        assert lean.open_connections == 1
+        server.restart()
+        budget = Budget(1000, "health_timeout_ms")
+        assert lean.call(("ECHO", "budget"), budget=budget) == "budget"
+        assert "error" not in recorder.names()
+
+
+def test_an_outage_is_retried_on_the_schedule_until_the_server_is_back(
     server_factory: Callable[..., RedisServer],
 ) -> None:
     server = server_factory()
-    with transport(config_for(server)) as (lean, recorder):
+    config = config_for(server, max_retries_per_request=10)
+    with transport(config) as (lean, recorder):
         lean.call(("PING",))
-        server.restart()
-        assert lean.call(("ECHO", "back")) == "back"
-        reconnecting = [e for e in recorder.seen if e.name == "reconnecting"]
-        assert [e.details for e in reconnecting] == [{"attempt": 1, "delay_ms": 50}]
-        assert recorder.names()[2:] == ["close", "error", "reconnecting", "connect", "ready"]
+        server.stop()
+        back = threading.Timer(0.1, server.start)  # the outage lasts a moment
+        back.start()
+        try:
+            assert lean.call(("ECHO", "back")) == "back"
+        finally:
+            back.join(timeout=15)
+        reconnecting = [e.details for e in recorder.seen if e.name == "reconnecting"]
+        assert reconnecting  # it did have to wait
+        expected = [{"attempt": n, "delay_ms": 50 * n} for n in range(1, len(reconnecting) + 1)]
+        assert reconnecting == expected
+        assert recorder.names()[-2:] == ["connect", "ready"]
 
 
 def test_retries_stop_after_max_retries_per_request(
