@@ -84,7 +84,13 @@ class _ClosedByServer(OSError):
 
 
 #: Socket failures that mean the server closed the connection before we wrote or read.
-_STALE = (_ClosedByServer, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
+_STALE = (
+    _ClosedByServer,
+    ConnectionResetError,
+    BrokenPipeError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
 
 
 class _NoFreeConnection(rex.ConnectionError):
