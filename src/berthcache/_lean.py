@@ -596,18 +596,27 @@ def _fault(replies: list[Any]) -> Exception | None:
 
 
 def _exec_result(replies: list[Any], commands: Sequence[Args]) -> list[Any]:
-    """EXEC's list from MULTI, the QUEUED replies and EXEC; EXECABORT raises, naming the first
-    refused command and why (by position and name, never its arguments)."""
+    """EXEC's list from the replies to MULTI, each queued command and EXEC. An EXECABORT (a
+    command refused when queued) raises that command's error named by its 1-based position and
+    name — redis-py's "Command # 2 (SET) of pipeline caused error: …" without the arguments —
+    and a refused MULTI raises."""
+    if isinstance(replies[0], Exception):
+        raise replies[0]
     result = replies[-1]
     if isinstance(result, list):
         return result
     if isinstance(result, Exception):
-        for position, queued in enumerate(replies[1:-1]):
+        for position, queued in enumerate(replies[1:-1], 1):
             if isinstance(queued, Exception):
-                name = str(commands[position][0])[:32]
-                raise rex.ExecAbortError(
-                    f"{result} (command {position} of the transaction, {name}: {queued})"
-                ) from queued
+                name = commands[position - 1][0]
+                if isinstance(name, bytes):
+                    name = name.decode("utf-8", "replace")
+                first = str(queued.args[0]) if queued.args else ""
+                queued.args = (
+                    f"Command # {position} ({str(name).upper()}) of pipeline caused error: {first}",
+                    *queued.args[1:],
+                )
+                raise queued
         raise result
     raise rex.ResponseError("EXEC returned no result (the transaction was discarded)")
 
