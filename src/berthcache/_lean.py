@@ -175,7 +175,8 @@ class _Conn:
 
     def __init__(self, handshake: EventConnection) -> None:
         self.handshake = handshake
-        self.sock: socket.socket = handshake._sock  # type: ignore[assignment]
+        #: The connected socket (an _ObservedSocket while writes are observed).
+        self.sock: Any = handshake._sock
         self.reader = hiredis.Reader(
             encoding="utf-8", replyError=_parse_error, protocolError=rex.InvalidResponse
         )
@@ -183,6 +184,10 @@ class _Conn:
         self.where = f"{handshake.host}:{handshake.port}"
         self.used = False  # True once a call succeeded on it (it then sat idle in the stack)
         self.fed = False  # whether the current exchange received any reply bytes
+
+    def observe(self, observer: Callable[[bytes], None] | None) -> None:
+        raw = self.handshake._sock
+        self.sock = raw if observer is None else _ObservedSocket(raw, observer)  # type: ignore[arg-type]
 
     def stale(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the server closed this connection while it sat idle (restart,
@@ -230,6 +235,23 @@ class _Conn:
             self.handshake.disconnect()
 
 
+class _ObservedSocket:
+    """A socket whose writes are shown to an observer after they went out (a testing seam)."""
+
+    __slots__ = ("_observer", "_sock")
+
+    def __init__(self, sock: socket.socket, observer: Callable[[bytes], None]) -> None:
+        self._sock = sock
+        self._observer = observer
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+        self._observer(bytes(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 # -- the transport -------------------------------------------------------------------------------
 
 
@@ -262,6 +284,7 @@ class LeanTransport:
             on_reconnecting=events.reconnecting,
         )
         self._closed = False
+        self._observer: Callable[[bytes], None] | None = None
         self._reset()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_in_child(ref))
@@ -359,6 +382,15 @@ class LeanTransport:
             self._closed = True
             self._cond.notify_all()
         self._close_idle()
+
+    def observe_writes(self, observer: Callable[[bytes], None] | None) -> None:
+        """A testing seam: call ``observer(data)`` after each write (one per call or batch) of
+        the idle connections and of those opened from now on; ``None`` stops. A connection in
+        use by another thread at this moment is not observed. Free when unused: the sockets
+        themselves are wrapped, the hot path checks nothing."""
+        self._observer = observer
+        for conn in list(self._idle):
+            conn.observe(observer)
 
     @property
     def closed(self) -> bool:
@@ -513,6 +545,8 @@ class LeanTransport:
         conn = _Conn(handshake)
         if deadline is not None:
             conn.sock.settimeout(self._config.socket_timeout)
+        if self._observer is not None:
+            conn.observe(self._observer)
         return conn
 
     def _checkin(self, conn: _Conn) -> None:

@@ -535,6 +535,22 @@ def test_a_forked_child_opens_its_own_connection(config: CacheConfig) -> None:
         assert lean.call(("ECHO", "parent")) == "parent"
 
 
+def test_writes_can_be_observed_one_per_call_or_batch(config: CacheConfig) -> None:
+    """The testing seam the conformance suite counts round trips with."""
+    writes: list[bytes] = []
+    with transport(config) as (lean, _):
+        lean.call(("PING",))  # an idle connection before observing: observed too
+        lean.observe_writes(writes.append)
+        lean.call(("SET", key(config, "k"), "v"))
+        lean.batch([("INCR", key(config, f"n{i}")) for i in range(100)])
+        lean.batch([("PING",), ("PING",)], transaction=True)
+        assert [w.count(config.key_prefix.encode()) for w in writes] == [1, 100, 0]
+        assert writes[2].startswith(b"*1\r\n$5\r\nMULTI")
+        lean.observe_writes(None)
+        lean.call(("PING",))
+        assert len(writes) == 3
+
+
 def test_redis_py_reads_what_the_transport_writes(config: CacheConfig) -> None:
     """Same bytes as redis-py for str / int / float arguments."""
     with transport(config) as (lean, _), redis.Redis(**_kwargs(config)) as client:
