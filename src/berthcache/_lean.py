@@ -65,7 +65,7 @@ from berthcache._budget import Budget, _tls_context
 from berthcache._config import CacheConfig
 from berthcache._events import ConnectionEvents, EventConnection, EventSSLConnection
 from berthcache._exceptions import CacheClosedError
-from berthcache._retry import Backoff, is_retryable
+from berthcache._retry import RETRY_ON, Backoff, is_retryable
 
 __all__ = ["Args", "LeanTransport"]
 
@@ -424,8 +424,10 @@ class LeanTransport:
         error = first_error
         while True:
             if error is not None:
-                if isinstance(error, _NOT_RETRIED) or not isinstance(error, Exception):
-                    raise error  # no free connection / closed: not a network fault, no event
+                if isinstance(error, _NOT_RETRIED) or not isinstance(error, RETRY_ON):
+                    # Not a network fault (no free connection, closed, a reply that is not
+                    # UTF-8 …): raised at once, without the ``error`` event, as RetryPolicy does.
+                    raise error
                 self._events.error(error)
                 failures += 1
                 if not _retry_allowed(error, failures, self._retries):
@@ -480,7 +482,7 @@ class LeanTransport:
                         self._close_idle()
                         continue
                     error = conn.as_redis_error(exc)
-                if isinstance(error, Exception) and not isinstance(error, _NOT_RETRIED):
+                if isinstance(error, RETRY_ON) and not isinstance(error, _NOT_RETRIED):
                     self._events.error(error)
                 late = isinstance(error, _TIMEOUTS) or (
                     isinstance(error, rex.ConnectionError) and time.monotonic() >= deadline

@@ -124,6 +124,18 @@ def test_an_error_reply_redis_py_maps_to_a_connection_error_raises_and_drops_the
         assert lean.call(("PING",)) == "PONG"
 
 
+def test_a_reply_that_is_not_utf8_raises_without_an_error_event(config: CacheConfig) -> None:
+    """As redis-py with decode_responses: UnicodeDecodeError (mapped to SerializationError at
+    the boundary); not a connection fault, and the next call is in step."""
+    with transport(config) as (lean, recorder):
+        k = key(config, "binary")
+        lean.call(("SET", k, b"\xff\xfe"))
+        with pytest.raises(UnicodeDecodeError):
+            lean.call(("GET", k))
+        assert lean.call(("ECHO", "next")) == "next"
+        assert "error" not in recorder.names()
+
+
 def test_an_argument_redis_cannot_take_is_refused_before_anything_is_sent(
     config: CacheConfig,
 ) -> None:
