@@ -4,7 +4,9 @@ Python-level locking on the hot path, commands packed by hiredis, replies read b
 Why not redis-py's client: a ``redis.Redis`` call checks a connection out of a pool (a
 ``LifoQueue`` and its lock per checkout), runs the command through the client's
 ``execute_command`` / response-callback layers and redis-py's parser, and checks the connection
-back in — about a third of a sequential PING's time on this machine. Here:
+back in (plus a readability system call): measured with ``benchmarks/lean_micro.py``, this path
+does 1.6-2.1x redis-py's sequential PINGs and 2.3-2.7x its MULTI/EXEC + GET session pairs,
+within a few per cent of a bare socket with hiredis. Here:
 
 * **Connections.** Idle connections wait on a stack, a :class:`collections.deque`: ``pop()`` one,
   use it, ``append()`` it back. Both are atomic in CPython, so two threads can never get the same
