@@ -144,10 +144,26 @@ def server_config(server: Any, conf: CacheConfig) -> CacheConfig:
     )
 
 
+def _observe_writes(cache: AnyCache, observer: Callable[[bytes], None]) -> None:
+    """Show ``observer`` every write of ``cache``'s transport through its seam
+    (``observe_writes``), if it has one: a transport that writes to its sockets itself (the
+    sync lean path) bypasses redis-py's connection class, which is patched as well (for what
+    goes through ``cache.redis``)."""
+    observe = getattr(getattr(cache, "_transport", None), "observe_writes", None)
+    if observe is not None:
+        observe(observer)
+
+
 def record_sends(cache: AnyCache, monkeypatch: Any, marker: bytes) -> list[bytes]:
     """Record every socket write of ``cache``'s pool that mentions ``marker`` (a key prefix):
     one entry per round trip that carries our commands."""
     sends: list[bytes] = []
+
+    def observed(data: bytes) -> None:
+        if marker in data:
+            sends.append(data)
+
+    _observe_writes(cache, observed)
     connection_class = cache.redis.connection_pool.connection_class
     original = connection_class.send_packed_command
 
@@ -166,6 +182,12 @@ def on_send(cache: AnyCache, monkeypatch: Any, marker: bytes, callback: Callable
     """Call ``callback`` each time ``cache``'s pool has written a command mentioning ``marker``
     to the server: a hook a test can await ("the command is on the wire") instead of sleeping.
     Called from the writing thread (sync client) or the event loop (async client)."""
+
+    def observed(data: bytes) -> None:
+        if marker in data:
+            callback()
+
+    _observe_writes(cache, observed)
     connection_class = cache.redis.connection_pool.connection_class
     original = connection_class.send_packed_command
 
