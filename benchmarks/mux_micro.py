@@ -3,9 +3,12 @@
 The workload of issue 10: 64 concurrent tasks each looping GET of one key + ``json.loads`` of a
 20-client list; also one lone task looping PING (the sequential case) and the memory held by
 10,000 concurrent callers. Sides alternate round by round on the same server and each reports
-its median; on a shared machine only the ratios within one run mean anything.
+its median, and each alternative's ratio to its baseline is taken within each round (the
+median of those is printed): on a shared machine only such ratios mean anything. Alternatives
+measured: a per-call ``loop.call_at`` timer, a per-call ``asyncio.timeout``, a reader task on
+redis-py's StreamReader instead of our protocol, a flush only at the end of each loop tick.
 
-    .venv/bin/python -m benchmarks.mux_micro [--seconds 1.0] [--rounds 3] [--memory]
+    .venv/bin/python -m benchmarks.mux_micro [--seconds 0.3] [--rounds 15] [--memory]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import redis.asyncio as aredis
 
 from berthcache import CacheConfig
+from berthcache._budget import Budget
 from berthcache._events import ConnectionEvents
 from berthcache._mux import AsyncMultiplexer, _Link
 from berthcache.testing._certs import make_tls_files
@@ -68,6 +72,23 @@ async def _rate(get: Loop, loads: Callable[[str], Any], tasks: int, seconds: flo
     return done / (time.perf_counter() - start)
 
 
+class _TaskLink(_Link):
+    """The alternative to handing the transport to our protocol: a reader task per connection
+    awaiting redis-py's StreamReader and feeding hiredis."""
+
+    def take_over(self) -> None:
+        self.transport = self.connection._writer.transport
+        self._task = self.loop.create_task(self._read(self.connection._reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while self.alive:
+            data = await reader.read(65536)
+            if not data:
+                self.die(ConnectionError("closed"))
+                return
+            self.data_received(data)
+
+
 async def measure(
     config: CacheConfig, raw_kwargs: dict[str, Any], seconds: float, rounds: int
 ) -> dict[str, float]:
@@ -92,38 +113,76 @@ async def measure(
     def nothing(value: Any) -> None:
         return None
 
-    sides: dict[str, Callable[[], Awaitable[float]]] = {
-        "mux64_json": lambda: _rate(mux_get, json.loads, CONCURRENCY, seconds),
-        "raw64_json": lambda: _rate(raw_get, json.loads, CONCURRENCY, seconds),
-        "mux1_ping": lambda: _rate(mux_ping, nothing, 1, seconds),
-        "raw1_ping": lambda: _rate(raw_ping, nothing, 1, seconds),
+    budget = Budget(5000, "socket_timeout")
+
+    def mux_get_call_at() -> Awaitable[Any]:
+        return mux.call(args, budget=budget)  # one loop.call_at handle per call
+
+    async def mux_get_asyncio_timeout() -> Any:
+        async with asyncio.timeout(5.0):
+            return await mux.call(args)
+
+    task_mux = AsyncMultiplexer(config, events)
+    task_mux._link_class = _TaskLink
+
+    def task_mux_get() -> Awaitable[Any]:
+        return task_mux.call(args)
+
+    async def ticked(get: Loop, loads: Callable[[str], Any], tasks: int) -> float:
+        _Link.eager = False  # every write waits for the end of the loop tick
+        try:
+            return await _rate(get, loads, tasks, seconds)
+        finally:
+            _Link.eager = True
+
+    # name -> (run, the side it is compared with in the same round)
+    sides: dict[str, tuple[Callable[[], Awaitable[float]], str | None]] = {
+        "mux64_json": (lambda: _rate(mux_get, json.loads, CONCURRENCY, seconds), None),
+        "raw64_json": (lambda: _rate(raw_get, json.loads, CONCURRENCY, seconds), "mux64_json"),
+        "mux1_ping": (lambda: _rate(mux_ping, nothing, 1, seconds), None),
+        "raw1_ping": (lambda: _rate(raw_ping, nothing, 1, seconds), "mux1_ping"),
+        "mux64_json_call_at": (
+            lambda: _rate(mux_get_call_at, json.loads, CONCURRENCY, seconds),
+            "mux64_json",
+        ),
+        "mux64_json_asyncio_timeout": (
+            lambda: _rate(mux_get_asyncio_timeout, json.loads, CONCURRENCY, seconds),
+            "mux64_json",
+        ),
+        "mux64_json_reader_task": (
+            lambda: _rate(task_mux_get, json.loads, CONCURRENCY, seconds),
+            "mux64_json",
+        ),
+        "mux64_json_tick": (lambda: ticked(mux_get, json.loads, CONCURRENCY), "mux64_json"),
+        "mux1_ping_tick": (lambda: ticked(mux_ping, nothing, 1), "mux1_ping"),
     }
     if orjson_loads is not None:
         loads = orjson_loads
-        sides["mux64_orjson"] = lambda: _rate(mux_get, loads, CONCURRENCY, seconds)
+        sides["mux64_orjson"] = (
+            lambda: _rate(mux_get, loads, CONCURRENCY, seconds),
+            "mux64_json",
+        )
     results: dict[str, list[float]] = {name: [] for name in sides}
-    results["mux64_json_tick"] = []
-    results["mux1_ping_tick"] = []
+    ratios: dict[str, list[float]] = {name: [] for name, (_, base) in sides.items() if base}
     try:
-        await _rate(mux_get, json.loads, CONCURRENCY, 0.2)  # warm up both
+        await _rate(mux_get, json.loads, CONCURRENCY, 0.2)  # warm up
         await _rate(raw_get, json.loads, CONCURRENCY, 0.2)
+        await _rate(task_mux_get, json.loads, CONCURRENCY, 0.2)
         for _ in range(rounds):
-            for name, run in sides.items():
-                results[name].append(await run())
-            # The alternative: every write waits for the end of the loop tick.
-            _Link.eager = False
-            try:
-                results["mux64_json_tick"].append(
-                    await _rate(mux_get, json.loads, CONCURRENCY, seconds)
-                )
-                results["mux1_ping_tick"].append(await _rate(mux_ping, nothing, 1, seconds))
-            finally:
-                _Link.eager = True
+            this_round: dict[str, float] = {}
+            for name, (run, base) in sides.items():
+                this_round[name] = await run()
+                results[name].append(this_round[name])
+                if base is not None:
+                    ratios[name].append(this_round[name] / this_round[base])
     finally:
         await raw.delete(KEY)
         await raw.aclose()
         await mux.aclose()
-    return {name: statistics.median(values) for name, values in results.items()}
+        await task_mux.aclose()
+    found = {name: statistics.median(values) for name, values in results.items()}
+    found.update({f"{name}/{sides[name][1]}": statistics.median(r) for name, r in ratios.items()})
+    return found
 
 
 async def memory(config: CacheConfig, callers: int) -> dict[str, float]:
@@ -147,8 +206,8 @@ async def memory(config: CacheConfig, callers: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one side's turn")
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--memory", action="store_true", help="also the 10,000-callers figure")
     args = parser.parse_args(argv)
     password = secrets.token_urlsafe(16)
@@ -171,14 +230,14 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 found = asyncio.run(measure(config, raw_kwargs, args.seconds, args.rounds))
                 label = "tls" if tls is not None else "plain"
-                shown = "  ".join(f"{k}={v:,.0f}" for k, v in found.items())
-                print(f"{label}: {shown}")
-                print(
-                    f"{label}: mux/raw 64 gets {found['mux64_json'] / found['raw64_json']:.2f}x, "
-                    f"lone ping {found['mux1_ping'] / found['raw1_ping']:.2f}x, eager/tick-only "
-                    f"64 gets {found['mux64_json'] / found['mux64_json_tick']:.2f}x "
-                    f"lone ping {found['mux1_ping'] / found['mux1_ping_tick']:.2f}x"
-                )
+                print(f"{label} ops/s (medians):")
+                for name, value in found.items():
+                    if "/" not in name:
+                        print(f"  {name:28} {value:>10,.0f}")
+                print(f"{label} ratios (median of the per-round ratios):")
+                for name, value in found.items():
+                    if "/" in name:
+                        print(f"  {name:40} {value:.2f}x")
                 if args.memory and tls is None:
                     for callers in (1_000, 10_000):
                         print(f"memory: {asyncio.run(memory(config, callers))}")

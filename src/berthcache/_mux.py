@@ -92,18 +92,22 @@ def _packed(commands: Sequence[Args]) -> bytes:
 class _Batch:
     """Collects the replies of one batch (or MULTI ... EXEC) and resolves its future."""
 
-    __slots__ = ("future", "left", "replies", "transaction")
+    __slots__ = ("future", "left", "readonly", "replies", "transaction")
 
     def __init__(self, future: asyncio.Future[Any], count: int, transaction: bool) -> None:
         self.future = future
         self.left = count
         self.replies: list[Any] = []
         self.transaction = transaction
+        self.readonly: Exception | None = None
 
     def feed(self, reply: Any) -> None:
         self.replies.append(reply)
         self.left -= 1
         if self.left or self.future.done():
+            return
+        if self.readonly is not None:  # a replica now: retried whole on a new connection
+            self.future.set_exception(self.readonly)
             return
         if not self.transaction:
             self.future.set_result(_errors_inside(self.replies))
@@ -214,6 +218,9 @@ class _Link(asyncio.Protocol):
                     return
                 entry = pending[0]
                 if type(entry) is _Batch:
+                    if type(reply) is _ReplyError and reply.args[0].startswith("READONLY"):
+                        entry.readonly = _error(reply)
+                        self.drop_after_reply = True
                     entry.feed(reply)
                     if entry.left:
                         continue
@@ -310,6 +317,9 @@ class AsyncMultiplexer:
     ``aclose()`` waits for what is in flight, then closes. See the module docstring.
     """
 
+    #: The connection class (benchmarks/mux_micro.py swaps in the alternatives it measures).
+    _link_class: type[_Link] = _Link
+
     def __init__(self, config: CacheConfig, events: ConnectionEvents) -> None:
         self.config = config
         self.events = events
@@ -352,7 +362,7 @@ class AsyncMultiplexer:
             return await self._bounded(budget, _pack_one(args), 1, False)
         loop = asyncio.get_running_loop()
         links = self._links
-        if loop is self._loop and len(links) == 1:  # the hot path: one live connection
+        if loop is self._loop and links and self._size == 1:  # the hot path: one connection
             link = links[0]
             if link.owed < self._max_queued and not self._space_waiters:
                 future = loop.create_future()
@@ -391,6 +401,8 @@ class AsyncMultiplexer:
 
     async def aclose(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait (up to ``timeout`` s) for every command in flight, then close the connections."""
+        if self._links and asyncio.get_running_loop() is not self._loop:
+            self._bind(asyncio.get_running_loop())  # raises unless the old loop is closed
         self._closed = True
         if self._links and self._loop is not None and not self._loop.is_closed():
             if any(link.owed or link.out for link in self._links) or self._space_waiters:
@@ -457,8 +469,17 @@ class AsyncMultiplexer:
         start = time.monotonic()
         handle: asyncio.TimerHandle | None = None
         try:
-            async with asyncio.timeout_at(deadline):
-                link = await self._link(count)
+            links = self._links
+            if (
+                loop is self._loop
+                and len(links) == 1
+                and links[0].owed + count <= self._max_queued
+                and not self._space_waiters
+            ):
+                link = links[0]  # connected, room: no timeout context needed to get it
+            else:
+                async with asyncio.timeout_at(deadline):
+                    link = await self._link(count)
             future = loop.create_future()
             handle = loop.call_at(deadline, _expire, future, budget)
             link.send(data, _Batch(future, count, transaction) if batch else future, count)
@@ -525,7 +546,7 @@ class AsyncMultiplexer:
         except BaseException:
             await _quietly_disconnect(connection)
             raise
-        link = _Link(self, connection, loop)
+        link = self._link_class(self, connection, loop)
         link.take_over()
         if link.alive:
             self._links.append(link)
@@ -550,7 +571,8 @@ class AsyncMultiplexer:
     def _wake_waiters(self) -> None:
         waiters = self._space_waiters
         links = self._links
-        room = sum(max(self._max_queued - link.owed, 0) for link in links) if links else 1
+        # No connection left: every waiter goes on (to one shared reconnect, or its error).
+        room = sum(self._max_queued - link.owed for link in links) if links else len(waiters)
         while waiters and room > 0:
             waiter = waiters.popleft()
             if not waiter.done():
