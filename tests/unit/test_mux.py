@@ -401,7 +401,7 @@ async def test_queued_commands_are_bounded_and_callers_wait_their_turn(
 async def test_ten_thousand_concurrent_callers_stay_within_the_memory_bound(
     config: CacheConfig,
 ) -> None:
-    """The documented bound (docs/benchmarks.md): under 4 KB per waiting caller, the caller's
+    """The documented bound (berthcache._mux): under 4 KB per concurrent caller, the caller's
     own task included; the multiplexer holds at most max_queued_commands of them in flight."""
     key = f"{config.key_prefix}k"
     async with opened(config) as (mux, _):
