@@ -244,7 +244,10 @@ class _Link(asyncio.Protocol):
         finally:
             if got and self.alive:
                 self.owed -= got
-                self.received += got
+                received = self.received = self.received + got
+                flushes = self.flushes
+                while flushes and flushes[0][0] <= received:  # answered in full
+                    flushes.popleft()
                 if self.mux._space_waiters:
                     self.mux._wake_waiters()
                 if not self.owed and self.mux._drain_waiter is not None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,7 +28,7 @@ from berthcache._events import ConnectionEvent, ConnectionEvents
 from berthcache._exceptions import CacheClosedError, ConfigurationError
 from berthcache._mux import AsyncMultiplexer
 from berthcache.testing import LocalRedis, RedisServer, TLSFiles
-from berthcache.testing._server import ACLUser, app_user_rules
+from berthcache.testing._server import ACLUser, app_user_rules, free_port
 from tests.unit.support import config_for
 
 SLACK = 0.15
@@ -224,6 +225,35 @@ async def test_a_cancelled_callers_reply_is_read_and_dropped(config: CacheConfig
         assert names(seen).count("connect") == 1
 
 
+@pytest.mark.asyncio
+async def test_a_budget_covers_connecting_and_a_refusal_is_an_answer_in_time() -> None:
+    listener = socket.socket()  # a full accept queue that never accepts: connect() just waits
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        host, port = listener.getsockname()
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex((host, port))
+            fillers.append(filler)
+        async with opened(CacheConfig(host=host, port=port)) as (mux, _):
+            start = time.perf_counter()
+            with pytest.raises(BudgetExceededError):
+                await mux.call(("PING",), budget=Budget(300, "health_timeout_ms"))
+            assert time.perf_counter() - start <= 0.3 + SLACK
+    finally:
+        for sock in fillers:
+            sock.close()
+        listener.close()
+    async with opened(CacheConfig(host="127.0.0.1", port=free_port())) as (mux, seen):
+        with pytest.raises(rex.ConnectionError):
+            await mux.call(("PING",), budget=Budget(300, "health_timeout_ms"))
+        assert "reconnecting" not in names(seen), "budgeted calls are never retried"
+        assert "error" in names(seen)
+
+
 # -- dropped connections, failover ------------------------------------------------------------
 
 
@@ -250,6 +280,24 @@ async def test_a_dropped_connection_is_retried_on_the_schedule_and_reconnects(
         assert later.count("connect") == 1
         assert later[-1] == "ready"
         assert {e.details["delay_ms"] for e in seen if e.name == "reconnecting"} <= {20}
+
+
+@pytest.mark.asyncio
+async def test_an_idle_connection_closed_by_the_server_is_replaced_quietly(
+    redis_server: RedisServer,
+) -> None:
+    config = config_for(redis_server, client_name="bc-mux-idle")
+    async with opened(config) as (mux, seen):
+        await mux.call(("PING",))
+        admin = redis_server.client()
+        try:
+            (ours,) = [c["id"] for c in admin.client_list() if c.get("name") == "bc-mux-idle"]
+            admin.client_kill_filter(_id=ours)
+        finally:
+            admin.close()
+        await until(lambda: not mux._links)  # the loop saw the socket close
+        assert await mux.call(("PING",)) == "PONG"
+        assert names(seen) == ["connect", "ready", "error", "close", "connect", "ready"]
 
 
 @pytest.mark.asyncio
