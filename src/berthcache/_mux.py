@@ -62,6 +62,42 @@ _parse_error = BaseParser.parse_error
 #: Errors of a dead connection or an overdue reply: the ones the retry policy may retry.
 _CONNECTION_ERRORS = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError)
 _TIMEOUTS = (rex.TimeoutError, TimeoutError)
+#: Commands that would change or hold the shared connection for everyone on it: they need a
+#: connection of their own (``cache.redis``). MULTI/EXEC go through ``batch(transaction=True)``.
+_OWN_CONNECTION = frozenset(
+    name
+    for upper in [
+        "SUBSCRIBE",
+        "PSUBSCRIBE",
+        "SSUBSCRIBE",
+        "UNSUBSCRIBE",
+        "PUNSUBSCRIBE",
+        "SUNSUBSCRIBE",
+        "MONITOR",
+        "RESET",
+        "SELECT",
+        "SWAPDB",
+        "AUTH",
+        "HELLO",
+        "QUIT",
+        "WATCH",
+        "UNWATCH",
+        "MULTI",
+        "EXEC",
+        "DISCARD",
+        "WAIT",
+        "WAITAOF",
+        "BLPOP",
+        "BRPOP",
+        "BLMOVE",
+        "BRPOPLPUSH",
+        "BLMPOP",
+        "BZPOPMIN",
+        "BZPOPMAX",
+        "BZMPOP",
+    ]
+    for name in (upper, upper.lower())
+)
 
 
 def _error(reply: Any) -> Exception:
@@ -364,6 +400,8 @@ class AsyncMultiplexer:
 
     async def call(self, args: Args, *, budget: Budget | None = None) -> Any:
         """Send one command and return its reply; an error reply raises (redis-py classes)."""
+        if args[0] in _OWN_CONNECTION:
+            _refuse(args[0])
         if budget is not None:
             return await self._bounded(budget, _pack_one(args), 1, False)
         loop = asyncio.get_running_loop()
@@ -397,6 +435,9 @@ class AsyncMultiplexer:
         """
         if not commands:
             return []
+        for args in commands:
+            if args[0] in _OWN_CONNECTION:
+                _refuse(args[0])
         if transaction:
             data = _packed([("MULTI",), *commands, ("EXEC",)])
             count = len(commands) + 2
@@ -607,6 +648,13 @@ class AsyncMultiplexer:
         self._links = []
         self._connecting = None
         self._space_waiters.clear()
+
+
+def _refuse(name: Any) -> None:
+    raise rex.DataError(
+        f"{name} needs a connection of its own, not the shared one: use cache.redis "
+        "(MULTI ... EXEC: batch(transaction=True))"
+    )
 
 
 def _pack_one(args: Args) -> bytes:

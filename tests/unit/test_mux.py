@@ -105,6 +105,11 @@ async def test_replies_are_decoded_and_error_replies_raise_redis_py_classes(
             await mux.call(("EVALSHA", "0" * 40, 0))
         with pytest.raises(rex.DataError, match="NoneType"):
             await mux.call(("SET", key, None))
+        for needs_its_own in (("SUBSCRIBE", "c"), ("blpop", key, 0), ("SELECT", 1)):
+            with pytest.raises(rex.DataError, match="connection of its own"):
+                await mux.call(needs_its_own)
+        with pytest.raises(rex.DataError, match="MULTI"):
+            await mux.batch([("MULTI",), ("GET", key), ("EXEC",)])
         assert await mux.call(("GET", key)) == "välue", "still in step after every error"
 
 
