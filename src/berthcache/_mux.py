@@ -372,16 +372,17 @@ class AsyncMultiplexer:
         kwargs.pop("max_connections", None)
         tls = bool(kwargs.pop("ssl", False))
         self._connection_class = AsyncEventSSLConnection if tls else AsyncEventConnection
-        # The connection itself connects once: the retry loop is ours (see _retry_call).
+        # The connection itself connects once: the retry loop is ours (see _retry).
         once = build_async_retry(config.replace(retry_strategy="none"), on_error=events.error)
         self._connection_kwargs = {**kwargs, "retry": once, "berthcache_events": events}
         self._retries = 0 if config.retry_strategy == "none" else config.max_retries_per_request
+        # Reported here, not by the backoff: callers failing together share one outage, so
+        # each attempt number is reported once per outage (as one connection would), not once
+        # per caller.
         self._backoff = Backoff(
-            config.retry_strategy,
-            config.retry_base_delay_ms,
-            config.retry_max_delay_ms,
-            on_reconnecting=events.reconnecting,
+            config.retry_strategy, config.retry_base_delay_ms, config.retry_max_delay_ms
         )
+        self._reported_attempt = 0  # highest attempt reported in this wave of failures
         self._loop: asyncio.AbstractEventLoop | None = None
         self._links: list[_Link] = []
         self._connecting: asyncio.Future[_Link] | None = None
@@ -494,8 +495,12 @@ class AsyncMultiplexer:
                 self.events.error(error)
                 failures += 1
                 if not is_retryable(error) or failures > self._retries:
+                    self._reported_attempt = 0  # the next callers' retries are a new wave
                     raise error
                 delay = self._backoff.compute(failures)
+                if failures > self._reported_attempt:
+                    self._reported_attempt = failures
+                    self.events.reconnecting(failures, delay * 1000.0)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 try:
@@ -599,6 +604,7 @@ class AsyncMultiplexer:
             raise
         link = self._link_class(self, connection, loop)
         link.take_over()
+        self._reported_attempt = 0
         if link.alive:
             self._links.append(link)
         if self._closed:

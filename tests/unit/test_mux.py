@@ -316,6 +316,17 @@ async def test_retries_give_up_after_max_retries_with_the_backoff_delays(
         server.stop()
         with pytest.raises(rex.ConnectionError):
             await mux.call(("PING",))
+        schedule = [e.details for e in seen if e.name == "reconnecting"]
+        assert schedule == [
+            {"attempt": 1, "delay_ms": 10},
+            {"attempt": 2, "delay_ms": 20},
+        ]
+        # Many callers in one outage: each attempt reported once, not once per caller.
+        del seen[:]
+        failed = await asyncio.gather(
+            *(mux.call(("PING",)) for _ in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(f, rex.ConnectionError) for f in failed)
         assert [e.details for e in seen if e.name == "reconnecting"] == [
             {"attempt": 1, "delay_ms": 10},
             {"attempt": 2, "delay_ms": 20},
