@@ -459,6 +459,10 @@ async def test_queued_commands_are_bounded_and_callers_wait_their_turn(
             await until(lambda: len(mux._space_waiters) == 92)
             assert mux._links[0].owed == 8
         assert sorted(await asyncio.gather(*calls)) == list(range(1, 101))
+        # A batch larger than the bound is not split: it goes out whole once the line is clear.
+        big = [("INCR", key)] * 50
+        results = await asyncio.gather(mux.call(("INCR", key)), mux.batch(big))
+        assert results[1] == list(range(results[0] + 1, results[0] + 51))
 
 
 @pytest.mark.asyncio
