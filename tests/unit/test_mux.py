@@ -306,6 +306,43 @@ async def test_an_idle_connection_closed_by_the_server_is_replaced_quietly(
 
 
 @pytest.mark.asyncio
+async def test_a_restart_under_load_loses_no_caller_and_mixes_no_replies(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    server = server_factory()
+    config = config_for(server, max_retries_per_request=20, retry_base_delay_ms=50)
+    async with opened(config) as (mux, seen):
+        await mux.call(("PING",))
+        wrong: list[tuple[str, Any]] = []
+        restarted = asyncio.Event()
+        after = [0]
+
+        async def echo(sent: str) -> None:
+            got = await mux.call(("ECHO", sent))
+            if got != sent:
+                wrong.append((sent, got))
+
+        async def worker(n: int) -> None:
+            i = 0
+            while not restarted.is_set():  # busy before and during the restart
+                await echo(f"{n}-{i}")
+                i += 1
+            for j in range(20):  # and after it
+                await echo(f"{n}-after-{j}")
+            after[0] += 1
+
+        load = asyncio.gather(*(worker(n) for n in range(64)))
+        await until(lambda: bool(mux._links) and mux._links[0].received > 1000)
+        await asyncio.to_thread(server.restart)
+        restarted.set()
+        await asyncio.wait_for(load, timeout=60)
+        assert wrong == []
+        assert after == [64]
+        assert "close" in names(seen)
+        assert names(seen)[-1] == "ready"
+
+
+@pytest.mark.asyncio
 async def test_retries_give_up_after_max_retries_with_the_backoff_delays(
     server_factory: Callable[..., RedisServer],
 ) -> None:
