@@ -185,6 +185,7 @@ class _Link(asyncio.Protocol):
         self.flushes: collections.deque[tuple[int, float]] = collections.deque()
         self.timer: asyncio.TimerHandle | None = None
         self.alive = True
+        self.error: Exception | None = None  # why it died
         self.drop_after_reply = False
         self.transport: Any = None
         self._stream_protocol: Any = None
@@ -322,6 +323,7 @@ class _Link(asyncio.Protocol):
         if not self.alive:
             return
         self.alive = False
+        self.error = error
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -561,6 +563,8 @@ class AsyncMultiplexer:
             link = self._least_busy()
             if link is None:
                 link = await asyncio.shield(self._connect(loop))
+                if not link.alive:  # dropped as soon as it was made
+                    raise link.error or rex.ConnectionError("the connection to Redis was lost")
             elif link.owed and len(self._links) < self._size and self._connecting is None:
                 self._connect(loop)  # grow in the background; this caller goes on now
             room = not link.owed or link.owed + count <= self._max_queued
