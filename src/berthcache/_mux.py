@@ -154,6 +154,8 @@ class _Batch:
         result = self.replies[-1]  # MULTI's OK and the QUEUED replies are not the caller's
         if type(result) is _ReplyError:  # EXECABORT: a queued command was refused
             self.future.set_exception(_error(result))
+        elif isinstance(result, UnicodeDecodeError):  # EXEC's list held a non-UTF-8 value
+            self.future.set_exception(result)
         else:
             self.future.set_result(_errors_inside(result))
 

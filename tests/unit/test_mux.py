@@ -168,6 +168,16 @@ async def test_batch_returns_error_replies_as_exceptions_and_execabort_raises(
             await mux.batch([("SET", key, "2"), ("NOSUCHCOMMAND",)], transaction=True)
         assert await mux.call(("GET", key)) == "1"
         assert await mux.batch([]) == []
+        raw = f"{config.key_prefix}raw"
+        await mux.call(("SET", raw, b"\xff\xfe"))
+        with pytest.raises(UnicodeDecodeError):  # a non-UTF-8 value: that caller's error only
+            await mux.call(("GET", raw))
+        mixed = await mux.batch([("GET", raw), ("GET", key)])
+        assert isinstance(mixed[0], UnicodeDecodeError)
+        assert mixed[1] == "1"
+        with pytest.raises(UnicodeDecodeError):
+            await mux.batch([("GET", raw), ("GET", key)], transaction=True)
+        assert await mux.call(("GET", key)) == "1"
 
 
 # -- timeouts, cancellation -------------------------------------------------------------------
