@@ -62,6 +62,9 @@ ENV_VARS: dict[str, str] = {
     "rate_limit_timeout_ms": "REDIS_RATE_LIMIT_TIMEOUT_MS",
     "response_cache_timeout_ms": "REDIS_RESPONSE_CACHE_TIMEOUT_MS",
     "serve_through_outage": "REDIS_SERVE_THROUGH_OUTAGE",
+    # the asyncio client's multiplexed connections (issue 10)
+    "multiplex_connections": "REDIS_MULTIPLEX_CONNECTIONS",
+    "max_queued_commands": "REDIS_MAX_QUEUED_COMMANDS",
 }
 _INT_FIELDS = {
     "port": (1, 65535),
@@ -73,6 +76,8 @@ _INT_FIELDS = {
     "health_timeout_ms": (10, 60_000),
     "rate_limit_timeout_ms": (10, 60_000),
     "response_cache_timeout_ms": (10, 60_000),
+    "multiplex_connections": (1, 64),
+    "max_queued_commands": (1, 1_000_000),
 }
 _FLOAT_FIELDS = {
     "connect_timeout": (0.01, 600.0),
@@ -127,6 +132,12 @@ class CacheConfig:
     #: ``responses.get_or_compute()`` computes and returns the value when Redis is unavailable
     #: or over budget (counted in ``stats.served_through_outage``) instead of raising.
     serve_through_outage: bool = True
+    #: ``AsyncCache`` sends the commands of all its tasks over this many shared connections
+    #: (replies matched in order; a batch never splits), opened as load needs them.
+    multiplex_connections: int = 1
+    #: At most this many commands owed a reply per multiplexed connection; more callers wait
+    #: their turn instead of growing buffers without limit.
+    max_queued_commands: int = 4096
 
     def __post_init__(self) -> None:
         self._validate(names={})
