@@ -28,9 +28,10 @@ from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
 from berthcache._exceptions import CacheError
 from berthcache._health import HealthStatus, unhealthy
 from berthcache._lifecycle import check_close_timeout
+from berthcache._mux import AsyncMultiplexer
 from berthcache._pool import AsyncWaitingPool
 from berthcache._retry import build_async_retry
-from berthcache._transport import AsyncPooledTransport, AsyncTransport
+from berthcache._transport import AsyncTransport
 from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class AsyncCache(CacheBase):
         super().__init__(config, **settings)
         # Every command, pipeline and feature call (budgeted ones included) goes through the
         # transport; it opens its connections when first used.
-        self._transport: AsyncTransport = AsyncPooledTransport(self.config, self.events)
+        self._transport: AsyncTransport = AsyncMultiplexer(self.config, self.events)
         self._health_budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
         # redis-py's pooled client for what needs a connection of its own (WATCH transactions,
         # subscriptions); public, and no connection is opened until something uses it.

@@ -25,10 +25,11 @@ from berthcache._config import CacheConfig
 from berthcache._events import EventConnection, EventSSLConnection
 from berthcache._exceptions import CacheError
 from berthcache._health import HealthStatus, unhealthy
+from berthcache._lean import LeanTransport
 from berthcache._lifecycle import check_close_timeout
 from berthcache._pool import WaitingPool
 from berthcache._retry import build_retry
-from berthcache._transport import PooledTransport, SyncTransport
+from berthcache._transport import SyncTransport
 from berthcache._ttl import TTLLike
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Cache(CacheBase):
         super().__init__(config, **settings)
         # Every command, pipeline and feature call (budgeted ones included) goes through the
         # transport; it opens its connections when first used.
-        self._transport: SyncTransport = PooledTransport(self.config, self.events)
+        self._transport: SyncTransport = LeanTransport(self.config, self.events)
         self._health_budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
         # redis-py's pooled client for what needs a connection of its own (WATCH transactions,
         # subscriptions); public, and no connection is opened until something uses it.

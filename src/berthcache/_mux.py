@@ -39,7 +39,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -51,6 +51,7 @@ from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection, ConnectionEvents
 from berthcache._exceptions import CacheClosedError
 from berthcache._retry import _IN_RETRY, Backoff, build_async_retry, is_retryable
+from berthcache._transport import transaction_replies
 
 __all__ = ["AsyncMultiplexer"]
 
@@ -128,6 +129,16 @@ def _packed(commands: Sequence[Args]) -> bytes:
         raise
 
 
+class _Aborted:
+    """EXECABORT: the QUEUED replies (the refused commands' errors among them) and EXEC's."""
+
+    __slots__ = ("exec_error", "queued")
+
+    def __init__(self, queued: list[Any], exec_error: Exception) -> None:
+        self.queued = queued
+        self.exec_error = exec_error
+
+
 class _Batch:
     """Collects the replies of one batch (or MULTI ... EXEC) and resolves its future."""
 
@@ -152,8 +163,8 @@ class _Batch:
             self.future.set_result(_errors_inside(self.replies))
             return
         result = self.replies[-1]  # MULTI's OK and the QUEUED replies are not the caller's
-        if type(result) is _ReplyError:  # EXECABORT: a queued command was refused
-            self.future.set_exception(_error(result))
+        if type(result) is _ReplyError:  # EXECABORT: batch() raises the refused command's error
+            self.future.set_result(_Aborted(_errors_inside(self.replies[1:-1]), _error(result)))
         elif isinstance(result, UnicodeDecodeError):  # EXEC's list held a non-UTF-8 value
             self.future.set_exception(result)
         else:
@@ -233,6 +244,8 @@ class _Link(asyncio.Protocol):
             self.timer = self.loop.call_at(now + self.mux._socket_timeout, self.check_overdue)
         try:
             self.transport.write(data)
+            if self.mux._observer is not None:
+                self.mux._observer(data)
         except Exception as exc:  # a closing transport, a TLS error ...
             self.die(rex.ConnectionError(f"Error writing to Redis: {exc}"))
 
@@ -394,6 +407,7 @@ class AsyncMultiplexer:
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closing_tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._observer: Callable[[bytes], None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -453,7 +467,15 @@ class AsyncMultiplexer:
             result = await self._bounded(budget, data, count, True, transaction)
         else:
             result = await self._attempts(data, count, True, transaction)
+        if type(result) is _Aborted:
+            transaction_replies(commands, result.queued, result.exec_error)  # raises
         return result  # type: ignore[no-any-return]
+
+    def observe_writes(self, observer: Callable[[bytes], None] | None) -> None:
+        """A testing seam: call ``observer(data)`` after each write to the socket (one per
+        flush: the commands of one loop tick, or one lone call); ``None`` stops. The hot path
+        checks one attribute."""
+        self._observer = observer
 
     async def aclose(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait (up to ``timeout`` s) for every command in flight, then close the connections."""

@@ -22,6 +22,8 @@ import redis.exceptions as rex
 from berthcache._budget import Budget, BudgetExceededError
 from berthcache._config import CacheConfig
 from berthcache._events import ConnectionEvent, ConnectionEvents
+from berthcache._lean import LeanTransport
+from berthcache._mux import AsyncMultiplexer
 from berthcache._transport import (
     AsyncPooledTransport,
     PooledTransport,
@@ -32,8 +34,8 @@ from berthcache.testing import RedisServer
 from tests.unit.support import config_for
 
 #: The transports under contract: constructible as ``X(config, events)``.
-SYNC: list[type] = [PooledTransport]
-ASYNC: list[type] = [AsyncPooledTransport]
+SYNC: list[type] = [LeanTransport, PooledTransport]
+ASYNC: list[type] = [AsyncMultiplexer, AsyncPooledTransport]
 KINDS = [*SYNC, *ASYNC]
 SLACK = 0.15
 
