@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from berthcache._config import CacheConfig
 from berthcache._keys import KeyBuilder
+from berthcache._serialization import JsonCodec
 
 __all__ = ["CacheHost"]
 
@@ -28,6 +29,11 @@ class CacheHost(Protocol):
 
     @property
     def keys(self) -> KeyBuilder: ...
+
+    @property
+    def _json(self) -> JsonCodec:
+        """JSON in and out, through the configured serializer."""
+        ...
 
     @property
     def _bounded(self) -> Any:
