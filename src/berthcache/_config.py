@@ -308,7 +308,7 @@ def _check_serializer(serializer: object, setting: str) -> None:
         raise ConfigurationError(
             setting,
             f"must be {choices} or an object with dumps() and loads(); "
-            f"{type(serializer).__name__} has no {' or '.join(missing)}()",
+            f"{type(serializer).__name__} has no {' or '.join(m + '()' for m in missing)}",
         )
 
 

@@ -129,7 +129,7 @@ class OrjsonCodec(JsonCodec):
             except TypeError as again:
                 raise _orjson_refusal(again, value, key) from None
         # orjson writes NaN/Infinity as null: only when there is a null, look for them.
-        if b"null" in out and _has_non_finite(value):
+        if b"null" in out and _has_non_finite(value, out):
             raise SerializationError(_non_finite_message(key))
         return out
 
@@ -331,9 +331,16 @@ def _too_deep(what: str, key: str, verb: str, limit: str) -> str:
 _FLAT = (str, int, bool, type(None))
 
 
-def _has_non_finite(value: Any) -> bool:
-    """Whether ``value`` holds a NaN or infinite float anywhere orjson looks (iterative: the
-    value may be up to 254 levels deep)."""
+def _has_non_finite(value: Any, written: bytes) -> bool:
+    """Whether ``value`` holds a NaN or infinite float anywhere orjson looks.
+
+    First in C: orjson wrote NaN/Infinity as ``null``, read back as ``None``, which equals no
+    float — so a value equal to what it reads back as holds none (the usual dicts and lists of
+    str/int/float/bool/None). Otherwise (tuples, int keys, datetimes, dataclasses ... read back
+    different anyway) walk the value in Python, iteratively: it may be 254 levels deep.
+    """
+    if _orjson_loads(written) == value:
+        return False
     stack = [value]
     pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
