@@ -13,6 +13,7 @@ built-ins: NaN/Infinity, lone surrogates, unsupported types and dict keys, nesti
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import enum
@@ -339,8 +340,9 @@ def _has_non_finite(value: Any, written: bytes) -> bool:
     str/int/float/bool/None). Otherwise (tuples, int keys, datetimes, dataclasses ... read back
     different anyway) walk the value in Python, iteratively: it may be 254 levels deep.
     """
-    if _orjson_loads(written) == value:
-        return False
+    with contextlib.suppress(Exception):  # an __eq__ of the caller's that raises: walk instead
+        if _orjson_loads(written) == value:
+            return False
     stack = [value]
     pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
