@@ -62,6 +62,32 @@ async def test_non_json_value_names_the_key(cache: AnyCache) -> None:
         await aw(cache.get("plain", parse_json=True))
 
 
+@pytest.mark.clause("C6")
+@pytest.mark.parametrize("serializer", ["orjson", "json"])
+async def test_stored_json_is_compact_utf8_under_either_serializer(
+    cache_factory: CacheFactory, serializer: str
+) -> None:
+    """The same bytes from both twins and both built-in serializers: compact, non-ASCII as
+    UTF-8 — what the seed's JSON.stringify writes for it."""
+    cache = cache_factory(serializer=serializer)
+    await aw(cache.set("client:7", DOC))
+    await aw(cache.set_json("ratio", [0.25, 1e16, -0.0, 2**53]))
+    assert await aw(cache.get("client:7")) == (
+        '{"id":7,"name":"Zoë","tags":["a","b"],"nested":{"ok":true,"none":null,"ratio":0.25}}'
+    )
+    assert await aw(cache.get("ratio")) == "[0.25,1e+16,-0.0,9007199254740992]"
+    assert await aw(cache.get("client:7", parse_json=True)) == DOC
+
+
+@pytest.mark.clause("C6")
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {"a": [1.0, float("-inf")]}])
+async def test_nan_and_infinity_are_refused_naming_the_key(cache: AnyCache, value: Any) -> None:
+    """JSON has no NaN or Infinity (JSON.parse would fail on them): refused, nothing written."""
+    with pytest.raises(SerializationError, match=r"'nan:doc'.*NaN or Infinity"):
+        await aw(cache.set_json("nan:doc", value))
+    assert await aw(cache.exists("nan:doc")) is False
+
+
 def _nested(depth: int) -> Any:
     value: Any = []
     for _ in range(depth):

@@ -34,6 +34,7 @@ from berthcache._pubsub import AsyncSubscription, Message, Subscription
 from berthcache._ratelimit import AsyncRateLimiter, RateLimiter, RateLimitResult
 from berthcache._responses import AsyncResponseCache, CacheStats, ResponseCache
 from berthcache._retry import RetryDelay, retry_schedule
+from berthcache._serialization import Serializer
 from berthcache._sessions import AsyncSessionStore, SessionStore
 from berthcache._ttl import TTL
 
@@ -74,6 +75,7 @@ __all__ = [
     "ResponseCache",
     "RetryDelay",
     "SerializationError",
+    "Serializer",
     "SessionStore",
     "Subscription",
     "TLSError",

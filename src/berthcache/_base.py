@@ -19,6 +19,7 @@ from berthcache._events import ConnectionEvents
 from berthcache._exceptions import ConfigurationError
 from berthcache._keys import KeyBuilder
 from berthcache._lifecycle import Lifecycle, Operation
+from berthcache._serialization import JsonCodec, codec_for
 from berthcache._transport import pool_kwargs
 
 __all__ = ["CacheBase", "resolve_config"]
@@ -47,7 +48,9 @@ class CacheBase:
         self.events = ConnectionEvents(self.config.url, secrets=[self.config.password])
         self._lifecycle = Lifecycle(secrets=[self.config.password])
         self._op = self._lifecycle.operation
-        self._plan = CommandPlanner(self.keys)
+        #: JSON in and out (the ``serializer`` setting): the planner and every feature use it.
+        self._json: JsonCodec = codec_for(self.config.serializer)
+        self._plan = CommandPlanner(self.keys, self._json)
 
     @property
     def closed(self) -> bool:

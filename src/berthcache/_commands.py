@@ -20,7 +20,7 @@ from typing import Any, Generic, NamedTuple, Self, TypeAlias, TypeVar
 from berthcache._exceptions import ConfigurationError, InvalidKeyError
 from berthcache._keys import KeyBuilder
 from berthcache._lifecycle import Lifecycle
-from berthcache._serialization import check_text, decode_json, encode_json, encode_value
+from berthcache._serialization import ORJSON, JsonCodec
 from berthcache._transport import raise_first_error
 from berthcache._ttl import TTLLike, to_seconds
 
@@ -57,19 +57,20 @@ _PING: Command[Any] = Command(("PING",), reply_as_is)
 _NOTHING_DELETED: Done[int] = Done(0)
 
 
-def _json_reply(key: str, raw: Any) -> Any:
+def _json_reply(json: JsonCodec, key: str, raw: Any) -> Any:
     """A ``get`` reply parsed as JSON (errors name ``key``); ``None`` stays ``None``."""
-    return None if raw is None else decode_json(raw, key=key)
+    return None if raw is None else json.decode_json(raw, key=key)
 
 
 class CommandPlanner:
     """The plans of one cache's data methods: arguments checked, keys prefixed, values
     encoded — everything that can be decided without the network."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_json", "_keys")
 
-    def __init__(self, keys: KeyBuilder) -> None:
+    def __init__(self, keys: KeyBuilder, json: JsonCodec = ORJSON) -> None:
         self._keys = keys
+        self._json = json
 
     def key(self, key: str, argument: str = "key") -> str:
         """The full (prefixed) key; InvalidKeyError naming ``argument`` when unusable."""
@@ -88,7 +89,7 @@ class CommandPlanner:
     def set(self, key: str, value: Any, ttl: TTLLike | None) -> Command[bool]:
         """SET of ``value`` (dicts/lists/bools/None as JSON); result ``True`` (reply ``OK``)."""
         full = self.key(key)
-        encoded = check_text(encode_value(value, key=key), key=key)
+        encoded = self._json.encode_value(value, key=key)
         if ttl is None:
             return Command(("SET", full, encoded), bool)
         return Command(("SET", full, encoded, "EX", to_seconds(ttl)), bool)
@@ -96,7 +97,7 @@ class CommandPlanner:
     def set_json(self, key: str, value: Any, ttl: TTLLike | None) -> Command[bool]:
         """SET of ``value`` as JSON, strings too; result ``True`` (reply ``OK``)."""
         full = self.key(key)
-        encoded = check_text(encode_json(value, key=key), key=key)
+        encoded = self._json.encode_json(value, key=key)
         if ttl is None:
             return Command(("SET", full, encoded), bool)
         return Command(("SET", full, encoded, "EX", to_seconds(ttl)), bool)
@@ -108,7 +109,7 @@ class CommandPlanner:
             return Command(("GET", full), reply_as_is)
         # The JSON parser needs the key for its error message: the only per-call partial,
         # and only on the JSON path, where decoding costs far more.
-        return Command(("GET", full), functools.partial(_json_reply, key))
+        return Command(("GET", full), functools.partial(_json_reply, self._json, key))
 
     def delete(self, keys: tuple[str, ...]) -> Plan[int]:
         """DEL; result how many existed (no keys: nothing is sent, nothing removed)."""

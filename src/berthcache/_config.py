@@ -16,6 +16,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from berthcache._exceptions import ConfigurationError
+from berthcache._serialization import SERIALIZERS, Serializer, SerializerName
 from berthcache.acl import check_key_prefix
 
 __all__ = ["DEFAULT_KEY_PREFIX", "RETRY_STRATEGIES", "CacheConfig", "RetryStrategy", "masked_url"]
@@ -65,6 +66,7 @@ ENV_VARS: dict[str, str] = {
     # the asyncio client's multiplexed connections (issue 10)
     "multiplex_connections": "REDIS_MULTIPLEX_CONNECTIONS",
     "max_queued_commands": "REDIS_MAX_QUEUED_COMMANDS",
+    "serializer": "REDIS_SERIALIZER",
 }
 _INT_FIELDS = {
     "port": (1, 65535),
@@ -138,6 +140,11 @@ class CacheConfig:
     #: At most this many commands owed a reply per multiplexed connection; more callers wait
     #: their turn instead of growing buffers without limit.
     max_queued_commands: int = 4096
+    #: How dicts, lists, booleans and ``None`` become JSON text and back: ``"orjson"`` (fast),
+    #: ``"json"`` (the standard library; integers beyond 64 bits too), or an object with
+    #: ``dumps(value) -> str | bytes`` and ``loads(data) -> value`` (:class:`Serializer`).
+    #: What each writes: docs/api.md, "Serializers".
+    serializer: SerializerName | Serializer = "orjson"
 
     def __post_init__(self) -> None:
         self._validate(names={})
@@ -293,6 +300,27 @@ class CacheConfig:
             )
         if self.password is not None and not isinstance(self.password, str):
             raise ConfigurationError(name("password"), "must be a string")
+        _check_serializer(self.serializer, name("serializer"))
+
+
+def _check_serializer(serializer: object, setting: str) -> None:
+    """A built-in serializer's name, or an object with callable ``dumps`` and ``loads``."""
+    choices = " or ".join(repr(s) for s in SERIALIZERS)
+    if isinstance(serializer, str):
+        if serializer not in SERIALIZERS:
+            raise ConfigurationError(
+                setting,
+                f"unknown serializer {serializer!r}; choose {choices}, or pass an object"
+                " with dumps() and loads()",
+            )
+        return
+    missing = [m for m in ("dumps", "loads") if not callable(getattr(serializer, m, None))]
+    if missing:
+        raise ConfigurationError(
+            setting,
+            f"must be {choices} or an object with dumps() and loads(); "
+            f"{type(serializer).__name__} has no {' or '.join(m + '()' for m in missing)}",
+        )
 
 
 def _parse(field: str, raw: str, var: str) -> Any:
@@ -314,7 +342,7 @@ def _parse(field: str, raw: str, var: str) -> Any:
         if low in _FALSE:
             return False
         raise ConfigurationError(var, f"must be true or false, got {raw!r}")
-    if field == "retry_strategy":
+    if field in ("retry_strategy", "serializer"):
         return raw.lower()
     return raw
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from berthcache._config import CacheConfig
 from berthcache._keys import KeyBuilder
+from berthcache._serialization import JsonCodec
 
 __all__ = ["CacheHost"]
 
@@ -34,6 +35,10 @@ class CacheHost(Protocol):
     def _transport(self) -> Any:
         """The cache's transport (``berthcache._transport``): ``call`` / ``batch`` of raw
         commands, a :class:`~berthcache._budget.Budget` for calls that must answer in time."""
+
+    @property
+    def _json(self) -> JsonCodec:
+        """JSON in and out, through the configured serializer."""
         ...
 
     def _operation(self) -> AbstractContextManager[Any]: ...

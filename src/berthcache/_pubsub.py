@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
-import json
 import logging
 import queue
 import threading
@@ -41,7 +40,6 @@ from typing import Any
 from berthcache._exceptions import CacheError, CacheUnavailableError, map_errors
 from berthcache._host import CacheHost
 from berthcache._parts import as_text, check_part
-from berthcache._serialization import encode_value
 
 __all__ = [
     "AsyncSubscription",
@@ -85,7 +83,7 @@ def _channel(cache: CacheHost, channel: str) -> str:
 
 def _payload(cache: CacheHost, channel: str, message: Any) -> tuple[str, Any]:
     full = _channel(cache, channel)
-    return full, encode_value(message, key=full)
+    return full, cache._json.encode_value(message, key=full)
 
 
 def _message(cache: CacheHost, raw: dict[str, Any] | None, parse_json: bool) -> Message | None:
@@ -95,8 +93,7 @@ def _message(cache: CacheHost, raw: dict[str, Any] | None, parse_json: bool) -> 
     data: Any = as_text(raw["data"]) if isinstance(raw["data"], bytes | str) else raw["data"]
     if parse_json and isinstance(data, str):
         # Plain text was published, or JSON nested too deeply to parse: deliver it as sent.
-        with contextlib.suppress(ValueError, RecursionError):
-            data = json.loads(data)
+        data = cache._json.decode_or_text(data)
     channel = as_text(raw["channel"])
     if cache.config.prefix_channels:
         channel = cache.keys.strip(channel)

@@ -71,7 +71,6 @@ from berthcache._exceptions import (
 from berthcache._host import CacheHost
 from berthcache._parts import check_part
 from berthcache._scripts import register_script
-from berthcache._serialization import decode_json, encode_json
 from berthcache._transport import Args, raise_first_error
 from berthcache._ttl import MAX_TTL_SECONDS, TTL, TTLLike, to_seconds
 
@@ -262,10 +261,9 @@ class _ResponseCacheBase:
         self._count(found)
         return value if found else None
 
-    @staticmethod
-    def _stored(raw: Any, key: str) -> Any:
+    def _stored(self, raw: Any, key: str) -> Any:
         """A GET reply as the stored value (JSON ``null`` included), or ``_MISS``."""
-        return _MISS if raw is None else decode_json(raw, key=key)
+        return _MISS if raw is None else self._cache._json.decode_json(raw, key=key)
 
     def _hit(self, value: Any) -> bool:
         """Whether ``value`` was found in the cache; counts the hit when it was."""
@@ -331,7 +329,7 @@ class _ResponseCacheBase:
 
     def _write_commands(self, key: str, data: Any, seconds: int) -> list[Args]:
         """The transaction of a write: the entry, and its user id in the endpoint's index."""
-        payload = encode_json(data, key=key)
+        payload = self._cache._json.encode_json(data, key=key)
         # key = {prefix}api:{endpoint}:{user}; the user id holds no ':' (see _key).
         endpoint, user = self._cache.keys.strip(key).removeprefix("api:").rsplit(":", 1)
         index = self._cache.keys("api-index", endpoint)

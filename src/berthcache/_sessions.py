@@ -24,7 +24,6 @@ import redis.exceptions
 from berthcache._exceptions import CacheServerError, SerializationError
 from berthcache._host import CacheHost
 from berthcache._parts import as_text, check_part
-from berthcache._serialization import decode_json, encode_json
 from berthcache._transport import Args, raise_first_error
 from berthcache._ttl import TTL, TTLLike, to_seconds
 
@@ -67,20 +66,19 @@ class _SessionBase:
         match = _SESSION_ID.match(session_id)
         return self._index_key(match.group("user")) if match else None
 
-    def _encode(self, data: Mapping[str, Any], key: str) -> str:
+    def _encode(self, data: Mapping[str, Any], key: str) -> str | bytes:
         shown = _shown(key)
         if not isinstance(data, Mapping):
             raise SerializationError(
                 f"session data for key {shown!r} must be a mapping, got {type(data).__name__}"
             )
-        return encode_json(dict(data), key=shown)
+        return self._cache._json.encode_json(dict(data), key=shown)
 
-    @staticmethod
-    def _decode(raw: str | bytes | None, key: str) -> dict[str, Any] | None:
+    def _decode(self, raw: str | bytes | None, key: str) -> dict[str, Any] | None:
         if raw is None:
             return None
         shown = _shown(key)
-        value = decode_json(raw, key=shown)
+        value = self._cache._json.decode_json(raw, key=shown)
         if not isinstance(value, dict):
             raise SerializationError(f"value at key {shown!r} is not a session object")
         return value

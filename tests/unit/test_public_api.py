@@ -44,6 +44,7 @@ EXPECTED = [
     "ResponseCache",
     "RetryDelay",
     "SerializationError",
+    "Serializer",
     "SessionStore",
     "Subscription",
     "TLSError",
