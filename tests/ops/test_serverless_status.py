@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 
 from berthcache.ops import ExitCode, OpsError
 from berthcache.ops._aws import AwsClients
+from berthcache.ops._runbooks import runbook_base_url
 from berthcache.ops._serverless import describe_serverless, serverless_alarms
 from berthcache.ops.alarm_catalogue import serverless_specs
 
@@ -109,5 +110,9 @@ def test_firing_alarms_on_the_cache_come_with_their_runbook(mocked_aws: None) ->
     assert set(by_name) == {f"{NAME}-000-serverless-throttled-commands", "hand-made-throttling"}
     ours = by_name[f"{NAME}-000-serverless-throttled-commands"]
     assert ours.key == "serverless-throttled-commands"
-    assert ours.runbook == "src/berthcache/ops/runbooks.md#serverless-throttled-commands"
+    # A URL under the runbook base (BERTHCACHE_RUNBOOK_BASE_URL), usable from a pager.
+    assert ours.runbook == runbook_base_url() + (
+        "src/berthcache/ops/runbooks.md#serverless-throttled-commands"
+    )
+    assert ours.runbook.startswith("https://")
     assert by_name["hand-made-throttling"].runbook is None
