@@ -51,6 +51,7 @@ import contextlib
 import os
 import socket
 import ssl
+import struct
 import threading
 import time
 import weakref
@@ -76,7 +77,7 @@ Args = tuple[Any, ...]
 #: A spent budget still goes through the socket with this timeout (as in _budget).
 _SPENT = 0.001
 _BUFFER = 65536
-_TIMEOUTS = (rex.TimeoutError, socket.timeout, TimeoutError)
+_TIMEOUTS = (rex.TimeoutError, socket.timeout, TimeoutError, BlockingIOError)
 _CLOSED = "the transport is closed (close() was called); create a new client"
 _parse_error: Callable[[str], Exception] = BaseParser.parse_error
 
@@ -173,9 +174,20 @@ class _LeanSSLConnection(_HandshakeMixin, EventSSLConnection):
 class _Conn:
     """A connected socket, its hiredis reader and read buffer; owned by one thread at a time."""
 
-    __slots__ = ("buf", "fed", "handshake", "reader", "sock", "used", "where")
+    __slots__ = (
+        "armed",
+        "buf",
+        "fed",
+        "handshake",
+        "os_timeouts",
+        "reader",
+        "sock",
+        "timeout",
+        "used",
+        "where",
+    )
 
-    def __init__(self, handshake: EventConnection) -> None:
+    def __init__(self, handshake: EventConnection, socket_timeout: float | None) -> None:
         self.handshake = handshake
         #: The connected socket (an _ObservedSocket while writes are observed).
         self.sock: Any = handshake._sock
@@ -186,6 +198,43 @@ class _Conn:
         self.where = f"{handshake.host}:{handshake.port}"
         self.used = False  # True once a call succeeded on it (it then sat idle in the stack)
         self.fed = False  # whether the current exchange received any reply bytes
+        self.timeout = socket_timeout or None
+        sock: Any = handshake._sock
+        #: Plain TCP: timeouts by the kernel (see :meth:`arm`); TLS: Python's socket timeout.
+        self.os_timeouts: bool = self.timeout is not None and not isinstance(sock, ssl.SSLSocket)
+        self.armed: float | None = None  # the SO_RCVTIMEO / SO_SNDTIMEO now set
+        if self.os_timeouts:
+            sock.settimeout(None)
+            self.arm(self.timeout)
+        else:
+            sock.settimeout(self.timeout)
+
+    def arm(self, seconds: float | None) -> None:
+        """Set the kernel's receive and send timeouts of a plain TCP socket (blocking mode).
+
+        Python's own socket timeout polls before every send and every receive: two system calls
+        per round trip that a sequential caller pays each time (measured: about 1.5 us of 16
+        per PING on loopback). A blocking socket with SO_RCVTIMEO / SO_SNDTIMEO waits in the
+        receive itself and fails with EAGAIN when the time is up (:meth:`as_redis_error` maps
+        it to redis-py's TimeoutError). Set only when the value changes: a budgeted call arms
+        its budget, and the next unbudgeted call on the connection ``socket_timeout`` again.
+        """
+        if seconds is None:
+            seconds = 0.0  # no timeout
+        whole = int(seconds)
+        timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+        sock: Any = self.handshake._sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        self.armed = seconds
+
+    def rest(self) -> None:
+        """Back to ``socket_timeout`` after a budgeted call."""
+        if self.os_timeouts:
+            if self.armed != self.timeout:
+                self.arm(self.timeout)
+        else:
+            self.sock.settimeout(self.timeout)
 
     def observe(self, observer: Callable[[bytes], None] | None) -> None:
         raw = self.handshake._sock
@@ -196,19 +245,34 @@ class _Conn:
         failover, idle timeout): it failed before any reply byte came back."""
         return self.used and not self.fed and isinstance(exc, _STALE)
 
-    def exchange(self, packed: bytes, count: int, deadline: float | None) -> list[Any]:
+    def exchange(
+        self, packed: bytes, count: int, deadline: float | None, budget_seconds: float = 0.0
+    ) -> list[Any]:
         """Send ``packed`` (``count`` commands); their ``count`` replies, in order."""
         sock, reader, buf = self.sock, self.reader, self.buf
         self.fed = False
-        if deadline is not None:
+        if deadline is None:
+            if self.os_timeouts and self.armed != self.timeout:
+                self.arm(self.timeout)
+        elif self.os_timeouts:
+            # The budget's length, not what is left of it: the same value call after call, so
+            # the kernel is told once (a few us of slack against the deadline, re-armed below
+            # when a reply comes in pieces).
+            if self.armed != budget_seconds:
+                self.arm(budget_seconds)
+        else:
             sock.settimeout(max(deadline - time.monotonic(), _SPENT))
         sock.sendall(packed)
         replies: list[Any] = []
         while len(replies) < count:
             reply = reader.gets()
             if reply is False:
-                if deadline is not None:
-                    sock.settimeout(max(deadline - time.monotonic(), _SPENT))
+                if deadline is not None and self.fed:  # a reply in pieces: what is left
+                    left = max(deadline - time.monotonic(), _SPENT)
+                    if self.os_timeouts:
+                        self.arm(left)
+                    else:
+                        sock.settimeout(left)
                 n = sock.recv_into(buf)
                 if not n:
                     raise _ClosedByServer("connection closed by the server")
@@ -222,7 +286,7 @@ class _Conn:
         """A socket-level failure as the redis-py error the rest of berthcache knows."""
         if isinstance(exc, rex.RedisError):
             return exc
-        if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
+        if isinstance(exc, TimeoutError | BlockingIOError):  # socket.timeout; SO_RCVTIMEO's EAGAIN
             error: Exception = rex.TimeoutError(f"Timeout reading from {self.where}")
         elif isinstance(exc, OSError):
             error = rex.ConnectionError(f"Error while talking to {self.where}: {exc}")
@@ -315,6 +379,8 @@ class LeanTransport:
                 reply = self._with_retries(packed, 1)[0]
             else:
                 try:
+                    if conn.armed != conn.timeout and conn.os_timeouts:
+                        conn.arm(conn.timeout)  # a budgeted call used it last
                     sock = conn.sock
                     sock.sendall(packed)
                     reader = conn.reader
@@ -473,7 +539,7 @@ class LeanTransport:
             conn = None
             try:
                 conn = self._checkout(deadline)
-                replies = conn.exchange(packed, count, deadline)
+                replies = conn.exchange(packed, count, deadline, budget.seconds)
                 break
             except BaseException as exc:
                 error = exc
@@ -494,7 +560,8 @@ class LeanTransport:
                 if error is exc:
                     raise
                 raise error from exc
-        conn.sock.settimeout(self._config.socket_timeout)
+        if not conn.os_timeouts:
+            conn.rest()  # a TLS socket: socket_timeout again (a plain one re-arms when used)
         if _fault(replies) is not None:
             self._discard(conn)  # an answer in time; the next call reconnects
         else:
@@ -546,9 +613,7 @@ class LeanTransport:
         handshake._lean_deadline = deadline  # type: ignore[attr-defined]
         handshake.connect_check_health(check_health=False, retry_socket_connect=False)
         handshake._lean_deadline = None  # type: ignore[attr-defined]
-        conn = _Conn(handshake)
-        if deadline is not None:
-            conn.sock.settimeout(self._config.socket_timeout)
+        conn = _Conn(handshake, self._config.socket_timeout)  # in its idle timeout mode
         if self._observer is not None:
             conn.observe(self._observer)
         return conn
