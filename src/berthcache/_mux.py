@@ -408,6 +408,9 @@ class AsyncMultiplexer:
         self._closing_tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._observer: Callable[[bytes], None] | None = None
+        #: Budgeted calls in flight per budget length, oldest first, and each length's timer.
+        self._expiries: dict[float, collections.deque[tuple[float, Any, Budget]]] = {}
+        self._expiry_timers: dict[float, asyncio.TimerHandle] = {}
 
     def __repr__(self) -> str:
         return (
@@ -494,6 +497,10 @@ class AsyncMultiplexer:
                     self._drain_waiter = None
             for link in list(self._links):
                 link.die(CacheClosedError("the cache was closed"))
+        for handle in self._expiry_timers.values():  # every call in flight has failed by now
+            handle.cancel()
+        self._expiry_timers.clear()
+        self._expiries.clear()
         tasks = list(self._closing_tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=max(timeout, 1.0))
@@ -549,7 +556,6 @@ class AsyncMultiplexer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget.seconds
         start = time.monotonic()
-        handle: asyncio.TimerHandle | None = None
         try:
             links = self._links
             if (
@@ -563,7 +569,7 @@ class AsyncMultiplexer:
                 async with asyncio.timeout_at(deadline):
                     link = await self._link(count)
             future = loop.create_future()
-            handle = loop.call_at(deadline, _expire, future, budget)
+            self._expire_at(loop, deadline, future, budget)
             link.send(data, _Batch(future, count, transaction) if batch else future, count)
             return await future
         except (rex.ConnectionError, *_TIMEOUTS) as exc:
@@ -571,9 +577,46 @@ class AsyncMultiplexer:
             if not isinstance(exc, _TIMEOUTS) and time.monotonic() - start < budget.seconds:
                 raise  # refused, reset: an answer in time
             raise budget.exceeded() from exc
-        finally:
-            if handle is not None:
-                handle.cancel()
+
+    def _expire_at(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float,
+        future: asyncio.Future[Any],
+        budget: Budget,
+    ) -> None:
+        """Fail ``future`` with ``budget.exceeded()`` at ``deadline`` unless answered by then.
+
+        One timer per budget length, not one per call (a TimerHandle made and cancelled per
+        call cost about a third of a budgeted GET): calls of one budget length expire in the
+        order they were made, so each length keeps a FIFO of its calls in flight and one timer
+        for the oldest. Answered calls leave from the front as new ones join at the back.
+        """
+        length = budget.seconds
+        queue = self._expiries.get(length)
+        if queue is None:
+            queue = self._expiries[length] = collections.deque()
+        while queue and queue[0][1].done():
+            queue.popleft()
+        queue.append((deadline, future, budget))
+        if length not in self._expiry_timers:
+            self._expiry_timers[length] = loop.call_at(deadline, self._expire_due, loop, length)
+
+    def _expire_due(self, loop: asyncio.AbstractEventLoop, length: float) -> None:
+        """The timer of one budget length: fail what is overdue, wait for the next oldest."""
+        del self._expiry_timers[length]
+        queue = self._expiries[length]
+        now = loop.time()
+        while queue:
+            deadline, future, budget = queue[0]
+            if not future.done():
+                if deadline > now:
+                    self._expiry_timers[length] = loop.call_at(
+                        deadline, self._expire_due, loop, length
+                    )
+                    return
+                _expire(future, budget)
+            queue.popleft()
 
     async def _link(self, count: int) -> _Link:
         """A live connection with room for ``count`` more commands (connecting or waiting)."""
@@ -682,6 +725,8 @@ class AsyncMultiplexer:
         self._links = []
         self._connecting = None
         self._space_waiters.clear()
+        self._expiries.clear()  # the old loop's calls and timers are gone with it
+        self._expiry_timers.clear()
 
 
 def _refuse(name: Any) -> None:

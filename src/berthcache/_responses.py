@@ -91,6 +91,9 @@ _MISS: Any = object()
 _DOWN: Any = object()
 #: Server errors that mean "Redis cannot serve now" (TLSError, a configuration problem, excepted).
 _OUTAGES = (CacheUnavailableError, ReadOnlyError, OutOfMemoryError)
+#: Memoized entry keys (``_key``): at most this many (endpoint, user) pairs, then start over.
+_MEMO_SIZE = 4096
+_MEMO_TYPES = (str, int)
 _FIRST_DELAY = 0.01
 _MAX_DELAY = 0.2
 
@@ -225,6 +228,7 @@ class _ResponseCacheBase:
         self._release: Any = register_script(cache._transport, "release_lock.lua")
         self._sweep_script: Any = register_script(cache._transport, "invalidate_endpoint.lua")
         self._counter_lock = threading.Lock()
+        self._keys_seen: dict[tuple[str, str | int], str] = {}
         self._hits = 0
         self._misses = 0
         self._served_through = 0
@@ -312,6 +316,21 @@ class _ResponseCacheBase:
             self._down_served += 1
 
     def _key(self, endpoint: str, user_id: str | int) -> str:
+        # A hot endpoint is read for the same users again and again: their keys are memoized
+        # (exact str/int parts only, so a bool or a str subclass is still checked each time).
+        memo = (endpoint, user_id)
+        if type(endpoint) is str and type(user_id) in _MEMO_TYPES:
+            key = self._keys_seen.get(memo)
+            if key is not None:
+                return key
+        key = self._build_key(endpoint, user_id)
+        if type(endpoint) is str and type(user_id) in _MEMO_TYPES:
+            if len(self._keys_seen) >= _MEMO_SIZE:
+                self._keys_seen.clear()  # bounded: a scan over many users starts over
+            self._keys_seen[memo] = key
+        return key
+
+    def _build_key(self, endpoint: str, user_id: str | int) -> str:
         user = check_part(user_id, "user_id")
         if ":" in user:
             raise InvalidKeyError(

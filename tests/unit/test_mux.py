@@ -208,6 +208,37 @@ async def test_a_budget_fails_that_caller_only_and_the_connection_stays_in_step(
 
 
 @pytest.mark.asyncio
+async def test_each_budget_length_expires_on_time_whatever_is_queued_before_it(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    """Budgeted calls share one timer per budget length: a short budget queued behind a long
+    one still fails at its own deadline, and the long one at its own."""
+    server = server_factory()
+    config = config_for(server)
+    key = f"{config.key_prefix}k"
+    long, short = Budget(600, "health_timeout_ms"), Budget(150, "rate_limit_timeout_ms")
+    async with opened(config) as (mux, _):
+        await mux.call(("SET", key, "v"))
+
+        async def timed(budget: Budget) -> float:
+            start = time.perf_counter()
+            with pytest.raises(BudgetExceededError):
+                await mux.call(("GET", key), budget=budget)
+            return time.perf_counter() - start
+
+        with paused(server):
+            first = asyncio.create_task(timed(long))
+            await until(lambda: bool(mux._links) and mux._links[0].owed == 1)
+            took_short, took_long = await asyncio.gather(timed(short), first)
+        assert 0.15 <= took_short <= 0.15 + SLACK
+        assert 0.6 <= took_long <= 0.6 + SLACK
+        assert await mux.call(("GET", key), budget=short) == "v"  # in step after the pause
+        # Answered calls leave their queues: nothing in flight is remembered.
+        assert all(f.done() for q in mux._expiries.values() for _, f, _ in q)
+        assert len(mux._expiries[short.seconds]) <= 1
+
+
+@pytest.mark.asyncio
 async def test_an_overdue_reply_kills_the_connection_and_retries_follow_the_policy(
     server_factory: Callable[..., RedisServer],
 ) -> None:
