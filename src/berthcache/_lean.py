@@ -25,7 +25,8 @@ within a few per cent of a bare socket with hiredis. Here:
   so ``connect`` / ``ready`` / ``error`` / ``close`` fire as on the redis-py path; the TLS context
   is built once per transport, not per connection. After the handshake the transport talks to
   the socket itself: ``sock.sendall(hiredis.pack_command(...))`` and a ``hiredis.Reader``
-  (UTF-8, error replies built by redis-py's own ``parse_error`` so NOSCRIPT -> NoScriptError,
+  (UTF-8 with ``surrogateescape``: bytes that are not UTF-8 are kept losslessly for
+  ``get_bytes``; error replies built by redis-py's own ``parse_error`` so NOSCRIPT -> NoScriptError,
   READONLY -> ReadOnlyError …) fed by ``recv_into`` a per-connection buffer.
 * **Connections the server closed while idle** (a restart, a failover, an idle timeout): the
   first call on one fails before any reply byte (EOF, reset, broken pipe); the connection and
@@ -179,8 +180,13 @@ class _Conn:
         self.handshake = handshake
         #: The connected socket (an _ObservedSocket while writes are observed).
         self.sock: Any = handshake._sock
+        # UTF-8 with surrogateescape: text exactly as a strict decode, other bytes kept
+        # losslessly (get_bytes re-encodes them; get refuses them): no per-call reader switch.
         self.reader = hiredis.Reader(
-            encoding="utf-8", replyError=_parse_error, protocolError=rex.InvalidResponse
+            encoding="utf-8",
+            errors="surrogateescape",
+            replyError=_parse_error,
+            protocolError=rex.InvalidResponse,
         )
         self.buf = bytearray(_BUFFER)
         self.where = f"{handshake.host}:{handshake.port}"
@@ -427,8 +433,8 @@ class LeanTransport:
         while True:
             if error is not None:
                 if isinstance(error, _NOT_RETRIED) or not isinstance(error, RETRY_ON):
-                    # Not a network fault (no free connection, closed, a reply that is not
-                    # UTF-8 …): raised at once, without the ``error`` event, as RetryPolicy does.
+                    # Not a network fault (no free connection, closed …): raised at once,
+                    # without the ``error`` event, as RetryPolicy does.
                     raise error
                 self._events.error(error)
                 failures += 1

@@ -11,7 +11,9 @@ is (numbers in docs/benchmarks.md):
   password, CLIENT SETNAME, SELECT, and the ``connect`` / ``ready`` / ``error`` events as
   before. Then its transport is handed to a protocol of ours (``transport.set_protocol``): bytes
   arriving go straight into a ``hiredis.Reader`` from ``data_received`` — no reader task, no
-  future per read — and commands are written as ``hiredis.pack_command`` bytes.
+  future per read — and commands are written as ``hiredis.pack_command`` bytes. Replies are
+  decoded as UTF-8 with ``surrogateescape``: text as a strict decode gives it, any other bytes
+  kept losslessly (``get_bytes`` re-encodes them, ``get`` refuses them).
 * **Coalesced writes.** A command is appended to the connection's out-buffer; the first of a
   tick schedules one flush with ``call_soon`` (a lone caller pays one loop iteration).
 * **Timeouts without a timer per call.** One ``call_at`` handle per connection watches the
@@ -186,7 +188,7 @@ class _Link(asyncio.Protocol):
         self.mux = mux
         self.connection = connection  # redis-py's, kept for its events on disconnect
         self.loop = loop
-        self.reader = hiredis.Reader(encoding="utf-8")
+        self.reader = hiredis.Reader(encoding="utf-8", errors="surrogateescape")
         self.pending: collections.deque[Any] = collections.deque()  # futures and _Batches
         self.owed = 0  # replies owed (a batch owes one per command)
         self.out: list[bytes] = []

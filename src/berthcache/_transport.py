@@ -3,8 +3,10 @@
 Every data method, pipeline and feature of :class:`~berthcache.Cache` /
 :class:`~berthcache.AsyncCache` sends through ``cache._transport`` — a :class:`SyncTransport` or
 an :class:`AsyncTransport` — with the command as raw Redis arguments (``("SET", key, value,
-"EX", 300)``) and reads the raw RESP2 reply (bulk strings decoded as UTF-8 ``str``, ``"OK"``,
-ints, ``None``, nested lists). What a transport keeps, whatever its implementation:
+"EX", 300)``) and reads the raw RESP2 reply (bulk strings decoded as UTF-8 ``str`` with
+``surrogateescape`` — text as a strict decode gives it, other bytes as lone surrogates that
+``get_bytes`` encodes back losslessly —, ``"OK"``, ints, ``None``, nested lists). What a
+transport keeps, whatever its implementation:
 
 * the retry policy of :mod:`berthcache._retry` (retryable errors only,
   ``max_retries_per_request`` times on the backoff schedule, ``reconnecting`` events);
@@ -170,11 +172,20 @@ def transaction_replies(commands: Sequence[Args], queued: Sequence[Any], exec_re
 
 
 def pool_kwargs(
-    config: CacheConfig, events: ConnectionEvents, plain: type, tls: type, retry: Any
+    config: CacheConfig,
+    events: ConnectionEvents,
+    plain: type,
+    tls: type,
+    retry: Any,
+    *,
+    lossless: bool = False,
 ) -> dict[str, Any]:
     """The keyword arguments of a redis-py pool for ``config``: its connection class (plain or
-    TLS, reporting ``events``), decoded replies, ``retry``, the checkout wait."""
+    TLS, reporting ``events``), decoded replies, ``retry``, the checkout wait. ``lossless``:
+    decoded with ``surrogateescape`` as the transports decode (``cache.redis`` stays strict)."""
     kwargs = config.connection_kwargs()
+    if lossless:
+        kwargs["encoding_errors"] = "surrogateescape"
     secure = bool(kwargs.pop("ssl", False))
     kwargs.update(
         timeout=config.pool_timeout,
@@ -249,12 +260,15 @@ class PooledTransport:
     def __init__(self, config: CacheConfig, events: ConnectionEvents) -> None:
         retry = build_retry(config, on_reconnecting=events.reconnecting, on_error=events.error)
         self.pool = WaitingPool(  # type: ignore[no-untyped-call]
-            **pool_kwargs(config, events, EventConnection, EventSSLConnection, retry)
+            **pool_kwargs(config, events, EventConnection, EventSSLConnection, retry, lossless=True)
         )
         once = build_retry(config.replace(retry_strategy="none"), on_error=events.error)
         self._bounded = BoundedClient(
             bounded_pool_kwargs(
-                config, pool_kwargs(config, events, EventConnection, EventSSLConnection, once)
+                config,
+                pool_kwargs(
+                    config, events, EventConnection, EventSSLConnection, once, lossless=True
+                ),
             )
         )
 
@@ -347,13 +361,27 @@ class AsyncPooledTransport:
             config, on_reconnecting=events.reconnecting, on_error=events.error
         )
         self.pool = AsyncWaitingPool(
-            **pool_kwargs(config, events, AsyncEventConnection, AsyncEventSSLConnection, retry)
+            **pool_kwargs(
+                config,
+                events,
+                AsyncEventConnection,
+                AsyncEventSSLConnection,
+                retry,
+                lossless=True,
+            )
         )
         once = build_async_retry(config.replace(retry_strategy="none"), on_error=events.error)
         self._bounded = AsyncBoundedClient(
             bounded_pool_kwargs(
                 config,
-                pool_kwargs(config, events, AsyncEventConnection, AsyncEventSSLConnection, once),
+                pool_kwargs(
+                    config,
+                    events,
+                    AsyncEventConnection,
+                    AsyncEventSSLConnection,
+                    once,
+                    lossless=True,
+                ),
             )
         )
 

@@ -124,14 +124,18 @@ def test_an_error_reply_redis_py_maps_to_a_connection_error_raises_and_drops_the
         assert lean.call(("PING",)) == "PONG"
 
 
-def test_a_reply_that_is_not_utf8_raises_without_an_error_event(config: CacheConfig) -> None:
-    """As redis-py with decode_responses: UnicodeDecodeError (mapped to SerializationError at
-    the boundary); not a connection fault, and the next call is in step."""
+def test_a_reply_that_is_not_utf8_is_read_losslessly(config: CacheConfig) -> None:
+    """Replies are decoded with surrogateescape (issue 12 part 6): a value that is not UTF-8
+    comes back with its bytes kept (``get_bytes`` encodes them back; ``get`` refuses it), text
+    exactly as a strict decode; no error event, the next call in step."""
     with transport(config) as (lean, recorder):
         k = key(config, "binary")
         lean.call(("SET", k, b"\xff\xfe"))
-        with pytest.raises(UnicodeDecodeError):
-            lean.call(("GET", k))
+        reply = lean.call(("GET", k))
+        assert reply == "\udcff\udcfe"
+        assert reply.encode("utf-8", "surrogateescape") == b"\xff\xfe"
+        assert lean.batch([("GET", k), ("ECHO", "t\u00e9xt")]) == [reply, "t\u00e9xt"]
+        assert lean.batch([("GET", k)], transaction=True) == [reply]
         assert lean.call(("ECHO", "next")) == "next"
         assert "error" not in recorder.names()
 
