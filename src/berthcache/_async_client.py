@@ -133,7 +133,9 @@ class AsyncCache(CacheBase):
         except NotTextError:
             raise self._plan.not_text(self._plan.key(key)) from None
 
-    async def set_bytes(self, key: str, data: bytes, ttl: TTLLike | None = None) -> None:
+    async def set_bytes(
+        self, key: str, data: bytes | bytearray | memoryview, ttl: TTLLike | None = None
+    ) -> None:
         """Store ``data`` as raw bytes — any bytes, UTF-8 or not (compressed payloads) —
         expiring after ``ttl`` if given; read it back with :meth:`get_bytes`."""
         await self._run(self._plan.set_bytes(key, data, ttl))

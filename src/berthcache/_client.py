@@ -129,7 +129,9 @@ class Cache(CacheBase):
         except NotTextError:
             raise self._plan.not_text(self._plan.key(key)) from None
 
-    def set_bytes(self, key: str, data: bytes, ttl: TTLLike | None = None) -> None:
+    def set_bytes(
+        self, key: str, data: bytes | bytearray | memoryview, ttl: TTLLike | None = None
+    ) -> None:
         """Store ``data`` as raw bytes — any bytes, UTF-8 or not (compressed payloads) —
         expiring after ``ttl`` if given; read it back with :meth:`get_bytes`."""
         self._run(self._plan.set_bytes(key, data, ttl))

@@ -231,7 +231,9 @@ class PipelineBase:
         """Queue ``get`` parsed as JSON."""
         return self._queue(self._plan.get(key, True))
 
-    def set_bytes(self, key: str, data: bytes, ttl: TTLLike | None = None) -> Self:
+    def set_bytes(
+        self, key: str, data: bytes | bytearray | memoryview, ttl: TTLLike | None = None
+    ) -> Self:
         """Queue ``set_bytes`` (raw bytes, UTF-8 or not); result ``True``."""
         return self._queue(self._plan.set_bytes(key, data, ttl))
 
