@@ -202,3 +202,19 @@ def test_the_async_twin_round_trips_bytes(config: CacheConfig) -> None:
             assert await cache.get("t") == "t\u00e9xt"
 
     run(scenario())
+
+
+@pytest.mark.parametrize("serializer", ["orjson", "json"])
+def test_get_json_of_a_binary_value_is_refused_by_every_serializer(
+    config: CacheConfig, serializer: str
+) -> None:
+    """``json.loads`` would accept a lone surrogate inside a JSON string: the refusal comes
+    before the serializer runs, whichever it is."""
+    with Cache(config, serializer=serializer) as cache:
+        cache.set_bytes("j", b'"\xff"')
+        with pytest.raises(SerializationError, match=r"key 'j' is binary data"):
+            cache.get_json("j")
+        with pytest.raises(SerializationError, match=r"key 'j' is binary data"):
+            cache.get("j", parse_json=True)
+        cache.set_json("ok", {"a": "\u00e9"})
+        assert cache.get_json("ok") == {"a": "\u00e9"}
