@@ -113,6 +113,13 @@ class AsyncCache(CacheBase):
             reply = await self._transport.call(args)
         return parse(reply)
 
+    async def _run_raw(self, command: Command[T]) -> T:
+        """``_run`` with the reply read undecoded (``call_raw``): what ``get_bytes`` sends."""
+        args, parse = command
+        with self._op:
+            reply = await self._transport.call_raw(args)
+        return parse(reply)
+
     async def _run_timed(self, command: Command[Any]) -> float:
         """Send one planned command; the round trip in milliseconds (the reply is dropped)."""
         args = command[0]
@@ -143,7 +150,7 @@ class AsyncCache(CacheBase):
     async def get_bytes(self, key: str) -> bytes | None:
         """The stored value as raw bytes, exactly as written (by ``set_bytes``, ``set`` or
         another client); ``None`` when missing."""
-        return await self._run(self._plan.get_bytes(key))
+        return await self._run_raw(self._plan.get_bytes(key))
 
     async def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store any JSON-serializable ``value`` as JSON (strings too)."""

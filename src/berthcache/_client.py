@@ -109,6 +109,13 @@ class Cache(CacheBase):
             reply = self._transport.call(args)
         return parse(reply)
 
+    def _run_raw(self, command: Command[T]) -> T:
+        """``_run`` with the reply read undecoded (``call_raw``): what ``get_bytes`` sends."""
+        args, parse = command
+        with self._op:
+            reply = self._transport.call_raw(args)
+        return parse(reply)
+
     def _run_timed(self, command: Command[Any]) -> float:
         """Send one planned command; the round trip in milliseconds (the reply is dropped)."""
         args = command[0]
@@ -139,7 +146,7 @@ class Cache(CacheBase):
     def get_bytes(self, key: str) -> bytes | None:
         """The stored value as raw bytes, exactly as written (by ``set_bytes``, ``set`` or
         another client); ``None`` when missing."""
-        return self._run(self._plan.get_bytes(key))
+        return self._run_raw(self._plan.get_bytes(key))
 
     def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store any JSON-serializable ``value`` as JSON (strings too)."""

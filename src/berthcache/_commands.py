@@ -86,10 +86,11 @@ def _text_reply(reply: Any) -> Any:
 
 
 def _bytes_reply(reply: Any) -> bytes | None:
-    """The parse of ``get_bytes``: the stored bytes, exactly (the transports decode replies
-    with ``surrogateescape``, so encoding back with it restores every byte)."""
-    if reply is None:
-        return None
+    """The parse of ``get_bytes``: the stored bytes, exactly — as read undecoded (the twins'
+    ``call_raw``), or, in a pipeline, encoded back from the lossless ``surrogateescape``
+    decoding every batch reply gets."""
+    if reply is None or type(reply) is bytes:
+        return reply
     return reply.encode("utf-8", "surrogateescape")  # type: ignore[no-any-return]
 
 

@@ -80,6 +80,9 @@ _BUFFER = 65536
 _TIMEOUTS = (rex.TimeoutError, socket.timeout, TimeoutError)
 _CLOSED = "the transport is closed (close() was called); create a new client"
 _parse_error: Callable[[str], Exception] = BaseParser.parse_error
+#: How replies are decoded: UTF-8, other bytes kept losslessly (``call_raw``: not decoded).
+_ENCODING = "utf-8"
+_ERRORS = "surrogateescape"
 
 
 class _ClosedByServer(OSError):
@@ -183,8 +186,8 @@ class _Conn:
         # UTF-8 with surrogateescape: text exactly as a strict decode, other bytes kept
         # losslessly (get_bytes re-encodes them; get refuses them): no per-call reader switch.
         self.reader = hiredis.Reader(
-            encoding="utf-8",
-            errors="surrogateescape",
+            encoding=_ENCODING,
+            errors=_ERRORS,
             replyError=_parse_error,
             protocolError=rex.InvalidResponse,
         )
@@ -202,8 +205,17 @@ class _Conn:
         failover, idle timeout): it failed before any reply byte came back."""
         return self.used and not self.fed and isinstance(exc, _STALE)
 
-    def exchange(self, packed: bytes, count: int, deadline: float | None) -> list[Any]:
-        """Send ``packed`` (``count`` commands); their ``count`` replies, in order."""
+    def exchange(
+        self, packed: bytes, count: int, deadline: float | None, raw: bool = False
+    ) -> list[Any]:
+        """Send ``packed`` (``count`` commands); their ``count`` replies, in order; ``raw``:
+        bulk strings as ``bytes``, not decoded (``call_raw``)."""
+        if raw:
+            self.reader.set_encoding(None)
+            try:
+                return self.exchange(packed, count, deadline)
+            finally:
+                self.reader.set_encoding(_ENCODING, _ERRORS)
         sock, reader, buf = self.sock, self.reader, self.buf
         self.fed = False
         if deadline is not None:
@@ -358,6 +370,18 @@ class LeanTransport:
             raise reply
         return reply
 
+    def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        """``call``, with the reply's bulk strings as ``bytes``, undecoded (``get_bytes``): the
+        connection's reader switches decoding off for that exchange. Off the hot path."""
+        packed = _pack(args)
+        if budget is not None:
+            reply = self._within(packed, 1, budget, raw=True)[0]
+        else:
+            reply = self._with_retries(packed, 1, raw=True)[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
     def batch(
         self,
         commands: Sequence[Args],
@@ -425,6 +449,7 @@ class LeanTransport:
         first_error: BaseException | None = None,
         *,
         replaced: bool = False,
+        raw: bool = False,
     ) -> list[Any]:
         """The call under the retry policy; ``first_error``: the hot path's failed attempt;
         ``replaced``: it already replaced a connection the server had closed while idle."""
@@ -447,7 +472,7 @@ class LeanTransport:
             conn = None
             try:
                 conn = self._checkout(None)
-                replies = conn.exchange(packed, count, None)
+                replies = conn.exchange(packed, count, None, raw)
             except Exception as exc:
                 if conn is None:
                     error = exc  # connecting failed (redis-py raised its own error)
@@ -471,7 +496,7 @@ class LeanTransport:
             self._checkin(conn)
             return replies
 
-    def _within(self, packed: bytes, count: int, budget: Budget) -> list[Any]:
+    def _within(self, packed: bytes, count: int, budget: Budget, *, raw: bool = False) -> list[Any]:
         """One attempt, done by the budget's deadline, else ``budget.exceeded()``."""
         deadline = time.monotonic() + budget.seconds
         replaced = False
@@ -479,7 +504,7 @@ class LeanTransport:
             conn = None
             try:
                 conn = self._checkout(deadline)
-                replies = conn.exchange(packed, count, deadline)
+                replies = conn.exchange(packed, count, deadline, raw)
                 break
             except BaseException as exc:
                 error = exc

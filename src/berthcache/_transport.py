@@ -80,6 +80,10 @@ class SyncTransport(Protocol):
         """One command's raw reply; an error reply raises its redis-py exception."""
         ...
 
+    def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        """``call`` with bulk strings as ``bytes``, not decoded (``get_bytes``)."""
+        ...
+
     def batch(
         self, commands: Sequence[Args], *, transaction: bool = False, budget: Budget | None = None
     ) -> list[Any]:
@@ -97,6 +101,10 @@ class AsyncTransport(Protocol):
 
     async def call(self, args: Args, *, budget: Budget | None = None) -> Any:
         """One command's raw reply; an error reply raises its redis-py exception."""
+        ...
+
+    async def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        """``call`` with bulk strings as ``bytes``, not decoded (``get_bytes``)."""
         ...
 
     async def batch(
@@ -197,6 +205,11 @@ def pool_kwargs(
     return kwargs
 
 
+def _as_bytes(reply: Any) -> Any:
+    """A reply decoded losslessly (``surrogateescape``) as the bytes it was read from."""
+    return reply.encode("utf-8", "surrogateescape") if isinstance(reply, str) else reply
+
+
 def _read(conn: Any) -> Any:
     """One reply; an error reply as its exception instance (the connection stays in step)."""
     try:
@@ -276,6 +289,9 @@ class PooledTransport:
         if budget is None:
             return _pool_call(self.pool, args)
         return deadline_call(budget, _pool_call, self._bounded.pool, args)
+
+    def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        return _as_bytes(self.call(args, budget=budget))  # lossless decoding, encoded back
 
     def batch(
         self, commands: Sequence[Args], *, transaction: bool = False, budget: Budget | None = None
@@ -389,6 +405,9 @@ class AsyncPooledTransport:
         if budget is None:
             return await _apool_call(self.pool, args)
         return await self._bounded.run(budget, _apool_call(self._bounded.pool, args))
+
+    async def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        return _as_bytes(await self.call(args, budget=budget))
 
     async def batch(
         self, commands: Sequence[Args], *, transaction: bool = False, budget: Budget | None = None

@@ -140,6 +140,30 @@ def test_a_reply_that_is_not_utf8_is_read_losslessly(config: CacheConfig) -> Non
         assert "error" not in recorder.names()
 
 
+def test_call_raw_reads_one_reply_undecoded_and_the_next_calls_decode_again(
+    config: CacheConfig,
+) -> None:
+    """``call_raw`` (get_bytes): bulk strings as bytes, with and without a budget; the same
+    connection then reads text as text; an error reply still raises."""
+    with transport(config) as (lean, recorder):
+        k = key(config, "raw")
+        payload = bytes(range(256)) * 600  # larger than the 64 KB read buffer
+        lean.call(("SET", k, payload))
+        assert lean.call_raw(("GET", k)) == payload
+        assert lean.call(("ECHO", "t\u00e9xt")) == "t\u00e9xt"
+        budget = Budget(1000, "health_timeout_ms")
+        assert lean.call_raw(("GET", k), budget=budget) == payload
+        assert lean.call_raw(("GET", key(config, "none"))) is None
+        assert lean.call(("ECHO", "again")) == "again"
+        with pytest.raises(rex.ResponseError, match="WRONGTYPE"):
+            lean.call(("LPUSH", k, "x"))
+        with pytest.raises(rex.ResponseError, match="wrong number"):
+            lean.call_raw(("GET",))
+        assert lean.call(("PING",)) == "PONG"
+        assert lean.open_connections == 1
+        assert "error" not in recorder.names()
+
+
 def test_an_argument_redis_cannot_take_is_refused_before_anything_is_sent(
     config: CacheConfig,
 ) -> None:

@@ -180,6 +180,37 @@ async def test_batch_returns_error_replies_as_exceptions_and_execabort_raises(
         assert await mux.call(("GET", key)) == "1"
 
 
+@pytest.mark.asyncio
+async def test_call_raw_replies_are_bytes_among_concurrent_text_replies(
+    config: CacheConfig,
+) -> None:
+    """Raw callers (get_bytes) share the connection with text callers: each gets its own
+    reply in its own form, in the same loop tick, with a budget too; the connection goes on
+    decoding text afterwards."""
+    binary = f"{config.key_prefix}bin"
+    text = f"{config.key_prefix}text"
+    payload = bytes(range(256)) * 300
+    async with opened(config) as (mux, _):
+        await mux.call(("SET", binary, payload))
+        await mux.call(("SET", text, "t\u00e9xt"))
+        calls = []
+        for n in range(60):
+            if n % 3 == 0:
+                calls.append(mux.call_raw(("GET", binary)))
+            elif n % 3 == 1:
+                calls.append(mux.call(("GET", text)))
+            else:
+                calls.append(mux.call_raw(("GET", text), budget=Budget(2000, "health_timeout_ms")))
+        replies = await asyncio.gather(*calls)
+        for n, reply in enumerate(replies):
+            assert reply == [payload, "t\u00e9xt", "t\u00e9xt".encode()][n % 3], n
+        assert await mux.call_raw(("GET", f"{config.key_prefix}none")) is None
+        with pytest.raises(rex.ResponseError, match="wrong number"):
+            await mux.call_raw(("GET",))
+        assert await mux.call(("GET", text)) == "t\u00e9xt"
+        assert mux._links[0].raw_owed == 0
+
+
 # -- timeouts, cancellation -------------------------------------------------------------------
 
 

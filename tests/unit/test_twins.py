@@ -149,7 +149,7 @@ DATA_METHODS = {
     "ttl",
     "incr",
 }
-RUNNERS = ("_run", "_run_timed")
+RUNNERS = ("_run", "_run_raw", "_run_timed")
 
 
 def comparable(plan: Any) -> Any:
