@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 
 import pytest
 
-from berthcache import TTL, InvalidKeyError, InvalidTTLError
+from berthcache import TTL, InvalidKeyError, InvalidTTLError, SerializationError
 
-from .support import AnyCache, aw
+from .support import AnyCache, aw, run_pipeline
 
 pytestmark = [pytest.mark.clause("C5"), pytest.mark.asyncio]
 
@@ -110,3 +111,25 @@ async def test_keys_are_binary_safe_text(cache: AnyCache) -> None:
     key = "weird key:ü:\u2603:with spaces"
     await aw(cache.set(key, "snow \u2603"))
     assert await aw(cache.get(key)) == "snow \u2603"
+
+
+async def test_binary_values_round_trip_through_set_bytes_and_get_bytes(cache: AnyCache) -> None:
+    """Every byte value 0-255, a gzip payload and its TTL; ``get`` of it names the key and
+    ``get_bytes``; text is still read by ``get`` as before."""
+    every_byte = bytes(range(256))
+    payload = gzip.compress(b"berthcache " * 10000)
+    await aw(cache.set_bytes("bin:all", every_byte))
+    await aw(cache.set_bytes("bin:gz", payload, ttl=120))
+    await aw(cache.set("bin:text", "t\u00e9xt"))
+    assert await aw(cache.get_bytes("bin:all")) == every_byte
+    assert gzip.decompress(await aw(cache.get_bytes("bin:gz"))) == b"berthcache " * 10000
+    assert 115 <= await aw(cache.ttl("bin:gz")) <= 120
+    assert await aw(cache.get_bytes("bin:missing")) is None
+    assert await aw(cache.get_bytes("bin:text")) == "t\u00e9xt".encode()
+    assert await aw(cache.get("bin:text")) == "t\u00e9xt"
+    with pytest.raises(SerializationError, match=r"key 'bin:all' is binary data.*get_bytes"):
+        await aw(cache.get("bin:all"))
+    replies = await run_pipeline(
+        cache, lambda pipe: pipe.set_bytes("bin:p", every_byte[::-1]).get_bytes("bin:p")
+    )
+    assert replies == [True, every_byte[::-1]]

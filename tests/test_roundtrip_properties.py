@@ -10,7 +10,9 @@ What comes back, by value type (the seed's ioredis semantics: Redis stores text)
   equal object (integers in them within 64 bits: the default serializer, orjson, refuses larger
   ones — tests/unit/test_serialization.py);
 * ``bytes`` -> decoded as UTF-8, returned as ``str``; bytes that are not UTF-8 are refused at
-  ``set`` with :class:`SerializationError` (they could be written but never read back);
+  ``set`` with :class:`SerializationError` (``get`` could never read them back as text);
+* any ``bytes`` through ``set_bytes`` -> ``get_bytes`` returns them unchanged; ``get`` returns
+  them as text exactly when they are UTF-8, else refuses with :class:`SerializationError`;
 * text with a lone surrogate (not encodable as UTF-8) -> :class:`InvalidKeyError` for a key,
   :class:`SerializationError` for a value;
 * a JSON value nested at any depth -> back equal, or (too deep for the serializer) refused with
@@ -199,6 +201,21 @@ def test_pipeline_round_trips_in_order(cache: Cache, items: dict[str, dict[str, 
 def test_utf8_bytes_come_back_as_text(cache: Cache, key: str, value: str) -> None:
     cache.set(key, value.encode("utf-8"))
     assert cache.get(key) == value
+
+
+@PROPS
+@given(key=keys, value=st.binary(max_size=256))
+def test_any_bytes_round_trip_through_set_bytes(cache: Cache, key: str, value: bytes) -> None:
+    cache.set_bytes(key, value)
+    assert cache.get_bytes(key) == value
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        with pytest.raises(SerializationError, match="binary data") as info:
+            cache.get(key)
+        assert repr(key) in str(info.value)
+    else:
+        assert cache.get(key) == text
 
 
 @PROPS

@@ -22,7 +22,7 @@ import redis.asyncio as aredis
 
 from berthcache._base import CacheBase
 from berthcache._budget import Budget
-from berthcache._commands import Command, Done, PipelineBase, Plan
+from berthcache._commands import Command, Done, NotTextError, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
 from berthcache._exceptions import CacheError
@@ -113,6 +113,13 @@ class AsyncCache(CacheBase):
             reply = await self._transport.call(args)
         return parse(reply)
 
+    async def _run_raw(self, command: Command[T]) -> T:
+        """``_run`` with the reply read undecoded (``call_raw``): what ``get_bytes`` sends."""
+        args, parse = command
+        with self._op:
+            reply = await self._transport.call_raw(args)
+        return parse(reply)
+
     async def _run_timed(self, command: Command[Any]) -> float:
         """Send one planned command; the round trip in milliseconds (the reply is dropped)."""
         args = command[0]
@@ -126,8 +133,24 @@ class AsyncCache(CacheBase):
         await self._run(self._plan.set(key, value, ttl))
 
     async def get(self, key: str, parse_json: bool = False) -> Any | None:
-        """The stored text (or parsed JSON with ``parse_json``); ``None`` when missing."""
-        return await self._run(self._plan.get(key, parse_json))
+        """The stored text (or parsed JSON with ``parse_json``); ``None`` when missing. A
+        binary value (not UTF-8) raises SerializationError: read it with :meth:`get_bytes`."""
+        try:
+            return await self._run(self._plan.get(key, parse_json))
+        except NotTextError:
+            raise self._plan.not_text(self._plan.key(key)) from None
+
+    async def set_bytes(
+        self, key: str, data: bytes | bytearray | memoryview, ttl: TTLLike | None = None
+    ) -> None:
+        """Store ``data`` as raw bytes — any bytes, UTF-8 or not (compressed payloads) —
+        expiring after ``ttl`` if given; read it back with :meth:`get_bytes`."""
+        await self._run(self._plan.set_bytes(key, data, ttl))
+
+    async def get_bytes(self, key: str) -> bytes | None:
+        """The stored value as raw bytes, exactly as written (by ``set_bytes``, ``set`` or
+        another client); ``None`` when missing."""
+        return await self._run_raw(self._plan.get_bytes(key))
 
     async def set_json(self, key: str, value: Any, ttl: TTLLike | None = None) -> None:
         """Store any JSON-serializable ``value`` as JSON (strings too)."""

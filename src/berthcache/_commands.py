@@ -20,11 +20,25 @@ from typing import Any, Generic, NamedTuple, Self, TypeAlias, TypeVar
 from berthcache._exceptions import ConfigurationError, InvalidKeyError
 from berthcache._keys import KeyBuilder
 from berthcache._lifecycle import Lifecycle
-from berthcache._serialization import ORJSON, JsonCodec
+from berthcache._serialization import (
+    ORJSON,
+    JsonCodec,
+    binary_value_error,
+    check_bytes,
+    is_binary_reply,
+)
 from berthcache._transport import raise_first_error
 from berthcache._ttl import TTLLike, to_seconds
 
-__all__ = ["Command", "CommandPlanner", "Done", "PipelineBase", "Plan", "reply_as_is"]
+__all__ = [
+    "Command",
+    "CommandPlanner",
+    "Done",
+    "NotTextError",
+    "PipelineBase",
+    "Plan",
+    "reply_as_is",
+]
 
 T = TypeVar("T")
 
@@ -55,6 +69,29 @@ Plan: TypeAlias = Command[T] | Done[T]
 
 _PING: Command[Any] = Command(("PING",), reply_as_is)
 _NOTHING_DELETED: Done[int] = Done(0)
+
+
+class NotTextError(Exception):
+    """``get``'s reply held bytes that are not UTF-8: the caller, which knows the key the user
+    gave, raises :func:`~berthcache._serialization.binary_value_error` instead (so the text
+    path builds no per-call parser just to name the key)."""
+
+
+def _text_reply(reply: Any) -> Any:
+    """The parse of ``get``: the text as read, ``None`` when missing; a binary value raises
+    NotTextError (replies are decoded losslessly: see ``is_binary_reply``)."""
+    if type(reply) is str and not reply.isascii() and is_binary_reply(reply):
+        raise NotTextError
+    return reply
+
+
+def _bytes_reply(reply: Any) -> bytes | None:
+    """The parse of ``get_bytes``: the stored bytes, exactly — as read undecoded (the twins'
+    ``call_raw``), or, in a pipeline, encoded back from the lossless ``surrogateescape``
+    decoding every batch reply gets."""
+    if reply is None or type(reply) is bytes:
+        return reply
+    return reply.encode("utf-8", "surrogateescape")  # type: ignore[no-any-return]
 
 
 def _json_reply(json: JsonCodec, key: str, raw: Any) -> Any:
@@ -103,13 +140,30 @@ class CommandPlanner:
         return Command(("SET", full, encoded, "EX", to_seconds(ttl)), bool)
 
     def get(self, key: str, parse_json: bool = False) -> Command[Any]:
-        """GET; result the text, the parsed JSON with ``parse_json``, or ``None``."""
+        """GET; result the text, the parsed JSON with ``parse_json``, or ``None``; a binary
+        value raises NotTextError (the twin names the key: :meth:`not_text`)."""
         full = self.key(key)
         if not parse_json:
-            return Command(("GET", full), reply_as_is)
+            return Command(("GET", full), _text_reply)
         # The JSON parser needs the key for its error message: the only per-call partial,
         # and only on the JSON path, where decoding costs far more.
         return Command(("GET", full), functools.partial(_json_reply, self._json, key))
+
+    def set_bytes(self, key: str, data: Any, ttl: TTLLike | None) -> Command[bool]:
+        """SET of ``data`` as raw bytes (any bytes, UTF-8 or not); result ``True``."""
+        full = self.key(key)
+        raw = check_bytes(data, key=key)
+        if ttl is None:
+            return Command(("SET", full, raw), bool)
+        return Command(("SET", full, raw, "EX", to_seconds(ttl)), bool)
+
+    def get_bytes(self, key: str) -> Command[bytes | None]:
+        """GET read as raw bytes, whatever they are; ``None`` when missing."""
+        return Command(("GET", self.key(key)), _bytes_reply)
+
+    def not_text(self, full_key: str) -> Exception:
+        """The error of ``get`` for a binary value at ``full_key``, naming the caller's key."""
+        return binary_value_error(self._keys.strip(full_key))
 
     def delete(self, keys: tuple[str, ...]) -> Plan[int]:
         """DEL; result how many existed (no keys: nothing is sent, nothing removed)."""
@@ -178,6 +232,16 @@ class PipelineBase:
         """Queue ``get`` parsed as JSON."""
         return self._queue(self._plan.get(key, True))
 
+    def set_bytes(
+        self, key: str, data: bytes | bytearray | memoryview, ttl: TTLLike | None = None
+    ) -> Self:
+        """Queue ``set_bytes`` (raw bytes, UTF-8 or not); result ``True``."""
+        return self._queue(self._plan.set_bytes(key, data, ttl))
+
+    def get_bytes(self, key: str) -> Self:
+        """Queue ``get_bytes``; result the stored bytes, or ``None``."""
+        return self._queue(self._plan.get_bytes(key))
+
     def delete(self, *keys: str) -> Self:
         """Queue ``del``; result the number of keys removed."""
         return self._queue(self._plan.delete(keys))
@@ -206,19 +270,25 @@ class PipelineBase:
         plans, self._plans = self._plans, []
         return plans, [plan.args for plan in plans if isinstance(plan, Command)]
 
-    @staticmethod
     def _results(
-        plans: list[Plan[Any]], commands: list[tuple[Any, ...]], replies: list[Any]
+        self, plans: list[Plan[Any]], commands: list[tuple[Any, ...]], replies: list[Any]
     ) -> list[Any]:
         """One result per queued plan, in order; a :class:`Done` takes no reply. The first
-        error reply raises, named by its position and command (as redis-py's pipeline)."""
+        error reply raises, named by its position and command (as redis-py's pipeline); a
+        ``get`` of a binary value raises naming its key."""
         if len(commands) != len(replies):
             raise RuntimeError(
                 f"pipeline sent {len(commands)} command(s) but got {len(replies)} replies"
             )
         raise_first_error(replies, commands)
+        results: list[Any] = []
         pending = iter(replies)
-        return [
-            plan.parse(next(pending)) if isinstance(plan, Command) else plan.result
-            for plan in plans
-        ]
+        for plan in plans:
+            if isinstance(plan, Done):
+                results.append(plan.result)
+                continue
+            try:
+                results.append(plan.parse(next(pending)))
+            except NotTextError:
+                raise self._plan.not_text(plan.args[1]) from None
+        return results

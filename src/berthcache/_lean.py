@@ -25,7 +25,8 @@ within a few per cent of a bare socket with hiredis. Here:
   so ``connect`` / ``ready`` / ``error`` / ``close`` fire as on the redis-py path; the TLS context
   is built once per transport, not per connection. After the handshake the transport talks to
   the socket itself: ``sock.sendall(hiredis.pack_command(...))`` and a ``hiredis.Reader``
-  (UTF-8, error replies built by redis-py's own ``parse_error`` so NOSCRIPT -> NoScriptError,
+  (UTF-8 with ``surrogateescape``: bytes that are not UTF-8 are kept losslessly for
+  ``get_bytes``; error replies built by redis-py's own ``parse_error`` so NOSCRIPT -> NoScriptError,
   READONLY -> ReadOnlyError …) fed by ``recv_into`` a per-connection buffer.
 * **Connections the server closed while idle** (a restart, a failover, an idle timeout): the
   first call on one fails before any reply byte (EOF, reset, broken pipe); the connection and
@@ -51,7 +52,6 @@ import contextlib
 import os
 import socket
 import ssl
-import struct
 import threading
 import time
 import weakref
@@ -76,10 +76,16 @@ Args = tuple[Any, ...]
 
 #: A spent budget still goes through the socket with this timeout (as in _budget).
 _SPENT = 0.001
+#: How much later than a budget's deadline a socket timeout may end and still be kept (so
+#: repeated calls of one budget set it once): well under the budgets' 250 ms and more.
+_SLACK = 0.002
 _BUFFER = 65536
-_TIMEOUTS = (rex.TimeoutError, socket.timeout, TimeoutError, BlockingIOError)
+_TIMEOUTS = (rex.TimeoutError, socket.timeout, TimeoutError)
 _CLOSED = "the transport is closed (close() was called); create a new client"
 _parse_error: Callable[[str], Exception] = BaseParser.parse_error
+#: How replies are decoded: UTF-8, other bytes kept losslessly (``call_raw``: not decoded).
+_ENCODING = "utf-8"
+_ERRORS = "surrogateescape"
 
 
 class _ClosedByServer(OSError):
@@ -175,11 +181,10 @@ class _Conn:
     """A connected socket, its hiredis reader and read buffer; owned by one thread at a time."""
 
     __slots__ = (
-        "armed",
         "buf",
+        "current",
         "fed",
         "handshake",
-        "os_timeouts",
         "reader",
         "sock",
         "timeout",
@@ -191,8 +196,13 @@ class _Conn:
         self.handshake = handshake
         #: The connected socket (an _ObservedSocket while writes are observed).
         self.sock: Any = handshake._sock
+        # UTF-8 with surrogateescape: text exactly as a strict decode, other bytes kept
+        # losslessly (get_bytes re-encodes them; get refuses them): no per-call reader switch.
         self.reader = hiredis.Reader(
-            encoding="utf-8", replyError=_parse_error, protocolError=rex.InvalidResponse
+            encoding=_ENCODING,
+            errors=_ERRORS,
+            replyError=_parse_error,
+            protocolError=rex.InvalidResponse,
         )
         self.buf = bytearray(_BUFFER)
         self.where = f"{handshake.host}:{handshake.port}"
@@ -200,41 +210,25 @@ class _Conn:
         self.fed = False  # whether the current exchange received any reply bytes
         self.timeout = socket_timeout or None
         sock: Any = handshake._sock
-        #: Plain TCP: timeouts by the kernel (see :meth:`arm`); TLS: Python's socket timeout.
-        self.os_timeouts: bool = self.timeout is not None and not isinstance(sock, ssl.SSLSocket)
-        self.armed: float | None = None  # the SO_RCVTIMEO / SO_SNDTIMEO now set
-        if self.os_timeouts:
-            sock.settimeout(None)
-            self.arm(self.timeout)
-        else:
-            sock.settimeout(self.timeout)
+        #: The socket timeout set now: ``socket_timeout``, or a budgeted call's time left.
+        self.current: float | None = self.timeout
+        sock.settimeout(self.timeout)
 
-    def arm(self, seconds: float | None) -> None:
-        """Set the kernel's receive and send timeouts of a plain TCP socket (blocking mode).
+    def time_out_in(self, seconds: float | None) -> None:
+        """Set the socket's timeout when it differs from the one set now (each settimeout is
+        a system call: a sequential caller should not pay one per call)."""
+        if seconds != self.current:
+            self.sock.settimeout(seconds)
+            self.current = seconds
 
-        Python's own socket timeout polls before every send and every receive: two system calls
-        per round trip that a sequential caller pays each time (measured: about 1.5 us of 16
-        per PING on loopback). A blocking socket with SO_RCVTIMEO / SO_SNDTIMEO waits in the
-        receive itself and fails with EAGAIN when the time is up (:meth:`as_redis_error` maps
-        it to redis-py's TimeoutError). Set only when the value changes: a budgeted call arms
-        its budget, and the next unbudgeted call on the connection ``socket_timeout`` again.
-        """
-        if seconds is None:
-            seconds = 0.0  # no timeout
-        whole = int(seconds)
-        timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
-        sock: Any = self.handshake._sock
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-        self.armed = seconds
-
-    def rest(self) -> None:
-        """Back to ``socket_timeout`` after a budgeted call."""
-        if self.os_timeouts:
-            if self.armed != self.timeout:
-                self.arm(self.timeout)
-        else:
-            self.sock.settimeout(self.timeout)
+    def within(self, deadline: float) -> None:
+        """A timeout no later than ``deadline``: the one set now when it ends within
+        ``_SLACK`` of it (repeated calls of one budget keep theirs), else the time left."""
+        left = max(deadline - time.monotonic(), _SPENT)
+        current = self.current
+        if current is None or current > left + _SLACK:
+            self.sock.settimeout(left)
+            self.current = left
 
     def observe(self, observer: Callable[[bytes], None] | None) -> None:
         raw = self.handshake._sock
@@ -246,33 +240,30 @@ class _Conn:
         return self.used and not self.fed and isinstance(exc, _STALE)
 
     def exchange(
-        self, packed: bytes, count: int, deadline: float | None, budget_seconds: float = 0.0
+        self, packed: bytes, count: int, deadline: float | None, raw: bool = False
     ) -> list[Any]:
-        """Send ``packed`` (``count`` commands); their ``count`` replies, in order."""
+        """Send ``packed`` (``count`` commands); their ``count`` replies, in order; ``raw``:
+        bulk strings as ``bytes``, not decoded (``call_raw``)."""
+        if raw:
+            self.reader.set_encoding(None)
+            try:
+                return self.exchange(packed, count, deadline)
+            finally:
+                self.reader.set_encoding(_ENCODING, _ERRORS)
         sock, reader, buf = self.sock, self.reader, self.buf
         self.fed = False
         if deadline is None:
-            if self.os_timeouts and self.armed != self.timeout:
-                self.arm(self.timeout)
-        elif self.os_timeouts:
-            # The budget's length, not what is left of it: the same value call after call, so
-            # the kernel is told once (a few us of slack against the deadline, re-armed below
-            # when a reply comes in pieces).
-            if self.armed != budget_seconds:
-                self.arm(budget_seconds)
+            if self.current != self.timeout:
+                self.time_out_in(self.timeout)  # a budgeted call used it last
         else:
-            sock.settimeout(max(deadline - time.monotonic(), _SPENT))
+            self.within(deadline)
         sock.sendall(packed)
         replies: list[Any] = []
         while len(replies) < count:
             reply = reader.gets()
             if reply is False:
-                if deadline is not None and self.fed:  # a reply in pieces: what is left
-                    left = max(deadline - time.monotonic(), _SPENT)
-                    if self.os_timeouts:
-                        self.arm(left)
-                    else:
-                        sock.settimeout(left)
+                if deadline is not None and self.fed:  # a reply in pieces: within what is left
+                    self.within(deadline)
                 n = sock.recv_into(buf)
                 if not n:
                     raise _ClosedByServer("connection closed by the server")
@@ -286,7 +277,7 @@ class _Conn:
         """A socket-level failure as the redis-py error the rest of berthcache knows."""
         if isinstance(exc, rex.RedisError):
             return exc
-        if isinstance(exc, TimeoutError | BlockingIOError):  # socket.timeout; SO_RCVTIMEO's EAGAIN
+        if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
             error: Exception = rex.TimeoutError(f"Timeout reading from {self.where}")
         elif isinstance(exc, OSError):
             error = rex.ConnectionError(f"Error while talking to {self.where}: {exc}")
@@ -352,8 +343,7 @@ class LeanTransport:
         self._closed = False
         self._observer: Callable[[bytes], None] | None = None
         self._reset()
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _forget_in_child(ref))
+        _LIVE.add(self)  # forgotten in a forked child (one fork hook for every transport)
 
     def _reset(self) -> None:
         self._idle: collections.deque[_Conn] = collections.deque()
@@ -379,8 +369,8 @@ class LeanTransport:
                 reply = self._with_retries(packed, 1)[0]
             else:
                 try:
-                    if conn.armed != conn.timeout and conn.os_timeouts:
-                        conn.arm(conn.timeout)  # a budgeted call used it last
+                    if conn.current != conn.timeout:
+                        conn.time_out_in(conn.timeout)  # a budgeted call used it last
                     sock = conn.sock
                     sock.sendall(packed)
                     reader = conn.reader
@@ -414,6 +404,18 @@ class LeanTransport:
                         reply = self._with_retries(packed, 1, reply)[0]
                     else:
                         self._checkin(conn)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        """``call``, with the reply's bulk strings as ``bytes``, undecoded (``get_bytes``): the
+        connection's reader switches decoding off for that exchange. Off the hot path."""
+        packed = _pack(args)
+        if budget is not None:
+            reply = self._within(packed, 1, budget, raw=True)[0]
+        else:
+            reply = self._with_retries(packed, 1, raw=True)[0]
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -485,6 +487,7 @@ class LeanTransport:
         first_error: BaseException | None = None,
         *,
         replaced: bool = False,
+        raw: bool = False,
     ) -> list[Any]:
         """The call under the retry policy; ``first_error``: the hot path's failed attempt;
         ``replaced``: it already replaced a connection the server had closed while idle."""
@@ -493,8 +496,8 @@ class LeanTransport:
         while True:
             if error is not None:
                 if isinstance(error, _NOT_RETRIED) or not isinstance(error, RETRY_ON):
-                    # Not a network fault (no free connection, closed, a reply that is not
-                    # UTF-8 …): raised at once, without the ``error`` event, as RetryPolicy does.
+                    # Not a network fault (no free connection, closed …): raised at once,
+                    # without the ``error`` event, as RetryPolicy does.
                     raise error
                 self._events.error(error)
                 failures += 1
@@ -507,7 +510,7 @@ class LeanTransport:
             conn = None
             try:
                 conn = self._checkout(None)
-                replies = conn.exchange(packed, count, None)
+                replies = conn.exchange(packed, count, None, raw)
             except Exception as exc:
                 if conn is None:
                     error = exc  # connecting failed (redis-py raised its own error)
@@ -531,7 +534,7 @@ class LeanTransport:
             self._checkin(conn)
             return replies
 
-    def _within(self, packed: bytes, count: int, budget: Budget) -> list[Any]:
+    def _within(self, packed: bytes, count: int, budget: Budget, *, raw: bool = False) -> list[Any]:
         """One attempt, done by the budget's deadline, else ``budget.exceeded()``."""
         deadline = time.monotonic() + budget.seconds
         replaced = False
@@ -539,7 +542,7 @@ class LeanTransport:
             conn = None
             try:
                 conn = self._checkout(deadline)
-                replies = conn.exchange(packed, count, deadline, budget.seconds)
+                replies = conn.exchange(packed, count, deadline, raw)
                 break
             except BaseException as exc:
                 error = exc
@@ -560,8 +563,6 @@ class LeanTransport:
                 if error is exc:
                     raise
                 raise error from exc
-        if not conn.os_timeouts:
-            conn.rest()  # a TLS socket: socket_timeout again (a plain one re-arms when used)
         if _fault(replies) is not None:
             self._discard(conn)  # an answer in time; the next call reconnects
         else:
@@ -656,10 +657,17 @@ class LeanTransport:
         self._reset()
 
 
-def _forget_in_child(ref: weakref.ref[LeanTransport]) -> None:
-    transport = ref()
-    if transport is not None:
+#: Every LeanTransport alive: a forked child forgets their connections (weakly held, so a
+#: transport that is gone is not kept, and one hook serves them all).
+_LIVE: weakref.WeakSet[LeanTransport] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    for transport in list(_LIVE):
         transport._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 _pack_command = hiredis.pack_command

@@ -11,7 +11,9 @@ is (numbers in docs/benchmarks.md):
   password, CLIENT SETNAME, SELECT, and the ``connect`` / ``ready`` / ``error`` events as
   before. Then its transport is handed to a protocol of ours (``transport.set_protocol``): bytes
   arriving go straight into a ``hiredis.Reader`` from ``data_received`` — no reader task, no
-  future per read — and commands are written as ``hiredis.pack_command`` bytes.
+  future per read — and commands are written as ``hiredis.pack_command`` bytes. Replies are
+  decoded as UTF-8 with ``surrogateescape``: text as a strict decode gives it, any other bytes
+  kept losslessly (``get_bytes`` re-encodes them, ``get`` refuses them).
 * **Coalesced writes.** A command is appended to the connection's out-buffer; the first of a
   tick schedules one flush with ``call_soon`` (a lone caller pays one loop iteration).
 * **Timeouts without a timer per call.** One ``call_at`` handle per connection watches the
@@ -115,6 +117,30 @@ def _errors_inside(reply: Any) -> Any:
     return reply
 
 
+#: How replies are decoded: UTF-8, other bytes kept losslessly (see the module docstring).
+_ENCODING = "utf-8"
+_ERRORS = "surrogateescape"
+#: ``batch`` of ``_once`` / ``_attempts`` / ``_bounded``: one command whose reply is read raw.
+_RAW = 2
+
+
+class _RawFuture(asyncio.Future[Any]):
+    """The future of a ``call_raw``: its reply is read with the reader's decoding switched off
+    (bulk strings as ``bytes``). Only its type differs from a plain future's."""
+
+
+def _entry(
+    loop: asyncio.AbstractEventLoop, count: int, batch: int, transaction: bool
+) -> tuple[asyncio.Future[Any], Any]:
+    """The future a caller awaits and the entry the connection resolves (itself, or a
+    _Batch collecting ``count`` replies)."""
+    if batch == _RAW:
+        raw: asyncio.Future[Any] = _RawFuture(loop=loop)
+        return raw, raw
+    future = loop.create_future()
+    return future, (_Batch(future, count, transaction) if batch else future)
+
+
 def _packed(commands: Sequence[Args]) -> bytes:
     try:
         return b"".join([_pack(args) for args in commands])
@@ -186,7 +212,9 @@ class _Link(asyncio.Protocol):
         self.mux = mux
         self.connection = connection  # redis-py's, kept for its events on disconnect
         self.loop = loop
-        self.reader = hiredis.Reader(encoding="utf-8")
+        self.reader = hiredis.Reader(encoding=_ENCODING, errors=_ERRORS)
+        #: _RawFuture entries owed a reply: while any is, replies are checked for them.
+        self.raw_owed = 0
         self.pending: collections.deque[Any] = collections.deque()  # futures and _Batches
         self.owed = 0  # replies owed (a batch owes one per command)
         self.out: list[bytes] = []
@@ -256,8 +284,14 @@ class _Link(asyncio.Protocol):
         reader.feed(data)
         pending = self.pending
         got = 0
+        # Only send() adds raw callers, never during this call: read once, and the text path
+        # pays one local truth test per reply.
+        raw_owed = self.raw_owed
         try:
             while True:
+                raw = raw_owed and pending and type(pending[0]) is _RawFuture
+                if raw:
+                    reader.set_encoding(None)  # bulk strings as bytes, for this reply only
                 try:
                     reply = reader.gets()
                 except hiredis.ProtocolError as exc:
@@ -265,8 +299,13 @@ class _Link(asyncio.Protocol):
                     return
                 except UnicodeDecodeError as exc:  # a whole reply, consumed: that caller's
                     reply = exc
+                finally:
+                    if raw:
+                        reader.set_encoding(_ENCODING, _ERRORS)
                 if reply is False:
                     break
+                if raw:
+                    self.raw_owed -= 1
                 got += 1
                 if not pending:
                     self.die(rex.InvalidResponse("a reply from Redis nobody asked for"))
@@ -345,6 +384,7 @@ class _Link(asyncio.Protocol):
         self.mux._forget(self, error)
         pending, self.pending = self.pending, collections.deque()
         self.owed = 0
+        self.raw_owed = 0
         self.out = []
         for entry in pending:
             # A fresh exception per caller (tracebacks are per raise), chained to the one the
@@ -443,6 +483,16 @@ class AsyncMultiplexer:
                     return await self._retry(data, 1, False, error)
         return await self._attempts(_pack_one(args), 1, False)
 
+    async def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        """``call``, with the reply's bulk strings as ``bytes``, undecoded (``get_bytes``):
+        the connection's reader switches decoding off for that one reply. For commands
+        whose reply is a bulk string (or nil, an integer, an error), not an array."""
+        if args[0] in _OWN_CONNECTION:
+            _refuse(args[0])
+        if budget is not None:
+            return await self._bounded(budget, _pack_one(args), 1, _RAW)
+        return await self._attempts(_pack_one(args), 1, _RAW)
+
     async def batch(
         self,
         commands: Sequence[Args],
@@ -497,6 +547,11 @@ class AsyncMultiplexer:
                     self._drain_waiter = None
             for link in list(self._links):
                 link.die(CacheClosedError("the cache was closed"))
+        connecting = self._connecting
+        if connecting is not None and not connecting.done():  # no socket opened after close
+            connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
         for handle in self._expiry_timers.values():  # every call in flight has failed by now
             handle.cancel()
         self._expiry_timers.clear()
@@ -508,7 +563,7 @@ class AsyncMultiplexer:
     # -- sending ---------------------------------------------------------------------------------
 
     async def _attempts(
-        self, data: bytes, count: int, batch: bool, transaction: bool = False
+        self, data: bytes, count: int, batch: int, transaction: bool = False
     ) -> Any:
         try:
             return await self._once(data, count, batch, transaction)
@@ -516,7 +571,7 @@ class AsyncMultiplexer:
             return await self._retry(data, count, batch, error, transaction)
 
     async def _retry(
-        self, data: bytes, count: int, batch: bool, error: Exception, transaction: bool = False
+        self, data: bytes, count: int, batch: int, error: Exception, transaction: bool = False
     ) -> Any:
         """The retry policy, entered only after a failure (the happy path pays nothing)."""
         if _IN_RETRY.get():  # an outer retry loop owns the retries
@@ -543,14 +598,17 @@ class AsyncMultiplexer:
         finally:
             _IN_RETRY.reset(token)
 
-    async def _once(self, data: bytes, count: int, batch: bool, transaction: bool) -> Any:
+    async def _once(self, data: bytes, count: int, batch: int, transaction: bool) -> Any:
+        """One attempt; ``batch``: False one reply, True a _Batch of ``count``, _RAW raw."""
         link = await self._link(count)
-        future = link.loop.create_future()
-        link.send(data, _Batch(future, count, transaction) if batch else future, count)
+        future, entry = _entry(link.loop, count, batch, transaction)
+        link.send(data, entry, count)
+        if batch == _RAW:
+            link.raw_owed += 1
         return await future
 
     async def _bounded(
-        self, budget: Budget, data: bytes, count: int, batch: bool, transaction: bool = False
+        self, budget: Budget, data: bytes, count: int, batch: int, transaction: bool = False
     ) -> Any:
         """One attempt, no retries, the whole call (connecting included) within ``budget``."""
         loop = asyncio.get_running_loop()
@@ -568,9 +626,11 @@ class AsyncMultiplexer:
             else:
                 async with asyncio.timeout_at(deadline):
                     link = await self._link(count)
-            future = loop.create_future()
+            future, entry = _entry(loop, count, batch, transaction)
             self._expire_at(loop, deadline, future, budget)
-            link.send(data, _Batch(future, count, transaction) if batch else future, count)
+            link.send(data, entry, count)
+            if batch == _RAW:
+                link.raw_owed += 1
             return await future
         except (rex.ConnectionError, *_TIMEOUTS) as exc:
             self.events.error(exc)
@@ -617,6 +677,7 @@ class AsyncMultiplexer:
                     return
                 _expire(future, budget)
             queue.popleft()
+        del self._expiries[length]  # every call of this length answered or expired
 
     async def _link(self, count: int) -> _Link:
         """A live connection with room for ``count`` more commands (connecting or waiting)."""
@@ -641,6 +702,12 @@ class AsyncMultiplexer:
             self._space_waiters.append(waiter)
             try:
                 await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    # Woken, then cancelled before it ran: pass the room on, or the next
+                    # waiter would wait for a reply that may never come.
+                    self._wake_waiters()
+                raise
             finally:
                 if not waiter.done():
                     waiter.cancel()

@@ -32,11 +32,14 @@ __all__ = [
     "JsonCodec",
     "Serializer",
     "SerializerName",
+    "binary_value_error",
+    "check_bytes",
     "check_text",
     "codec_for",
     "decode_json",
     "encode_json",
     "encode_value",
+    "is_binary_reply",
 ]
 
 Scalar = str | bytes | int | float
@@ -138,6 +141,8 @@ class OrjsonCodec(JsonCodec):
         try:
             return _orjson_loads(raw)
         except orjson.JSONDecodeError as exc:
+            if type(raw) is str and is_binary_reply(raw):  # orjson refuses lone surrogates
+                raise binary_value_error(key) from None
             if exc.msg.startswith("depth limit exceeded") or exc.msg.startswith("recursion"):
                 limit = f"orjson reads at most {ORJSON_READ_DEPTH}"
                 raise SerializationError(_too_deep("value at", key, "read as", limit)) from None
@@ -227,6 +232,8 @@ class StdlibJsonCodec(JsonCodec):
             ) from None
 
     def decode_json(self, raw: str | bytes, *, key: str) -> Any:
+        if type(raw) is str and is_binary_reply(raw):  # json would accept lone surrogates
+            raise binary_value_error(key)
         try:
             return _json_loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -275,6 +282,8 @@ class CustomCodec(JsonCodec):
         return check_text(out, key=key)
 
     def decode_json(self, raw: str | bytes, *, key: str) -> Any:
+        if type(raw) is str and is_binary_reply(raw):  # a loads() may accept lone surrogates
+            raise binary_value_error(key)
         try:
             return self._loads(raw)
         except RecursionError:
@@ -407,7 +416,47 @@ def check_text(value: S, *, key: str) -> S:
         except UnicodeDecodeError as exc:
             raise SerializationError(
                 f"value for key {key!r} is bytes that are not UTF-8 text (invalid byte at "
-                f"position {exc.start}); berthcache reads values back as text, so it could never "
-                "be read: store str, or base64-encode binary data"
+                f"position {exc.start}); set() stores text, which get() reads back: store "
+                "binary data with set_bytes() and read it with get_bytes()"
             ) from None
     return value
+
+
+def check_bytes(data: Any, *, key: str) -> bytes:
+    """What ``set_bytes`` sends: ``bytes`` as is; ``bytearray`` / ``memoryview`` copied to
+    ``bytes``; anything else (``str`` included: text goes through ``set``) refused, naming
+    ``key`` and the type."""
+    if type(data) is bytes:
+        return data
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    hint = "; store text with set()" if isinstance(data, str) else ""
+    raise SerializationError(
+        f"value for key {key!r} has type {type(data).__name__}; set_bytes() stores bytes, "
+        f"bytearray or memoryview{hint}"
+    )
+
+
+def is_binary_reply(reply: str) -> bool:
+    """Whether a reply held bytes that are not UTF-8.
+
+    The transports decode replies as UTF-8 with ``surrogateescape``: text comes back as the
+    same ``str`` as a strict decode gives, and each byte that is not UTF-8 becomes a lone
+    surrogate (U+DC80-U+DCFF) — lossless, so ``get_bytes`` re-encodes the original bytes. A
+    reply is binary exactly when it holds such a surrogate: strict UTF-8 never decodes to one.
+    """
+    if reply.isascii():  # O(1): the common case
+        return False
+    try:
+        reply.encode("utf-8")  # C speed; raises at the first lone surrogate
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def binary_value_error(key: str) -> SerializationError:
+    """The error of ``get`` / ``get_json`` for a value that is binary data, naming ``key``."""
+    return SerializationError(
+        f"value at key {key!r} is binary data, not UTF-8 text (stored with set_bytes() or by "
+        "another client): read it with get_bytes()"
+    )

@@ -3,8 +3,10 @@
 Every data method, pipeline and feature of :class:`~berthcache.Cache` /
 :class:`~berthcache.AsyncCache` sends through ``cache._transport`` — a :class:`SyncTransport` or
 an :class:`AsyncTransport` — with the command as raw Redis arguments (``("SET", key, value,
-"EX", 300)``) and reads the raw RESP2 reply (bulk strings decoded as UTF-8 ``str``, ``"OK"``,
-ints, ``None``, nested lists). What a transport keeps, whatever its implementation:
+"EX", 300)``) and reads the raw RESP2 reply (bulk strings decoded as UTF-8 ``str`` with
+``surrogateescape`` — text as a strict decode gives it, other bytes as lone surrogates that
+``get_bytes`` encodes back losslessly —, ``"OK"``, ints, ``None``, nested lists). What a
+transport keeps, whatever its implementation:
 
 * the retry policy of :mod:`berthcache._retry` (retryable errors only,
   ``max_retries_per_request`` times on the backoff schedule, ``reconnecting`` events);
@@ -78,6 +80,10 @@ class SyncTransport(Protocol):
         """One command's raw reply; an error reply raises its redis-py exception."""
         ...
 
+    def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        """``call`` with bulk strings as ``bytes``, not decoded (``get_bytes``)."""
+        ...
+
     def batch(
         self, commands: Sequence[Args], *, transaction: bool = False, budget: Budget | None = None
     ) -> list[Any]:
@@ -95,6 +101,10 @@ class AsyncTransport(Protocol):
 
     async def call(self, args: Args, *, budget: Budget | None = None) -> Any:
         """One command's raw reply; an error reply raises its redis-py exception."""
+        ...
+
+    async def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        """``call`` with bulk strings as ``bytes``, not decoded (``get_bytes``)."""
         ...
 
     async def batch(
@@ -170,11 +180,20 @@ def transaction_replies(commands: Sequence[Args], queued: Sequence[Any], exec_re
 
 
 def pool_kwargs(
-    config: CacheConfig, events: ConnectionEvents, plain: type, tls: type, retry: Any
+    config: CacheConfig,
+    events: ConnectionEvents,
+    plain: type,
+    tls: type,
+    retry: Any,
+    *,
+    lossless: bool = False,
 ) -> dict[str, Any]:
     """The keyword arguments of a redis-py pool for ``config``: its connection class (plain or
-    TLS, reporting ``events``), decoded replies, ``retry``, the checkout wait."""
+    TLS, reporting ``events``), decoded replies, ``retry``, the checkout wait. ``lossless``:
+    decoded with ``surrogateescape`` as the transports decode (``cache.redis`` stays strict)."""
     kwargs = config.connection_kwargs()
+    if lossless:
+        kwargs["encoding_errors"] = "surrogateescape"
     secure = bool(kwargs.pop("ssl", False))
     kwargs.update(
         timeout=config.pool_timeout,
@@ -184,6 +203,11 @@ def pool_kwargs(
         berthcache_events=events,
     )
     return kwargs
+
+
+def _as_bytes(reply: Any) -> Any:
+    """A reply decoded losslessly (``surrogateescape``) as the bytes it was read from."""
+    return reply.encode("utf-8", "surrogateescape") if isinstance(reply, str) else reply
 
 
 def _read(conn: Any) -> Any:
@@ -249,12 +273,15 @@ class PooledTransport:
     def __init__(self, config: CacheConfig, events: ConnectionEvents) -> None:
         retry = build_retry(config, on_reconnecting=events.reconnecting, on_error=events.error)
         self.pool = WaitingPool(  # type: ignore[no-untyped-call]
-            **pool_kwargs(config, events, EventConnection, EventSSLConnection, retry)
+            **pool_kwargs(config, events, EventConnection, EventSSLConnection, retry, lossless=True)
         )
         once = build_retry(config.replace(retry_strategy="none"), on_error=events.error)
         self._bounded = BoundedClient(
             bounded_pool_kwargs(
-                config, pool_kwargs(config, events, EventConnection, EventSSLConnection, once)
+                config,
+                pool_kwargs(
+                    config, events, EventConnection, EventSSLConnection, once, lossless=True
+                ),
             )
         )
 
@@ -262,6 +289,9 @@ class PooledTransport:
         if budget is None:
             return _pool_call(self.pool, args)
         return deadline_call(budget, _pool_call, self._bounded.pool, args)
+
+    def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        return _as_bytes(self.call(args, budget=budget))  # lossless decoding, encoded back
 
     def batch(
         self, commands: Sequence[Args], *, transaction: bool = False, budget: Budget | None = None
@@ -347,13 +377,27 @@ class AsyncPooledTransport:
             config, on_reconnecting=events.reconnecting, on_error=events.error
         )
         self.pool = AsyncWaitingPool(
-            **pool_kwargs(config, events, AsyncEventConnection, AsyncEventSSLConnection, retry)
+            **pool_kwargs(
+                config,
+                events,
+                AsyncEventConnection,
+                AsyncEventSSLConnection,
+                retry,
+                lossless=True,
+            )
         )
         once = build_async_retry(config.replace(retry_strategy="none"), on_error=events.error)
         self._bounded = AsyncBoundedClient(
             bounded_pool_kwargs(
                 config,
-                pool_kwargs(config, events, AsyncEventConnection, AsyncEventSSLConnection, once),
+                pool_kwargs(
+                    config,
+                    events,
+                    AsyncEventConnection,
+                    AsyncEventSSLConnection,
+                    once,
+                    lossless=True,
+                ),
             )
         )
 
@@ -361,6 +405,9 @@ class AsyncPooledTransport:
         if budget is None:
             return await _apool_call(self.pool, args)
         return await self._bounded.run(budget, _apool_call(self._bounded.pool, args))
+
+    async def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        return _as_bytes(await self.call(args, budget=budget))
 
     async def batch(
         self, commands: Sequence[Args], *, transaction: bool = False, budget: Budget | None = None

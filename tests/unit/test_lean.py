@@ -124,15 +124,43 @@ def test_an_error_reply_redis_py_maps_to_a_connection_error_raises_and_drops_the
         assert lean.call(("PING",)) == "PONG"
 
 
-def test_a_reply_that_is_not_utf8_raises_without_an_error_event(config: CacheConfig) -> None:
-    """As redis-py with decode_responses: UnicodeDecodeError (mapped to SerializationError at
-    the boundary); not a connection fault, and the next call is in step."""
+def test_a_reply_that_is_not_utf8_is_read_losslessly(config: CacheConfig) -> None:
+    """Replies are decoded with surrogateescape (issue 12 part 6): a value that is not UTF-8
+    comes back with its bytes kept (``get_bytes`` encodes them back; ``get`` refuses it), text
+    exactly as a strict decode; no error event, the next call in step."""
     with transport(config) as (lean, recorder):
         k = key(config, "binary")
         lean.call(("SET", k, b"\xff\xfe"))
-        with pytest.raises(UnicodeDecodeError):
-            lean.call(("GET", k))
+        reply = lean.call(("GET", k))
+        assert reply == "\udcff\udcfe"
+        assert reply.encode("utf-8", "surrogateescape") == b"\xff\xfe"
+        assert lean.batch([("GET", k), ("ECHO", "t\u00e9xt")]) == [reply, "t\u00e9xt"]
+        assert lean.batch([("GET", k)], transaction=True) == [reply]
         assert lean.call(("ECHO", "next")) == "next"
+        assert "error" not in recorder.names()
+
+
+def test_call_raw_reads_one_reply_undecoded_and_the_next_calls_decode_again(
+    config: CacheConfig,
+) -> None:
+    """``call_raw`` (get_bytes): bulk strings as bytes, with and without a budget; the same
+    connection then reads text as text; an error reply still raises."""
+    with transport(config) as (lean, recorder):
+        k = key(config, "raw")
+        payload = bytes(range(256)) * 600  # larger than the 64 KB read buffer
+        lean.call(("SET", k, payload))
+        assert lean.call_raw(("GET", k)) == payload
+        assert lean.call(("ECHO", "t\u00e9xt")) == "t\u00e9xt"
+        budget = Budget(1000, "health_timeout_ms")
+        assert lean.call_raw(("GET", k), budget=budget) == payload
+        assert lean.call_raw(("GET", key(config, "none"))) is None
+        assert lean.call(("ECHO", "again")) == "again"
+        with pytest.raises(rex.ResponseError, match="WRONGTYPE"):
+            lean.call(("LPUSH", k, "x"))
+        with pytest.raises(rex.ResponseError, match="wrong number"):
+            lean.call_raw(("GET",))
+        assert lean.call(("PING",)) == "PONG"
+        assert lean.open_connections == 1
         assert "error" not in recorder.names()
 
 
@@ -577,3 +605,63 @@ def _kwargs(config: CacheConfig) -> dict[str, Any]:
     kwargs = config.connection_kwargs()
     kwargs.pop("max_connections")
     return kwargs
+
+
+# -- review findings (issue 10): time bounds that must hold --------------------------------------
+
+
+def test_a_hung_server_is_bounded_even_while_signals_arrive(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    """A periodic signal (a profiler, a watchdog) restarts an interrupted receive: the timeout
+    must still count from the call's start, not from the last signal."""
+    server = server_factory()
+    config = config_for(server, socket_timeout=0.5, retry_strategy="none")
+    ticks: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: ticks.append(1))
+    try:
+        with transport(config) as (lean, _):
+            assert lean.call(("PING",)) == "PONG"
+            for budget in (None, Budget(300, "health_timeout_ms")):
+                with paused(server):
+                    signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)
+                    start = time.perf_counter()
+                    try:
+                        with pytest.raises((rex.TimeoutError, BudgetExceededError)):
+                            lean.call(("PING",), budget=budget)
+                    finally:
+                        signal.setitimer(signal.ITIMER_REAL, 0)
+                    limit = 0.5 if budget is None else 0.3
+                    assert time.perf_counter() - start < limit + SLACK
+        assert len(ticks) >= 3, "signals arrived while the call waited"
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_budget_counts_the_wait_for_a_free_connection_then_the_reply(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    """Time spent waiting for the only connection comes off what the reply may take."""
+    server = server_factory()
+    config = config_for(server, max_connections=1)
+    pid = server.pid
+    assert pid is not None
+    with transport(config) as (lean, _):
+        assert lean.call(("PING",)) == "PONG"
+        held = lean._checkout(None)  # another thread's call holds the only connection
+
+        def give_back() -> None:
+            time.sleep(0.3)
+            os.kill(pid, signal.SIGSTOP)  # ... and the server hangs as it is returned
+            lean._checkin(held)
+
+        giver = threading.Thread(target=give_back)
+        giver.start()
+        start = time.perf_counter()
+        try:
+            with pytest.raises(BudgetExceededError):
+                lean.call(("PING",), budget=Budget(500, "health_timeout_ms"))
+            assert time.perf_counter() - start < 0.5 + SLACK
+        finally:
+            giver.join()
+            os.kill(pid, signal.SIGCONT)

@@ -173,14 +173,44 @@ async def test_batch_returns_error_replies_as_exceptions_and_execabort_raises(
         assert await mux.batch([]) == []
         raw = f"{config.key_prefix}raw"
         await mux.call(("SET", raw, b"\xff\xfe"))
-        with pytest.raises(UnicodeDecodeError):  # a non-UTF-8 value: that caller's error only
-            await mux.call(("GET", raw))
-        mixed = await mux.batch([("GET", raw), ("GET", key)])
-        assert isinstance(mixed[0], UnicodeDecodeError)
-        assert mixed[1] == "1"
-        with pytest.raises(UnicodeDecodeError):
-            await mux.batch([("GET", raw), ("GET", key)], transaction=True)
+        # A non-UTF-8 value is read losslessly (surrogateescape, issue 12 part 6): get_bytes
+        # encodes it back, get refuses it; the text around it is read as before.
+        binary = await mux.call(("GET", raw))
+        assert binary.encode("utf-8", "surrogateescape") == b"\xff\xfe"
+        assert await mux.batch([("GET", raw), ("GET", key)]) == [binary, "1"]
+        assert await mux.batch([("GET", raw), ("GET", key)], transaction=True) == [binary, "1"]
         assert await mux.call(("GET", key)) == "1"
+
+
+@pytest.mark.asyncio
+async def test_call_raw_replies_are_bytes_among_concurrent_text_replies(
+    config: CacheConfig,
+) -> None:
+    """Raw callers (get_bytes) share the connection with text callers: each gets its own
+    reply in its own form, in the same loop tick, with a budget too; the connection goes on
+    decoding text afterwards."""
+    binary = f"{config.key_prefix}bin"
+    text = f"{config.key_prefix}text"
+    payload = bytes(range(256)) * 300
+    async with opened(config) as (mux, _):
+        await mux.call(("SET", binary, payload))
+        await mux.call(("SET", text, "t\u00e9xt"))
+        calls = []
+        for n in range(60):
+            if n % 3 == 0:
+                calls.append(mux.call_raw(("GET", binary)))
+            elif n % 3 == 1:
+                calls.append(mux.call(("GET", text)))
+            else:
+                calls.append(mux.call_raw(("GET", text), budget=Budget(2000, "health_timeout_ms")))
+        replies = await asyncio.gather(*calls)
+        for n, reply in enumerate(replies):
+            assert reply == [payload, "t\u00e9xt", "t\u00e9xt".encode()][n % 3], n
+        assert await mux.call_raw(("GET", f"{config.key_prefix}none")) is None
+        with pytest.raises(rex.ResponseError, match="wrong number"):
+            await mux.call_raw(("GET",))
+        assert await mux.call(("GET", text)) == "t\u00e9xt"
+        assert mux._links[0].raw_owed == 0
 
 
 # -- timeouts, cancellation -------------------------------------------------------------------
@@ -615,3 +645,56 @@ def test_the_settings_name_themselves() -> None:
     )
     assert (config.multiplex_connections, config.max_queued_commands) == (4, 100)
     assert (CacheConfig().multiplex_connections, CacheConfig().max_queued_commands) == (1, 4096)
+
+
+# -- review findings (issue 10) -------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_woken_waiter_cancelled_before_it_runs_passes_the_room_on(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    """Room for one more command goes to one waiter; if that waiter is cancelled before it
+    runs (its wait_for fired in the same tick), the next waiter must get the room."""
+    server = server_factory()
+    config = config_for(server, max_queued_commands=1)
+    async with opened(config) as (mux, _):
+        await mux.call(("PING",))
+        tasks: dict[str, asyncio.Task[Any]] = {}
+
+        async def first() -> Any:
+            reply = await mux.call(("PING",))
+            tasks["second"].cancel()  # woken by this reply, cancelled before it runs
+            return reply
+
+        with paused(server):
+            tasks["first"] = asyncio.create_task(first())
+            await until(lambda: bool(mux._links) and mux._links[0].owed == 1)
+            tasks["second"] = asyncio.create_task(mux.call(("PING",)))
+            tasks["third"] = asyncio.create_task(mux.call(("PING",)))
+            await until(lambda: len(mux._space_waiters) == 2)
+        assert await tasks["first"] == "PONG"
+        assert await asyncio.wait_for(tasks["third"], 5) == "PONG"
+        assert tasks["second"].cancelled()
+
+
+@pytest.mark.asyncio
+async def test_close_stops_a_connect_in_progress_and_no_event_follows_end(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    server = server_factory()
+    config = config_for(server, socket_timeout=1.0, connect_timeout=1.0)
+    seen: list[str] = []
+    events = ConnectionEvents(config.url)
+    for name in ("connect", "ready", "error", "close", "end"):
+        events.on(name, lambda *_, name=name, **__: seen.append(name))
+    mux = AsyncMultiplexer(config, events)
+    with paused(server):  # accepts TCP, never answers the handshake
+        with pytest.raises(BudgetExceededError):
+            await mux.call(("PING",), budget=Budget(100, "health_timeout_ms"))
+        await mux.aclose(timeout=0.5)
+        events.emit("end")
+        assert mux._connecting is None or mux._connecting.done()
+    await asyncio.sleep(0.3)  # the server answers now: nothing may connect any more
+    assert "ready" not in seen
+    assert seen[-1] == "end", seen

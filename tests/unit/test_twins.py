@@ -124,6 +124,9 @@ DATA_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("get", ("k",), {}),
     ("get", ("k",), {"parse_json": True}),
     ("get_json", ("k",), {}),
+    ("set_bytes", ("k", b"\x1f\x8b\xff"), {}),
+    ("set_bytes", ("k", bytearray(b"\x00")), {"ttl": 30}),
+    ("get_bytes", ("k",), {}),
     ("delete", ("a", "b"), {}),
     ("delete", (), {}),
     ("exists", ("k",), {}),
@@ -133,8 +136,20 @@ DATA_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("incr", ("k",), {"amount": -3}),
     ("ping", (), {}),
 ]
-DATA_METHODS = {"set", "set_json", "get", "get_json", "delete", "exists", "expire", "ttl", "incr"}
-RUNNERS = ("_run", "_run_timed")
+DATA_METHODS = {
+    "set",
+    "set_json",
+    "get",
+    "get_json",
+    "set_bytes",
+    "get_bytes",
+    "delete",
+    "exists",
+    "expire",
+    "ttl",
+    "incr",
+}
+RUNNERS = ("_run", "_run_raw", "_run_timed")
 
 
 def comparable(plan: Any) -> Any:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from berthcache.ops._diagnose import Diagnosis
     from berthcache.ops._drill import DrillReport
     from berthcache.ops._rotate import RotationReport
+    from berthcache.ops._serverless import ServerlessStatus
     from berthcache.ops._status import AlarmState, GroupStatus
     from berthcache.ops.alarm_catalogue import AlarmSpec
 
@@ -36,6 +37,7 @@ __all__ = [
     "show_drill",
     "show_rotation",
     "show_runbook",
+    "show_serverless_status",
     "show_status",
     "warning",
 ]
@@ -121,6 +123,10 @@ def show_status(
             f"[bold red]{len(unwatched)} node(s) with no alarm:[/] "
             f"{escape(', '.join(unwatched))} (run `pulumi up` to cover the group's members)"
         )
+    _firing_lines(firing)
+
+
+def _firing_lines(firing: list[AlarmState]) -> None:
     if firing:
         out.print(f"[bold red]{len(firing)} alarm(s) in ALARM:[/]")
         for alarm in firing:
@@ -128,6 +134,55 @@ def show_status(
             out.print(f"    runbook: {runbook_ref(alarm.runbook, alarm.name)}", markup=False)
     else:
         out.print("no alarm in ALARM")
+
+
+def _or_dash(value: object) -> str:
+    return "-" if value in (None, "", ()) else str(value)
+
+
+def show_serverless_status(
+    cache: ServerlessStatus,
+    firing: list[AlarmState],
+    *,
+    as_json: bool,
+    watched: bool,
+    region: str | None = None,
+) -> None:
+    """A serverless cache: no nodes, so ``watched`` says whether any alarm watches the cache
+    (its ``clusterId``) at all; ``region`` as for :func:`show_status`."""
+    if as_json:
+        print_json(
+            {
+                **cache.as_dict(),
+                "topology": "serverless",
+                "region": region,
+                "alarms_in_alarm": [a.as_dict() for a in firing],
+                "watched_by_alarms": watched,
+            }
+        )
+        return
+    where = f"  region: {escape(region)}" if region else ""
+    out.print(f"[bold]{escape(cache.name)}[/]  serverless  status: {escape(cache.status)}{where}")
+    storage = f"{cache.max_data_storage_gb} GB" if cache.max_data_storage_gb is not None else "-"
+    lines = [
+        f"engine: {cache.engine} {cache.full_engine_version or cache.major_engine_version}",
+        f"endpoint: {_or_dash(cache.endpoint)}   reader endpoint: "
+        f"{_or_dash(cache.reader_endpoint)}",
+        f"limits: data storage {storage}   ECPU/s {_or_dash(cache.max_ecpu_per_second)}",
+        f"KMS key: {_or_dash(cache.kms_key_id)}   RBAC user group: {_or_dash(cache.user_group_id)}",
+        f"security groups: {_or_dash(', '.join(cache.security_group_ids))}   subnets: "
+        f"{_or_dash(', '.join(cache.subnet_ids))}",
+        f"snapshots: kept {_or_dash(cache.snapshot_retention_limit)} day(s), daily at "
+        f"{_or_dash(cache.daily_snapshot_time)}",
+    ]
+    for line in lines:
+        out.print(line, markup=False)
+    if not watched:
+        out.print(
+            "[bold red]no alarm watches this cache[/] (run `pulumi up` to create the "
+            "serverless alarms)"
+        )
+    _firing_lines(firing)
 
 
 def show_alarms(found: list[AlarmState], group_id: str, *, as_json: bool) -> None:

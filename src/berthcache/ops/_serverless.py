@@ -3,9 +3,10 @@ ElastiCache describes it and the alarms that watch it.
 
 A serverless cache is no replication group: ``DescribeReplicationGroups`` does not know it, it has
 no nodes, and its alarms (catalogue scope ``serverless``, named ``<cache>-000-<key>``) watch the
-cache as a whole through the ``clusterId`` dimension. Not wired into the CLI yet: ``status``
-picks this when the stack outputs say ``topology: serverless`` (the ``serverlessCacheName``
-output names the cache); ``list_alarms`` in ``_status`` already lists these alarms by name.
+cache as a whole through the ``clusterId`` dimension. ``berthcache-ops status`` picks this when
+the stack outputs say ``topology: serverless`` (the ``serverlessCacheName`` output names the
+cache) or ``--serverless-cache NAME`` is given; ``list_alarms`` in ``_status`` already lists
+these alarms by name (``alarms``).
 """
 
 from __future__ import annotations

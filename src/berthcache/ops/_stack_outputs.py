@@ -18,7 +18,7 @@ from typing import Any
 
 from berthcache.ops._errors import ExitCode, OpsError
 
-__all__ = ["StackOutputs", "group_id_from", "load_outputs"]
+__all__ = ["StackOutputs", "group_id_from", "load_outputs", "serverless_name_from"]
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 PULUMI_TIMEOUT = 120.0
@@ -41,6 +41,9 @@ class StackOutputs:
     key_prefix: str | None = None
     username: str | None = None
     engine: str | None = None
+    #: ``cluster`` / ``serverless``; absent for a replication group (its outputs predate it).
+    topology: str | None = None
+    serverless_cache_name: str | None = None
     connection_url: str | None = dataclasses.field(default=None, repr=False)
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
@@ -89,6 +92,8 @@ class StackOutputs:
             key_prefix=text("keyPrefix"),
             username=text("username"),
             engine=text("engine"),
+            topology=text("topology"),
+            serverless_cache_name=text("serverlessCacheName"),
             connection_url=text("connectionUrl"),
             raw=dict(data),
         )
@@ -204,3 +209,27 @@ def group_id_from(replication_group: str | None, outputs: StackOutputs | None) -
         )
     group: str = outputs.require("replication_group_id", "replicationGroupId")
     return group
+
+
+def serverless_name_from(
+    serverless_cache: str | None, replication_group: str | None, outputs: StackOutputs | None
+) -> str | None:
+    """The serverless cache ``status`` describes, or ``None`` for a replication group:
+    ``--serverless-cache`` if given; else, unless ``--replication-group`` names a group, the
+    ``serverlessCacheName`` output of a stack whose ``topology`` is ``serverless`` (falling back
+    to ``replicationGroupId``, which the program sets to the same name)."""
+    if serverless_cache is not None:
+        if not serverless_cache.strip():
+            raise OpsError("--serverless-cache is empty; give the cache's name", ExitCode.USAGE)
+        if replication_group:
+            raise OpsError(
+                "give either --serverless-cache or --replication-group, not both",
+                ExitCode.USAGE,
+            )
+        return serverless_cache.strip()
+    if replication_group or outputs is None or outputs.topology != "serverless":
+        return None
+    if outputs.serverless_cache_name:
+        return outputs.serverless_cache_name
+    name: str = outputs.require("replication_group_id", "serverlessCacheName")
+    return name

@@ -36,7 +36,7 @@ from berthcache.ops._connection import cache_config_for, outputs_if_given, resol
 from berthcache.ops._errors import ExitCode, OpsError
 from berthcache.ops._progress import Clock, Progress
 from berthcache.ops._runbooks import find_spec, runbook_link, runbook_text
-from berthcache.ops._stack_outputs import group_id_from
+from berthcache.ops._stack_outputs import group_id_from, serverless_name_from
 
 __all__ = ["app", "main"]
 
@@ -250,12 +250,23 @@ def _fail(exc: OpsError) -> NoReturn:
 FailOnAlarmOpt = Annotated[
     bool, typer.Option("--fail-on-alarm", help="Exit 5 if any alarm is in ALARM.")
 ]
+ServerlessOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--serverless-cache",
+        metavar="NAME",
+        envvar="BERTHCACHE_SERVERLESS_CACHE",
+        help="A serverless cache by name (default: serverlessCacheName from the outputs of a "
+        "stack whose topology is serverless).",
+    ),
+]
 
 
 @app.command()
 @_handled
 def status(
     replication_group: GroupOpt = None,
+    serverless_cache: ServerlessOpt = None,
     stack: StackOpt = None,
     outputs: OutputsOpt = None,
     output: OutputOpt = None,
@@ -264,13 +275,19 @@ def status(
     fail_on_alarm: FailOnAlarmOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The replication group: status, engine, nodes (role, AZ), flags, and alarms in ALARM."""
+    """The replication group: status, engine, nodes (role, AZ), flags, and alarms in ALARM. A
+    serverless cache (topology serverless, or --serverless-cache): status, engine, endpoints,
+    usage limits, security, snapshots, and the alarms in ALARM that watch it."""
     from berthcache.ops._status import describe_group, node_alarms
 
     wants_json = _wants_json(output, as_json)
     loaded = outputs_if_given(stack, outputs)
-    group_id = group_id_from(replication_group, loaded)
+    serverless = serverless_name_from(serverless_cache, replication_group, loaded)
     clients = _aws(region, profile)
+    if serverless is not None:
+        _serverless_status(clients, serverless, wants_json=wants_json, fail=fail_on_alarm)
+        return
+    group_id = group_id_from(replication_group, loaded)
     group = describe_group(clients, group_id, engine_hint=loaded.engine if loaded else None)
     coverage = node_alarms(clients, group)
     firing = coverage.firing
@@ -282,6 +299,18 @@ def status(
         region=clients.region,
     )
     if fail_on_alarm and firing:
+        raise typer.Exit(int(ExitCode.ALARMING))
+
+
+def _serverless_status(clients: AwsClients, name: str, *, wants_json: bool, fail: bool) -> None:
+    from berthcache.ops._serverless import describe_serverless, serverless_alarms
+
+    cache = describe_serverless(clients, name)
+    coverage = serverless_alarms(clients, name)
+    _render.show_serverless_status(
+        cache, coverage.firing, as_json=wants_json, watched=coverage.watched, region=clients.region
+    )
+    if fail and coverage.firing:
         raise typer.Exit(int(ExitCode.ALARMING))
 
 
