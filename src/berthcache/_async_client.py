@@ -22,6 +22,7 @@ import redis.asyncio as aredis
 
 from berthcache._base import CacheBase
 from berthcache._budget import Budget
+from berthcache._cluster_transport import AsyncClusterTransport
 from berthcache._commands import Command, Done, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
@@ -79,7 +80,11 @@ class AsyncCache(CacheBase):
         super().__init__(config, **settings)
         # Every command, pipeline and feature call (budgeted ones included) goes through the
         # transport; it opens its connections when first used.
-        self._transport: AsyncTransport = AsyncMultiplexer(self.config, self.events)
+        self._transport: AsyncTransport = (
+            AsyncClusterTransport(self.config, self.events)
+            if self.config.cluster
+            else AsyncMultiplexer(self.config, self.events)
+        )
         self._health_budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
         # redis-py's pooled client for what needs a connection of its own (WATCH transactions,
         # subscriptions); public, and no connection is opened until something uses it.

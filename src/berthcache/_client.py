@@ -20,6 +20,7 @@ import redis
 
 from berthcache._base import CacheBase
 from berthcache._budget import Budget
+from berthcache._cluster_transport import ClusterTransport
 from berthcache._commands import Command, Done, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import EventConnection, EventSSLConnection
@@ -75,7 +76,11 @@ class Cache(CacheBase):
         super().__init__(config, **settings)
         # Every command, pipeline and feature call (budgeted ones included) goes through the
         # transport; it opens its connections when first used.
-        self._transport: SyncTransport = LeanTransport(self.config, self.events)
+        self._transport: SyncTransport = (
+            ClusterTransport(self.config, self.events)
+            if self.config.cluster
+            else LeanTransport(self.config, self.events)
+        )
         self._health_budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
         # redis-py's pooled client for what needs a connection of its own (WATCH transactions,
         # subscriptions); public, and no connection is opened until something uses it.

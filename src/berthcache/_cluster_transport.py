@@ -14,7 +14,9 @@ Routing:
 * a command with one key (``GET``, ``SET``, ``EXPIRE``, ``SADD`` …): its key is ``args[1]``;
   ``EVAL`` / ``EVALSHA`` by their first key (all keys must share a slot, as Redis requires);
   ``SPUBLISH`` by its channel;
-* commands without keys (``PING``, ``INFO``, ``PUBLISH``, ``SCRIPT`` …) to a primary;
+* commands without keys (``INFO``, ``PUBLISH``, ``SCRIPT`` …) to a primary; a bare ``PING``
+  (``ping()``, ``check_health()``) to every primary — health per node: it answers only when
+  every shard does, with the slowest round trip;
 * ``DEL`` / ``UNLINK`` / ``EXISTS`` / ``TOUCH`` / ``MGET`` / ``MSET`` over several slots: split per
   slot, the parts sent together and their replies merged (counts summed, ``MGET`` values put
   back in the callers' order);
@@ -69,6 +71,7 @@ MAX_REDIRECTIONS = 5
 SLOTS = 16384
 #: A map read this recently is not read again for another MOVED (many callers, one change).
 _REFRESH_INTERVAL = 0.05
+_PING: Args = ("PING",)
 _CLOSED = "the transport is closed (close() was called); create a new client"
 
 Node = tuple[str, int]
@@ -373,6 +376,8 @@ class ClusterTransport(_ClusterBase):
         if self._closed:
             raise CacheClosedError(_CLOSED)
         self._ready(budget)
+        if args == _PING:
+            return self._ping_all(budget)
         parts, merge = _split(args)
         if len(parts) == 1:
             slot = parts[0][0]
@@ -409,6 +414,18 @@ class ClusterTransport(_ClusterBase):
             out.append(merge(replies[at : at + len(part_list)]))
             at += len(part_list)
         return out
+
+    def _ping_all(self, budget: Budget | None) -> Any:
+        """PING every primary (health per node), one after another within the budget; the
+        first failure raises."""
+        remaining = _Remaining(budget)
+        reply: Any = None
+        for node in list(self._primaries):
+            try:
+                reply = self.node(node).call(_PING, budget=remaining.next())
+            except BudgetExceededError as exc:
+                raise remaining.exceeded(exc) from exc
+        return reply
 
     def close(self) -> None:
         with self._lock:
@@ -612,6 +629,8 @@ class AsyncClusterTransport(_ClusterBase):
         if self._closed:
             raise CacheClosedError(_CLOSED)
         await self._ready(budget)
+        if args == _PING:
+            return await self._ping_all(budget)
         parts, merge = _split(args)
         if len(parts) == 1:
             slot = parts[0][0]
@@ -648,6 +667,17 @@ class AsyncClusterTransport(_ClusterBase):
             out.append(merge(replies[at : at + len(part_list)]))
             at += len(part_list)
         return out
+
+    async def _ping_all(self, budget: Budget | None) -> Any:
+        """PING every primary at once (health per node); the first failure raises."""
+        replies = await asyncio.gather(
+            *(self.node(node).call(_PING, budget=budget) for node in list(self._primaries)),
+            return_exceptions=True,
+        )
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies[0] if replies else None
 
     async def aclose(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         self._closed = True
