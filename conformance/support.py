@@ -71,6 +71,8 @@ def config_environ(config: CacheConfig) -> dict[str, str]:
         env["REDIS_PASSWORD"] = config.password
     if config.tls_ca_file:
         env["REDIS_TLS_CA_FILE"] = config.tls_ca_file
+    if config.cluster:
+        env["REDIS_CLUSTER"] = "true"
     return env
 
 
@@ -141,6 +143,7 @@ def server_config(server: Any, conf: CacheConfig) -> CacheConfig:
         password=kwargs.get("password"),
         tls=bool(kwargs.get("ssl")),
         tls_ca_file=kwargs.get("ssl_ca_certs"),
+        cluster=False,  # a server of the test's own is a single node
     )
 
 

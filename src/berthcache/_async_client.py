@@ -22,7 +22,7 @@ import redis.asyncio as aredis
 
 from berthcache._base import CacheBase
 from berthcache._budget import Budget
-from berthcache._cluster_transport import AsyncClusterTransport
+from berthcache._cluster_transport import AsyncClusterTransport, async_cluster_client
 from berthcache._commands import Command, Done, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
@@ -94,7 +94,11 @@ class AsyncCache(CacheBase):
         self._pool = AsyncWaitingPool(
             **self._pool_kwargs(AsyncEventConnection, AsyncEventSSLConnection, retry)
         )
-        self.redis: aredis.Redis = aredis.Redis(connection_pool=self._pool)
+        self.redis: aredis.Redis = (
+            async_cluster_client(self.config)
+            if self.config.cluster
+            else aredis.Redis(connection_pool=self._pool)
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AsyncCache:
@@ -261,7 +265,10 @@ class AsyncCache(CacheBase):
             try:
                 await self._transport.aclose(timeout)
             finally:
-                await self.redis.aclose(close_connection_pool=True)
+                if self.config.cluster:
+                    await self.redis.aclose()
+                else:
+                    await self.redis.aclose(close_connection_pool=True)
         finally:
             self.events.emit("end")
 

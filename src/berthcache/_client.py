@@ -20,7 +20,7 @@ import redis
 
 from berthcache._base import CacheBase
 from berthcache._budget import Budget
-from berthcache._cluster_transport import ClusterTransport
+from berthcache._cluster_transport import ClusterTransport, LazyClusterClient
 from berthcache._commands import Command, Done, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import EventConnection, EventSSLConnection
@@ -90,7 +90,11 @@ class Cache(CacheBase):
         self._pool = WaitingPool(  # type: ignore[no-untyped-call]
             **self._pool_kwargs(EventConnection, EventSSLConnection, retry)
         )
-        self.redis: redis.Redis = redis.Redis(connection_pool=self._pool)
+        self.redis: redis.Redis = (
+            LazyClusterClient(self.config)  # type: ignore[assignment]
+            if self.config.cluster
+            else redis.Redis(connection_pool=self._pool)
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Cache:

@@ -821,3 +821,51 @@ class AsyncClusterTransport(_ClusterBase):
                 error = exc
         assert error is not None
         raise error
+
+
+# -- redis-py's cluster clients, for what needs a connection of its own -------------------------
+
+
+def _cluster_client_kwargs(config: CacheConfig) -> dict[str, Any]:
+    kwargs = config.connection_kwargs()
+    kwargs.pop("db", None)  # a cluster has database 0 only
+    kwargs["decode_responses"] = True
+    return kwargs
+
+
+class LazyClusterClient:
+    """redis-py's :class:`~redis.cluster.RedisCluster` for ``config``, built (and so connected:
+    it reads the slot map when built) on first use — ``Cache.redis`` in cluster mode stays
+    lazy like the pooled client it replaces. Attributes are the client's."""
+
+    def __init__(self, config: CacheConfig) -> None:
+        self._config = config
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    from redis.cluster import RedisCluster
+
+                    self._client = RedisCluster(**_cluster_client_kwargs(self._config))
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return f"LazyClusterClient({self._config.url!r})"
+
+
+def async_cluster_client(config: CacheConfig) -> Any:
+    """redis-py's asyncio :class:`~redis.asyncio.cluster.RedisCluster` for ``config`` (it
+    connects on its first command)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    return RedisCluster(**_cluster_client_kwargs(config))

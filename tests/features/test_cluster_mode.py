@@ -160,9 +160,14 @@ def test_response_cache_endpoint_index_shares_the_endpoint_slot(
     assert responses.get("clients", 7) is None
     assert responses.get("clients:list", 7) == {"nested": 7}  # a nested endpoint keeps its own
     assert responses.invalidate("clients:list", 7) == 1
-    calls = []
-    assert responses.get_or_compute("slow", 1, lambda: calls.append(1) or {"v": 1}) == {"v": 1}
-    assert responses.get_or_compute("slow", 1, lambda: calls.append(1) or {"v": 2}) == {"v": 1}
+    calls: list[int] = []
+
+    def compute() -> dict[str, int]:
+        calls.append(1)
+        return {"v": len(calls)}
+
+    assert responses.get_or_compute("slow", 1, compute) == {"v": 1}
+    assert responses.get_or_compute("slow", 1, compute) == {"v": 1}
     assert len(calls) == 1
 
 

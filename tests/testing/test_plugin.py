@@ -103,7 +103,7 @@ def test_url_target_run_skips_with_reasons_and_cleans_its_namespace(
     # Its default user may run CONFIG, but the suite did not start it: no "admin".
     assert "TARGET url []" in out
     assert "requires replica, tls: the url target lacks it (it has: none)" in out
-    assert "unknown capability 'teleport'; known: admin, auth, replica, tls" in out
+    assert "unknown capability 'teleport'; known: admin, auth, cluster, replica, tls" in out
     assert "1 passed, 1 skipped, 1 error" in out
     # The namespace was cleaned with SCAN + UNLINK; nothing else was touched.
     assert admin.keys(f"{DEFAULT_KEY_PREFIX}bc-test-*") == []

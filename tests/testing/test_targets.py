@@ -44,7 +44,9 @@ def test_url_target_proves_auth_and_replica_for_app_and_admin_users_alike(
 def test_admin_is_refused_on_a_target_the_run_did_not_start() -> None:
     with pytest.raises(ValueError, match=r"'admin' is only for a server this run started"):
         Target(name="url", url="redis://h:1/0", capabilities=frozenset({"admin"}))
-    with pytest.raises(ValueError, match=r"unknown 'teleport'; known: admin, auth, replica, tls"):
+    with pytest.raises(
+        ValueError, match=r"unknown 'teleport'; known: admin, auth, cluster, replica, tls"
+    ):
         Target(name="url", url="redis://h:1/0", capabilities=frozenset({"teleport"}))
     ours = Target(
         name="docker", url="redis://h:1/0", capabilities=frozenset({"admin"}), started_by_us=True

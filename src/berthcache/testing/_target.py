@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from berthcache import CacheConfig, masked_url
+from berthcache.testing._cluster import LocalCluster
 from berthcache.testing._harness import LocalRedis
 
 __all__ = [
@@ -34,12 +35,13 @@ __all__ = [
     "probe_capabilities",
 ]
 
-TargetName = Literal["local", "docker", "url", "stack"]
-TARGET_NAMES: tuple[TargetName, ...] = ("local", "docker", "url", "stack")
+TargetName = Literal["local", "docker", "url", "stack", "cluster"]
+TARGET_NAMES: tuple[TargetName, ...] = ("local", "docker", "url", "stack", "cluster")
 #: What a test may require with ``@pytest.mark.requires(...)``: ``admin`` (this run started the
 #: server and may reconfigure, flush or restart it: local, docker), ``replica`` (a connected
-#: replica), ``tls`` (TLS in transit), ``auth`` (a password is required). See the plugin's docs.
-CAPABILITIES: frozenset[str] = frozenset({"admin", "replica", "tls", "auth"})
+#: replica), ``tls`` (TLS in transit), ``auth`` (a password is required), ``cluster`` (a Redis
+#: Cluster: clients run in cluster mode). See the plugin's docs.
+CAPABILITIES: frozenset[str] = frozenset({"admin", "replica", "tls", "auth", "cluster"})
 
 
 class UsageError(ValueError):
@@ -64,6 +66,8 @@ class Target:
     capabilities: frozenset[str] = frozenset()
     started_by_us: bool = False
     harness: LocalRedis | None = None
+    #: The local Redis Cluster of the ``cluster`` target (its nodes, failover, slot migration).
+    cluster: LocalCluster | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.capabilities) - CAPABILITIES)
@@ -100,6 +104,8 @@ class Target:
         """A :class:`~berthcache.CacheConfig` for this target; ``overrides`` win."""
         if self.tls_ca_file is not None:
             overrides.setdefault("tls_ca_file", self.tls_ca_file)
+        if "cluster" in self.capabilities:
+            overrides.setdefault("cluster", True)
         return CacheConfig.from_url(self.url, **overrides)
 
     def client(self, **kwargs: Any) -> redis.Redis:
