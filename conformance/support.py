@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import redis
+
 from berthcache import AsyncCache, Cache, CacheConfig
 from berthcache.testing import free_port
 
@@ -167,6 +169,8 @@ def record_sends(cache: AnyCache, monkeypatch: Any, marker: bytes) -> list[bytes
             sends.append(data)
 
     _observe_writes(cache, observed)
+    if cache.config.cluster:  # cache.redis is redis-py's cluster client: not ours to count
+        return sends
     connection_class = cache.redis.connection_pool.connection_class
     original = connection_class.send_packed_command
 
@@ -191,6 +195,8 @@ def on_send(cache: AnyCache, monkeypatch: Any, marker: bytes, callback: Callable
             callback()
 
     _observe_writes(cache, observed)
+    if cache.config.cluster:
+        return
     connection_class = cache.redis.connection_pool.connection_class
     original = connection_class.send_packed_command
 
@@ -216,3 +222,15 @@ def on_send(cache: AnyCache, monkeypatch: Any, marker: bytes, callback: Callable
             return result
 
         monkeypatch.setattr(connection_class, "send_packed_command", sending)
+
+
+def plain_client(config: CacheConfig) -> Any:
+    """redis-py's client for ``config`` as another app would hold it (the seed's service):
+    ``redis.Redis``, or ``RedisCluster`` in cluster mode. Replies decoded."""
+    kwargs = config.connection_kwargs()
+    if config.cluster:
+        from redis.cluster import RedisCluster
+
+        kwargs.pop("db", None)
+        return RedisCluster(**kwargs, decode_responses=True)
+    return redis.Redis(**kwargs, decode_responses=True)

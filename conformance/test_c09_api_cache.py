@@ -29,7 +29,7 @@ from berthcache import (
 )
 
 from .hangs import HangingRedis, within
-from .support import WAIT, AnyCache, CacheFactory, aw, dead_port
+from .support import WAIT, AnyCache, CacheFactory, aw, dead_port, plain_client
 
 pytestmark = [pytest.mark.clause("C9"), pytest.mark.asyncio]
 
@@ -152,7 +152,7 @@ async def test_stampede_computes_once(cache_factory: CacheFactory) -> None:
 @pytest.fixture
 def seed(conf: CacheConfig) -> Iterator[redis.Redis]:
     """A plain client on the target standing in for a service built from the seed."""
-    client = redis.Redis(**conf.connection_kwargs(), decode_responses=True)
+    client = plain_client(conf)
     try:
         yield client
     finally:

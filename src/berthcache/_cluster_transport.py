@@ -265,6 +265,7 @@ class _ClusterBase:
         self._closed = False
         #: MOVED / ASK / TRYAGAIN / CLUSTERDOWN replies followed so far (tests, diagnostics).
         self.redirections = 0
+        self._observer: Callable[[bytes], None] | None = None
         self._backoff = Backoff(
             config.retry_strategy, config.retry_base_delay_ms, config.retry_max_delay_ms
         )
@@ -344,6 +345,8 @@ class ClusterTransport(_ClusterBase):
                 transport = self._nodes.get(node)
                 if transport is None:
                     transport = LeanTransport(self.node_config(node), self.events)
+                    if self._observer is not None:
+                        transport.observe_writes(self._observer)
                     self._nodes[node] = transport
         return transport
 
@@ -437,6 +440,12 @@ class ClusterTransport(_ClusterBase):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def observe_writes(self, observer: Callable[[bytes], None] | None) -> None:
+        """The testing seam of the node transports, on every node (those opened later too)."""
+        self._observer = observer
+        for transport in list(self._nodes.values()):
+            transport.observe_writes(observer)
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -584,6 +593,8 @@ class AsyncClusterTransport(_ClusterBase):
         transport = self._nodes.get(node)
         if transport is None:
             transport = AsyncMultiplexer(self.node_config(node), self.events)
+            if self._observer is not None:
+                transport.observe_writes(self._observer)
             self._nodes[node] = transport
         return transport
 
@@ -688,6 +699,12 @@ class AsyncClusterTransport(_ClusterBase):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def observe_writes(self, observer: Callable[[bytes], None] | None) -> None:
+        """The testing seam of the node transports, on every node (those opened later too)."""
+        self._observer = observer
+        for transport in list(self._nodes.values()):
+            transport.observe_writes(observer)
 
     async def _send_parts(
         self, parts: list[tuple[int | None, Args]], budget: Budget | None
