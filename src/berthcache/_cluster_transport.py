@@ -14,7 +14,9 @@ Routing:
 * a command with one key (``GET``, ``SET``, ``EXPIRE``, ``SADD`` …): its key is ``args[1]``;
   ``EVAL`` / ``EVALSHA`` by their first key (all keys must share a slot, as Redis requires);
   ``SPUBLISH`` by its channel;
-* commands without keys (``INFO``, ``PUBLISH``, ``SCRIPT`` …) to a primary; a bare ``PING``
+* ``PUBLISH`` by its channel's slot — where redis-py's cluster pub/sub subscribes, so the
+  count it returns covers berthcache's subscribers (Redis Cluster counts per node);
+* commands without keys (``INFO``, ``SCRIPT`` …) to a primary; a bare ``PING``
   (``ping()``, ``check_health()``) to every primary — health per node: it answers only when
   every shard does, with the slowest round trip;
 * ``DEL`` / ``UNLINK`` / ``EXISTS`` / ``TOUCH`` / ``MGET`` / ``MSET`` over several slots: split per
@@ -79,7 +81,7 @@ Node = tuple[str, int]
 #: Commands without keys: sent to a primary.
 _KEYLESS = frozenset(
     {
-        "PING", "ECHO", "INFO", "PUBLISH", "SCRIPT", "TIME", "DBSIZE", "CLUSTER", "CLIENT",
+        "PING", "ECHO", "INFO", "SCRIPT", "TIME", "DBSIZE", "CLUSTER", "CLIENT",
         "CONFIG", "COMMAND", "SLOWLOG", "LATENCY", "ACL", "AUTH", "HELLO", "READONLY",
         "READWRITE", "SCAN", "RANDOMKEY", "FLUSHDB", "FLUSHALL", "LASTSAVE", "ROLE", "WAIT",
         "FUNCTION", "PUBSUB", "ASKING", "MULTI", "EXEC", "DISCARD", "UNWATCH", "SELECT",

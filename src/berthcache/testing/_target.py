@@ -40,8 +40,11 @@ TARGET_NAMES: tuple[TargetName, ...] = ("local", "docker", "url", "stack", "clus
 #: What a test may require with ``@pytest.mark.requires(...)``: ``admin`` (this run started the
 #: server and may reconfigure, flush or restart it: local, docker), ``replica`` (a connected
 #: replica), ``tls`` (TLS in transit), ``auth`` (a password is required), ``cluster`` (a Redis
-#: Cluster: clients run in cluster mode). See the plugin's docs.
-CAPABILITIES: frozenset[str] = frozenset({"admin", "replica", "tls", "auth", "cluster"})
+#: Cluster: clients run in cluster mode), ``standalone`` (one primary — a server or replication
+#: group: the seed's key formats, the harness's failover). See the plugin's docs.
+CAPABILITIES: frozenset[str] = frozenset(
+    {"admin", "replica", "tls", "auth", "cluster", "standalone"}
+)
 
 
 class UsageError(ValueError):
@@ -129,7 +132,8 @@ class Target:
 
 
 def probe_capabilities(target: Target) -> frozenset[str]:
-    """What the endpoint proves it has: ``tls``, ``auth``, ``replica`` — never ``admin`` (only a
+    """What the endpoint proves it has: ``tls``, ``auth``, ``replica``, ``cluster`` or
+    ``standalone`` (``INFO cluster``) — never ``admin`` (only a
     server this run started has that). Read-only probes (PING, INFO replication); nothing is
     written or changed, and nothing on the forbidden list (CONFIG, KEYS, FLUSH*, DEBUG) is sent."""
     config = target.cache_config()
@@ -155,6 +159,11 @@ def probe_capabilities(target: Target) -> frozenset[str]:
             info = {}
         if info.get("role") == "master" and int(info.get("connected_slaves", 0)) > 0:
             caps.add("replica")
+        try:
+            enabled = str(client.info("cluster").get("cluster_enabled", 0)) == "1"
+        except redis.RedisError:
+            enabled = False
+        caps.add("cluster" if enabled else "standalone")
     finally:
         client.close()
     return frozenset(caps)

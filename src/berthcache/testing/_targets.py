@@ -282,7 +282,7 @@ def local_target(
         name="local",
         url=harness.url("app"),
         tls_ca_file=harness.ca_file,
-        capabilities=frozenset({"admin", "replica", "tls", "auth"}),
+        capabilities=frozenset({"admin", "replica", "tls", "auth", "standalone"}),
         started_by_us=True,
         harness=harness,
     )
@@ -360,7 +360,7 @@ def docker_target(
     target = Target(
         name="docker",
         url=f"redis://:{password}@{host}:{port}/0",
-        capabilities=frozenset({"admin", "auth"}),
+        capabilities=frozenset({"admin", "auth", "standalone"}),
         started_by_us=True,
     )
     _CONTAINERS[id(target)] = container

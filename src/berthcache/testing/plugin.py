@@ -90,7 +90,12 @@ unless the target has every one it names:
     local primaries x 1 replica, TLS, ACL users — standing in for ElastiCache cluster mode and
     Serverless (the same protocol). Its ``redis_target.cluster`` can fail a shard over and
     migrate slots. It has no ``admin`` (no single server to reconfigure) and no ``replica`` (the
-    replication group's failover tests).
+    replication group's failover tests). A ``url`` or ``stack`` endpoint with
+    ``cluster_enabled:1`` (``INFO cluster``) has it too.
+``standalone``
+    One primary — a server or a replication group, not a cluster: ``local``, ``docker``, and a
+    ``url`` / ``stack`` endpoint without cluster mode. Tests of the seed's exact key formats
+    (which cluster mode hash-tags, docs/contract.md C8, C9) need it.
 """
 
 from __future__ import annotations
