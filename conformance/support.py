@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import queue
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -234,3 +235,19 @@ def plain_client(config: CacheConfig) -> Any:
         kwargs.pop("db", None)
         return RedisCluster(**kwargs, decode_responses=True)
     return redis.Redis(**kwargs, decode_responses=True)
+
+
+def session_key_part(cache: AnyCache, session_id: str) -> str:
+    """The key of a session under the prefix, as docs/contract.md C8 documents it: the seed's
+    ``session:{id}``, or in cluster mode ``session:{user-42}-session-{uuid}`` (a hash tag)."""
+    if cache.config.cluster:
+        user, rest = re.fullmatch(r"(user-.+)(-session-[0-9a-f-]{36})", session_id).groups()  # type: ignore[union-attr]
+        return f"session:{{{user}}}{rest}"
+    return f"session:{session_id}"
+
+
+def api_key_part(cache: AnyCache, endpoint: str, user_id: object) -> str:
+    """A response cache entry's key under the prefix (C9): ``api:{endpoint}:{user}``, with the
+    endpoint as a hash tag in cluster mode."""
+    name = f"{{{endpoint}}}" if cache.config.cluster else endpoint
+    return f"api:{name}:{user_id}"
