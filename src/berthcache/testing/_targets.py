@@ -11,8 +11,8 @@ with the builder registered for its name in :data:`TARGET_BUILDERS` (``local``, 
 lives in ``_stack`` (it reads the deployed group through the ops helpers) and is imported only
 when that target is chosen, so the plugin loads without the ``ops`` extra.
 
-Import direction: ``plugin`` -> ``_targets`` -> {``_target``, ``_harness``, ``_server``,
-``_cleanup``}; ``_targets`` -> ``_stack`` (lazily) -> ``_target``.
+Import direction: ``plugin`` -> ``_targets`` -> {``_target``, ``_harness``, ``_cluster``,
+``_server``, ``_cleanup``}; ``_targets`` -> ``_stack`` (lazily) -> ``_target``.
 """
 
 from __future__ import annotations
