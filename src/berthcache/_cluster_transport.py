@@ -238,9 +238,12 @@ def _unreachable(error: BaseException) -> bool:
 class _Remaining:
     """What is left of a call's budget for its resends; the first budget's error when spent."""
 
-    def __init__(self, budget: Budget | None) -> None:
+    def __init__(self, budget: Budget | None, start: float | None = None) -> None:
         self.budget = budget
-        self.deadline = None if budget is None else time.monotonic() + budget.seconds
+        if budget is None:
+            self.deadline = None
+        else:
+            self.deadline = (time.monotonic() if start is None else start) + budget.seconds
 
     def next(self) -> Budget | None:
         if self.budget is None or self.deadline is None:
@@ -386,14 +389,15 @@ class ClusterTransport(_ClusterBase):
         parts, merge = _split(args)
         if len(parts) == 1:
             slot = parts[0][0]
+            start = time.monotonic() if budget is not None else None  # resends share it
             try:
                 return self.node(self._owner(slot)).call(args, budget=budget)
             except rex.ResponseError as exc:
                 if _redirect(exc) is None:
                     raise
-                reply = self._resend(slot, args, _Remaining(budget), exc)
+                reply = self._resend(slot, args, _Remaining(budget, start), exc)
             except (rex.ConnectionError, rex.TimeoutError) as exc:
-                reply = self._after_unreachable(slot, args, _Remaining(budget), exc)
+                reply = self._after_unreachable(slot, args, _Remaining(budget, start), exc)
         else:
             reply = merge(self._send_parts(parts, budget))
         if isinstance(reply, Exception):
@@ -647,14 +651,15 @@ class AsyncClusterTransport(_ClusterBase):
         parts, merge = _split(args)
         if len(parts) == 1:
             slot = parts[0][0]
+            start = time.monotonic() if budget is not None else None  # resends share it
             try:
                 return await self.node(self._owner(slot)).call(args, budget=budget)
             except rex.ResponseError as exc:
                 if _redirect(exc) is None:
                     raise
-                reply = await self._resend(slot, args, _Remaining(budget), exc)
+                reply = await self._resend(slot, args, _Remaining(budget, start), exc)
             except (rex.ConnectionError, rex.TimeoutError) as exc:
-                reply = await self._after_unreachable(slot, args, _Remaining(budget), exc)
+                reply = await self._after_unreachable(slot, args, _Remaining(budget, start), exc)
         else:
             reply = merge(await self._send_parts(parts, budget))
         if isinstance(reply, Exception):
@@ -714,6 +719,7 @@ class AsyncClusterTransport(_ClusterBase):
         groups: dict[Node, list[int]] = {}
         for position, (slot, _) in enumerate(parts):
             groups.setdefault(self._owner(slot), []).append(position)
+        remaining = _Remaining(budget)
         results = await asyncio.gather(
             *(
                 self.node(node).batch([parts[p][1] for p in positions], budget=budget)
@@ -723,7 +729,6 @@ class AsyncClusterTransport(_ClusterBase):
         )
         replies: list[Any] = [None] * len(parts)
         unsent: list[int] = []
-        remaining = _Remaining(budget)
         for (node, positions), got in zip(groups.items(), results, strict=True):
             if isinstance(got, BaseException):
                 if not _unreachable(got):
