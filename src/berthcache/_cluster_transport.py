@@ -424,6 +424,35 @@ class ClusterTransport(_ClusterBase):
             at += len(part_list)
         return out
 
+    def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        """``call`` with bulk strings as ``bytes`` (``get_bytes``), on the node transport's
+        ``call_raw``. MOVED is followed as by ``call``; ASK / TRYAGAIN / CLUSTERDOWN (a slot
+        moving) are retried after the backoff until the move is done (bounded)."""
+        if self._closed:
+            raise CacheClosedError(_CLOSED)
+        self._ready(budget)
+        slot = _slot_of(args)
+        remaining = _Remaining(budget)
+        this = budget
+        for attempt in range(MAX_REDIRECTIONS + 1):
+            try:
+                node: Any = self.node(self._owner(slot))  # call_raw: the binary-values API
+                return node.call_raw(args, budget=this)
+            except BudgetExceededError as exc:
+                raise remaining.exceeded(exc) from exc
+            except rex.ResponseError as exc:
+                kind = _redirect(exc)
+                if kind is None or attempt == MAX_REDIRECTIONS:
+                    raise
+                self.redirections += 1
+                if kind != "moved":
+                    time.sleep(self._backoff.compute(attempt + 1))
+                self._refresh_after(exc)
+                if kind == "moved":
+                    self._moved(exc)
+            this = remaining.next()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _ping_all(self, budget: Budget | None) -> Any:
         """PING every primary (health per node), one after another within the budget; the
         first failure raises."""
@@ -685,6 +714,34 @@ class AsyncClusterTransport(_ClusterBase):
             out.append(merge(replies[at : at + len(part_list)]))
             at += len(part_list)
         return out
+
+    async def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
+        """``call`` with bulk strings as ``bytes`` (``get_bytes``), on the node multiplexer's
+        ``call_raw``; redirections as in :meth:`ClusterTransport.call_raw`."""
+        if self._closed:
+            raise CacheClosedError(_CLOSED)
+        await self._ready(budget)
+        slot = _slot_of(args)
+        remaining = _Remaining(budget)
+        this = budget
+        for attempt in range(MAX_REDIRECTIONS + 1):
+            try:
+                node: Any = self.node(self._owner(slot))
+                return await node.call_raw(args, budget=this)
+            except BudgetExceededError as exc:
+                raise remaining.exceeded(exc) from exc
+            except rex.ResponseError as exc:
+                kind = _redirect(exc)
+                if kind is None or attempt == MAX_REDIRECTIONS:
+                    raise
+                self.redirections += 1
+                if kind != "moved":
+                    await asyncio.sleep(self._backoff.compute(attempt + 1))
+                await self._refresh_after(exc)
+                if kind == "moved":
+                    self._moved(exc)
+            this = remaining.next()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _ping_all(self, budget: Budget | None) -> Any:
         """PING every primary at once (health per node); the first failure raises."""

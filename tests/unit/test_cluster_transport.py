@@ -343,3 +343,43 @@ def test_async_transport_routes_splits_and_follows_a_migration(cluster: LocalClu
             await t.aclose()
 
     asyncio.run(main())
+
+
+def test_call_raw_routes_and_follows_moved(cluster: LocalCluster, monkeypatch: Any) -> None:
+    """``call_raw`` (binary values) goes to the key's node and follows MOVED. The node
+    transports' own ``call_raw`` is stood in for by ``call`` + UTF-8 (this branch's LeanTransport
+    has none yet); the routing under test is the cluster transport's."""
+    config = _config(cluster)
+    t = ClusterTransport(config, ConnectionEvents(config.url, secrets=[config.password]))
+    made: dict[Any, Any] = {}
+    original = ClusterTransport.node
+
+    class _Raw:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def call_raw(self, args: tuple[Any, ...], *, budget: Any = None) -> Any:
+            reply = self.inner.call(args, budget=budget)
+            return reply.encode() if isinstance(reply, str) else reply
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def node(self: ClusterTransport, address: Any) -> Any:
+        if address not in made:
+            made[address] = _Raw(original(self, address))
+        return made[address]
+
+    monkeypatch.setattr(ClusterTransport, "node", node)
+    try:
+        slot = 3333
+        (key,) = iter_keys_in_slot(slot, f"{P}raw:", 1)
+        t.call(("SET", key, "bytes"))
+        assert t.call_raw(("GET", key)) == b"bytes"
+        target = next(s for s in cluster.shards if s is not cluster.shard_of(key))
+        cluster.migrate_slot(slot, target)
+        before = t.redirections
+        assert t.call_raw(("GET", key)) == b"bytes"  # MOVED, followed
+        assert t.redirections == before + 1
+    finally:
+        t.close()
