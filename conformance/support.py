@@ -10,10 +10,13 @@ import asyncio
 import contextlib
 import inspect
 import queue
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote
+
+import redis
 
 from berthcache import AsyncCache, Cache, CacheConfig
 from berthcache.testing import free_port
@@ -71,6 +74,8 @@ def config_environ(config: CacheConfig) -> dict[str, str]:
         env["REDIS_PASSWORD"] = config.password
     if config.tls_ca_file:
         env["REDIS_TLS_CA_FILE"] = config.tls_ca_file
+    if config.cluster:
+        env["REDIS_CLUSTER"] = "true"
     return env
 
 
@@ -141,6 +146,7 @@ def server_config(server: Any, conf: CacheConfig) -> CacheConfig:
         password=kwargs.get("password"),
         tls=bool(kwargs.get("ssl")),
         tls_ca_file=kwargs.get("ssl_ca_certs"),
+        cluster=False,  # a server of the test's own is a single node
     )
 
 
@@ -164,6 +170,8 @@ def record_sends(cache: AnyCache, monkeypatch: Any, marker: bytes) -> list[bytes
             sends.append(data)
 
     _observe_writes(cache, observed)
+    if cache.config.cluster:  # cache.redis is redis-py's cluster client: not ours to count
+        return sends
     connection_class = cache.redis.connection_pool.connection_class
     original = connection_class.send_packed_command
 
@@ -188,6 +196,8 @@ def on_send(cache: AnyCache, monkeypatch: Any, marker: bytes, callback: Callable
             callback()
 
     _observe_writes(cache, observed)
+    if cache.config.cluster:
+        return
     connection_class = cache.redis.connection_pool.connection_class
     original = connection_class.send_packed_command
 
@@ -213,3 +223,31 @@ def on_send(cache: AnyCache, monkeypatch: Any, marker: bytes, callback: Callable
             return result
 
         monkeypatch.setattr(connection_class, "send_packed_command", sending)
+
+
+def plain_client(config: CacheConfig) -> Any:
+    """redis-py's client for ``config`` as another app would hold it (the seed's service):
+    ``redis.Redis``, or ``RedisCluster`` in cluster mode. Replies decoded."""
+    kwargs = config.connection_kwargs()
+    if config.cluster:
+        from redis.cluster import RedisCluster
+
+        kwargs.pop("db", None)
+        return RedisCluster(**kwargs, decode_responses=True)
+    return redis.Redis(**kwargs, decode_responses=True)
+
+
+def session_key_part(cache: AnyCache, session_id: str) -> str:
+    """The key of a session under the prefix, as docs/contract.md C8 documents it: the seed's
+    ``session:{id}``, or in cluster mode ``session:{user-42}-session-{uuid}`` (a hash tag)."""
+    if cache.config.cluster:
+        user, rest = re.fullmatch(r"(user-.+)(-session-[0-9a-f-]{36})", session_id).groups()  # type: ignore[union-attr]
+        return f"session:{{{user}}}{rest}"
+    return f"session:{session_id}"
+
+
+def api_key_part(cache: AnyCache, endpoint: str, user_id: object) -> str:
+    """A response cache entry's key under the prefix (C9): ``api:{endpoint}:{user}``, with the
+    endpoint as a hash tag in cluster mode."""
+    name = f"{{{endpoint}}}" if cache.config.cluster else endpoint
+    return f"api:{name}:{user_id}"

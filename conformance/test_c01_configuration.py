@@ -44,7 +44,10 @@ async def test_redis_url_wins_over_host_and_port(client_kind: str, conf: CacheCo
 
 async def test_from_url_connects(client_kind: str, conf: CacheConfig) -> None:
     cache = _cls(client_kind).from_url(
-        config_url(conf), key_prefix=conf.key_prefix, tls_ca_file=conf.tls_ca_file
+        config_url(conf),
+        key_prefix=conf.key_prefix,
+        tls_ca_file=conf.tls_ca_file,
+        cluster=conf.cluster,
     )
     assert cache.config.tls == conf.tls
     await _roundtrip(cache)

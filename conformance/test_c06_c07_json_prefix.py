@@ -11,7 +11,7 @@ import pytest
 from berthcache import CacheConfig, ConfigurationError, SerializationError
 from berthcache.testing.plugin import LocalRedisFactory
 
-from .support import AnyCache, CacheFactory, aw
+from .support import AnyCache, CacheFactory, api_key_part, aw, session_key_part
 
 pytestmark = pytest.mark.asyncio
 
@@ -121,8 +121,8 @@ async def _write_through_every_feature(cache: AnyCache) -> dict[str, str]:
     return {
         "plain": f"{p}user:42:profile",
         "counter": f"{p}stats:hits",
-        "session": f"{p}session:{sid}",
-        "api": f"{p}api:clients:list:42",
+        "session": p + session_key_part(cache, sid),
+        "api": p + api_key_part(cache, "clients:list", 42),
         "ratelimit": f"{p}ratelimit:10.0.0.1:login",
         "presence": f"{p}presence:42",
     }

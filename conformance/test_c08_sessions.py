@@ -9,7 +9,7 @@ import pytest
 
 from berthcache import TTL
 
-from .support import AnyCache, aw
+from .support import AnyCache, aw, session_key_part
 
 pytestmark = [pytest.mark.clause("C8"), pytest.mark.asyncio]
 
@@ -23,14 +23,14 @@ async def test_create_id_format_and_key(cache: AnyCache) -> None:
     assert match, sid
     assert match["user"] == "42"
     assert uuid.UUID(match["uuid"]).version == 4
-    full = f"{cache.config.key_prefix}session:{sid}"
+    full = cache.config.key_prefix + session_key_part(cache, sid)
     assert await aw(cache.redis.exists(full)) == 1
 
 
 async def test_seven_day_ttl(cache: AnyCache) -> None:
     assert TTL.SESSION == SEVEN_DAYS
     sid = await aw(cache.sessions.create("u1", {"a": 1}))
-    ttl = await aw(cache.ttl(f"session:{sid}"))
+    ttl = await aw(cache.ttl(session_key_part(cache, sid)))
     assert SEVEN_DAYS - 5 <= ttl <= SEVEN_DAYS
 
 
@@ -55,9 +55,9 @@ async def test_invalidate(cache: AnyCache) -> None:
 
 async def test_refresh_restores_full_ttl(cache: AnyCache) -> None:
     sid = await aw(cache.sessions.create(3, {"x": 1}))
-    await aw(cache.expire(f"session:{sid}", 60))
+    await aw(cache.expire(session_key_part(cache, sid), 60))
     assert await aw(cache.sessions.refresh(sid)) is True
-    assert await aw(cache.ttl(f"session:{sid}")) >= SEVEN_DAYS - 5
+    assert await aw(cache.ttl(session_key_part(cache, sid))) >= SEVEN_DAYS - 5
     assert await aw(cache.sessions.refresh("user-3-session-" + str(uuid.uuid4()))) is False
 
 

@@ -62,7 +62,9 @@ async def test_one_atomic_round_trip_per_check(
     """Each check is one script call in one round trip (count and TTL set together), never
     INCR followed by a separate EXPIRE that a crash could split."""
     limiter = cache.rate_limiter
-    await aw(limiter.check("192.0.2.50", "warmup"))  # connects and loads the script once
+    # Connects and loads the script once — on the node of this very key (cluster mode).
+    await aw(limiter.check("192.0.2.50", "login"))
+    await aw(limiter.reset("192.0.2.50", "login"))
     sends = record_sends(cache, monkeypatch, cache.config.key_prefix.encode())
     for _ in range(10):
         await aw(limiter.check("192.0.2.50", "login"))

@@ -13,7 +13,7 @@ import redis
 
 from berthcache import TTL, CacheConfig, SerializationError
 
-from .support import AnyCache, aw
+from .support import AnyCache, aw, plain_client
 
 pytestmark = [pytest.mark.clause("C11"), pytest.mark.asyncio]
 
@@ -28,7 +28,7 @@ def date_now() -> int:
 @pytest.fixture
 def seed(conf: CacheConfig) -> Iterator[redis.Redis]:
     """A plain client on the target standing in for a service built from the seed."""
-    client = redis.Redis(**conf.connection_kwargs(), decode_responses=True)
+    client = plain_client(conf)
     try:
         yield client
     finally:

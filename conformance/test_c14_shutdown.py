@@ -41,6 +41,10 @@ async def test_in_flight_call_finishes_before_close(cache: AnyCache, monkeypatch
             with cache._operation():
                 # A slow operation: one command, work that takes a while (the app user may run
                 # no blocking command such as BLPOP), then the command whose result we check.
+                if cache.config.cluster:  # the commands through the cluster transport
+                    await cache._transport.call(("EXISTS", marker))
+                    await asyncio.sleep(0.3)
+                    return await cache._transport.call(("GET", key))
                 await cache.redis.exists(marker)
                 await asyncio.sleep(0.3)
                 return await cache.redis.get(key)
@@ -59,6 +63,11 @@ async def test_in_flight_call_finishes_before_close(cache: AnyCache, monkeypatch
 
         def slow_sync() -> None:
             with cache._operation():
+                if cache.config.cluster:  # the commands through the cluster transport
+                    cache._transport.call(("EXISTS", marker))
+                    time.sleep(0.3)
+                    result.append(cache._transport.call(("GET", key)))
+                    return
                 cache.redis.exists(marker)
                 time.sleep(0.3)
                 result.append(cache.redis.get(key))

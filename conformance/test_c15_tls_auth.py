@@ -54,6 +54,15 @@ async def test_tls_is_on_and_verified(cache: AnyCache) -> None:
     """The client really speaks TLS to the target and verifies its certificate and name."""
     await aw(cache.set("tls-probe", "yes", ttl=60))
     assert await aw(cache.get("tls-probe")) == "yes"
+    if cache.config.cluster:
+        # Every node's connections: TLS, the certificate and the node's own name verified.
+        for node in cache._transport.nodes():  # type: ignore[union-attr]
+            kwargs = cache._transport.node_config(node).connection_kwargs()  # type: ignore[union-attr]
+            assert kwargs["ssl"] is True
+            assert kwargs["ssl_cert_reqs"] == "required"
+            assert kwargs["ssl_check_hostname"] is True
+            assert kwargs["host"] == node[0]
+        return
     pool = cache.redis.connection_pool
     tls_class = AsyncSSLConnection if is_async(cache) else redis.SSLConnection
     assert issubclass(pool.connection_class, tls_class)

@@ -30,7 +30,9 @@ TARGET_INDEPENDENT_SKIPS = ("`async for` is the asyncio client's idiom",)
 #: What this endpoint lacks: TLS (it proves auth) and "admin", which only targets the suite
 #: started have — the one admin test lists every key of a database; servers to break come from
 #: local_redis_factory and run anywhere.
-CAPABILITY_SKIP = re.compile(r"^requires (tls|admin): the url target lacks it \(it has: auth\)$")
+CAPABILITY_SKIP = re.compile(
+    r"^requires (tls|admin): the url target lacks it \(it has: auth, standalone\)$"
+)
 #: Tests that break servers of their own (local_redis_factory) or watch CLIENT LIST (read-only,
 #: allowed to this endpoint's default user): they must run here, not skip.
 MUST_RUN_HERE = ("test_c02_c03_connection.py", "test_c14_shutdown.py", "test_c16_memory_ttl.py")

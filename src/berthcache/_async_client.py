@@ -22,6 +22,7 @@ import redis.asyncio as aredis
 
 from berthcache._base import CacheBase
 from berthcache._budget import Budget
+from berthcache._cluster_transport import AsyncClusterTransport, async_cluster_client
 from berthcache._commands import Command, Done, NotTextError, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import AsyncEventConnection, AsyncEventSSLConnection
@@ -79,7 +80,11 @@ class AsyncCache(CacheBase):
         super().__init__(config, **settings)
         # Every command, pipeline and feature call (budgeted ones included) goes through the
         # transport; it opens its connections when first used.
-        self._transport: AsyncTransport = AsyncMultiplexer(self.config, self.events)
+        self._transport: AsyncTransport = (
+            AsyncClusterTransport(self.config, self.events)
+            if self.config.cluster
+            else AsyncMultiplexer(self.config, self.events)
+        )
         self._health_budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
         # redis-py's pooled client for what needs a connection of its own (WATCH transactions,
         # subscriptions); public, and no connection is opened until something uses it.
@@ -89,7 +94,11 @@ class AsyncCache(CacheBase):
         self._pool = AsyncWaitingPool(
             **self._pool_kwargs(AsyncEventConnection, AsyncEventSSLConnection, retry)
         )
-        self.redis: aredis.Redis = aredis.Redis(connection_pool=self._pool)
+        self.redis: aredis.Redis = (
+            async_cluster_client(self.config)
+            if self.config.cluster
+            else aredis.Redis(connection_pool=self._pool)
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> AsyncCache:
@@ -279,7 +288,10 @@ class AsyncCache(CacheBase):
             try:
                 await self._transport.aclose(timeout)
             finally:
-                await self.redis.aclose(close_connection_pool=True)
+                if self.config.cluster:
+                    await self.redis.aclose()
+                else:
+                    await self.redis.aclose(close_connection_pool=True)
         finally:
             self.events.emit("end")
 

@@ -20,6 +20,7 @@ import redis
 
 from berthcache._base import CacheBase
 from berthcache._budget import Budget
+from berthcache._cluster_transport import ClusterTransport, LazyClusterClient
 from berthcache._commands import Command, Done, NotTextError, PipelineBase, Plan
 from berthcache._config import CacheConfig
 from berthcache._events import EventConnection, EventSSLConnection
@@ -75,7 +76,11 @@ class Cache(CacheBase):
         super().__init__(config, **settings)
         # Every command, pipeline and feature call (budgeted ones included) goes through the
         # transport; it opens its connections when first used.
-        self._transport: SyncTransport = LeanTransport(self.config, self.events)
+        self._transport: SyncTransport = (
+            ClusterTransport(self.config, self.events)
+            if self.config.cluster
+            else LeanTransport(self.config, self.events)
+        )
         self._health_budget = Budget(self.config.health_timeout_ms, "health_timeout_ms")
         # redis-py's pooled client for what needs a connection of its own (WATCH transactions,
         # subscriptions); public, and no connection is opened until something uses it.
@@ -85,7 +90,11 @@ class Cache(CacheBase):
         self._pool = WaitingPool(  # type: ignore[no-untyped-call]
             **self._pool_kwargs(EventConnection, EventSSLConnection, retry)
         )
-        self.redis: redis.Redis = redis.Redis(connection_pool=self._pool)
+        self.redis: redis.Redis = (
+            LazyClusterClient(self.config)  # type: ignore[assignment]
+            if self.config.cluster
+            else redis.Redis(connection_pool=self._pool)
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Cache:

@@ -67,6 +67,8 @@ ENV_VARS: dict[str, str] = {
     "multiplex_connections": "REDIS_MULTIPLEX_CONNECTIONS",
     "max_queued_commands": "REDIS_MAX_QUEUED_COMMANDS",
     "serializer": "REDIS_SERIALIZER",
+    # Redis Cluster / ElastiCache cluster mode or Serverless (issue 11)
+    "cluster": "REDIS_CLUSTER",
 }
 _INT_FIELDS = {
     "port": (1, 65535),
@@ -86,7 +88,7 @@ _FLOAT_FIELDS = {
     "socket_timeout": (0.01, 600.0),
     "pool_timeout": (0.01, 600.0),
 }
-_BOOL_FIELDS = ("tls", "tls_verify", "prefix_channels", "serve_through_outage")
+_BOOL_FIELDS = ("tls", "tls_verify", "prefix_channels", "serve_through_outage", "cluster")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -145,6 +147,10 @@ class CacheConfig:
     #: ``dumps(value) -> str | bytes`` and ``loads(data) -> value`` (:class:`Serializer`).
     #: What each writes: docs/api.md, "Serializers".
     serializer: SerializerName | Serializer = "orjson"
+    #: Talk to a Redis Cluster (ElastiCache cluster mode, Serverless): ``host``/``port`` (or the
+    #: URL) name the configuration endpoint, the client learns every shard from
+    #: ``CLUSTER SLOTS`` and sends each command to the node serving its key's hash slot.
+    cluster: bool = False
 
     def __post_init__(self) -> None:
         self._validate(names={})
@@ -301,6 +307,11 @@ class CacheConfig:
         if self.password is not None and not isinstance(self.password, str):
             raise ConfigurationError(name("password"), "must be a string")
         _check_serializer(self.serializer, name("serializer"))
+        if self.cluster and self.db != 0:
+            raise ConfigurationError(
+                name("db"),
+                f"must be 0 in cluster mode (a Redis Cluster has one database), got {self.db}",
+            )
 
 
 def _check_serializer(serializer: object, setting: str) -> None:

@@ -354,6 +354,11 @@ class AsyncSubscription(_SubscriptionBase):
             return self
         if self._closed:
             raise CacheError(f"subscription to channel {self.channel!r} was closed")
+        if self._cache.config.cluster:
+            # redis-py's asyncio cluster client picks the channel's node from its slot map:
+            # read it first (the sync one reads it when built).
+            with self._cache._operation():
+                await self._cache.redis.initialize()
         pubsub = self._cache.redis.pubsub()
         try:
             # The timeout sits outside _operation(): TimeoutError is an OSError, which the

@@ -337,14 +337,20 @@ class _ResponseCacheBase:
                 f"user_id must not contain ':' (got {user!r}): api:{{endpoint}}:{{user_id}} "
                 "would be ambiguous with a nested endpoint"
             )
-        return self._cache.keys("api", check_part(endpoint, "endpoint"), user)
+        return self._cache.keys("api", self._endpoint_part(endpoint), user)
+
+    def _endpoint_part(self, endpoint: str) -> str:
+        """The endpoint as a key part: ``{endpoint}`` (a hash tag) in cluster mode, so its
+        entries and its index share one slot and the invalidation script touches one node."""
+        name = check_part(endpoint, "endpoint")
+        return f"{{{name}}}" if self._cache.config.cluster else name
 
     def _lock_key(self, key: str) -> str:
         return self._cache.keys("lock", self._cache.keys.strip(key))
 
     def _index_key(self, endpoint: str) -> str:
         """``{prefix}api-index:{endpoint}``: the user ids of the endpoint's entries."""
-        return self._cache.keys("api-index", check_part(endpoint, "endpoint"))
+        return self._cache.keys("api-index", self._endpoint_part(endpoint))
 
     def _write_commands(self, key: str, data: Any, seconds: int) -> list[Args]:
         """The transaction of a write: the entry, and its user id in the endpoint's index."""
@@ -365,8 +371,8 @@ class _ResponseCacheBase:
 
     def _sweep(self, endpoint: str) -> _Sweep:
         """A new endpoint-wide invalidation of exactly ``endpoint``'s indexed entries."""
-        name = check_part(endpoint, "endpoint")
-        return _Sweep(self._index_key(name), self._cache.keys("api", name) + ":")
+        name = self._endpoint_part(endpoint)
+        return _Sweep(self._cache.keys("api-index", name), self._cache.keys("api", name) + ":")
 
     def _ttl(self, ttl: TTLLike | None) -> int:
         return self.ttl if ttl is None else to_seconds(ttl, name="ttl")

@@ -24,6 +24,7 @@ import redis.exceptions
 from berthcache._exceptions import CacheServerError, SerializationError
 from berthcache._host import CacheHost
 from berthcache._parts import as_text, check_part
+from berthcache._scripts import register_script
 from berthcache._transport import Args, raise_first_error
 from berthcache._ttl import TTL, TTLLike, to_seconds
 
@@ -36,7 +37,7 @@ _MAX_WATCH_RETRIES = 16
 # A session key up to its secret part: whoever holds a session id holds the session (a bearer
 # token), so messages show "{prefix}session:user-42-session-…" — or "{prefix}session:…" for an
 # id not made by create().
-_SESSION_KEY_HEAD = re.compile(r"(.*?session:(?:user-.+-session-)?).+", re.S)
+_SESSION_KEY_HEAD = re.compile(r"(.*?session:(?:\{?user-.+-session-)?).+", re.S)
 
 
 def _uuid4() -> str:
@@ -63,15 +64,37 @@ class _SessionBase:
     def __init__(self, cache: CacheHost, *, ttl: TTLLike = TTL.SESSION) -> None:
         self._cache = cache
         self.ttl = to_seconds(ttl, name="ttl")
+        # Cluster mode: invalidate_all runs as one script in the user's slot (WATCH needs a
+        # connection of its own, which the cluster transport does not lend).
+        self._invalidate_all_script: Any = (
+            register_script(cache._transport, "invalidate_sessions.lua")
+            if cache.config.cluster
+            else None
+        )
 
     def _new_id(self, user_id: str | int) -> str:
         return f"user-{check_part(user_id, 'user_id')}-session-{_uuid4()}"
 
     def _key(self, session_id: str) -> str:
-        return self._cache.keys("session", check_part(session_id, "session_id"))
+        part = check_part(session_id, "session_id")
+        if self._cache.config.cluster:
+            match = _SESSION_ID.match(part)
+            if match:  # {prefix}session:{user-42}-session-<uuid>: the index's slot
+                head = f"user-{match.group('user')}"
+                return self._cache.keys("session", f"{{{head}}}{part[len(head) :]}")
+        return self._cache.keys("session", part)
 
     def _index_key(self, user_id: str | int) -> str:
-        return self._cache.keys("session-index", f"user-{check_part(user_id, 'user_id')}")
+        user = f"user-{check_part(user_id, 'user_id')}"
+        if self._cache.config.cluster:
+            user = f"{{{user}}}"  # {prefix}session-index:{user-42}: one slot per user
+        return self._cache.keys("session-index", user)
+
+    def _sweep_args(self, user_id: str | int) -> list[Any]:
+        """The invalidation script's arguments (cluster mode): the head of the user's session
+        keys up to the end of the hash tag, and the ids' ``user-{id}`` part that it replaces."""
+        head = f"user-{check_part(user_id, 'user_id')}"
+        return [self._cache.keys("session", f"{{{head}}}"), head]
 
     def _index_of(self, session_id: str) -> str | None:
         """The index holding ``session_id``, or None for an id not made by :meth:`create`."""
@@ -197,6 +220,11 @@ class SessionStore(_SessionBase):
         the index — never orphaned.
         """
         index = self._index_key(user_id)
+        if self._invalidate_all_script is not None:
+            with self._cache._operation():
+                return int(
+                    self._invalidate_all_script(keys=[index], args=self._sweep_args(user_id))
+                )
         with self._cache._operation():
             for _ in self._watch_attempts():
                 with self._cache.redis.pipeline(transaction=True) as pipe:
@@ -248,6 +276,10 @@ class AsyncSessionStore(_SessionBase):
         the index — never orphaned.
         """
         index = self._index_key(user_id)
+        if self._invalidate_all_script is not None:
+            with self._cache._operation():
+                script = self._invalidate_all_script
+                return int(await script(keys=[index], args=self._sweep_args(user_id)))
         with self._cache._operation():
             for _ in self._watch_attempts():
                 async with self._cache.redis.pipeline(transaction=True) as pipe:

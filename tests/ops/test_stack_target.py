@@ -114,7 +114,7 @@ def test_stack_target_resolves_endpoint_and_token(
     group = local_redis_factory()
     target = stack_target(outputs_file=str(deployed(group, tmp_path)), tls_ca_file=group.ca_file)
     assert target.name == "stack"
-    assert target.capabilities == frozenset({"tls", "auth"})  # never admin
+    assert target.capabilities == frozenset({"tls", "auth", "standalone"})  # never admin
     assert not target.started_by_us
     _, password = group.users["app"]
     assert password not in repr(target)

@@ -101,9 +101,10 @@ def test_url_target_run_skips_with_reasons_and_cleans_its_namespace(
 
     assert "berthcache target: url (from --redis-url)" in out
     # Its default user may run CONFIG, but the suite did not start it: no "admin".
-    assert "TARGET url []" in out
-    assert "requires replica, tls: the url target lacks it (it has: none)" in out
-    assert "unknown capability 'teleport'; known: admin, auth, replica, tls" in out
+    assert "TARGET url ['standalone']" in out
+    assert "requires replica, tls: the url target lacks it (it has: standalone)" in out
+    known = "admin, auth, cluster, replica, standalone, tls"
+    assert f"unknown capability 'teleport'; known: {known}" in out
     assert "1 passed, 1 skipped, 1 error" in out
     # The namespace was cleaned with SCAN + UNLINK; nothing else was touched.
     assert admin.keys(f"{DEFAULT_KEY_PREFIX}bc-test-*") == []
@@ -115,7 +116,7 @@ def test_url_target_run_skips_with_reasons_and_cleans_its_namespace(
 def test_local_target_run_has_every_capability_and_leaves_nothing(tmp_path: Path) -> None:
     out = _run_pytest(tmp_path, "-k", "not unknown")
     assert "berthcache target: local (from default)" in out
-    assert "TARGET local ['admin', 'auth', 'replica', 'tls']" in out
+    assert "TARGET local ['admin', 'auth', 'replica', 'standalone', 'tls']" in out
     assert "2 passed" in out, out
     pids_line = next(line for line in out.splitlines() if "PIDS" in line)
     primary, replica, directory = pids_line.split("PIDS ", 1)[1].split()
@@ -289,7 +290,7 @@ def test_redis_url_in_the_environment_warns_and_names_itself_in_skips(
     assert "RedisUrlTargetWarning" in out, out
     assert "WARNING: berthcache target chosen by REDIS_URL in the environment" in out
     assert (
-        "lacks it (it has: none) (chosen by REDIS_URL in the environment; pass --target local"
+        "lacks it (it has: standalone) (chosen by REDIS_URL in the environment; pass --target local"
         in out
     )
     assert "1 skipped" in out, out

@@ -26,7 +26,7 @@ def test_url_target_is_never_admin_even_where_its_user_may_run_config(
     server, where the suite must not: "admin" means "this run started it"."""
     server = local_redis_factory.server(appendonly=False)
     target = url_target(f"redis://127.0.0.1:{server.port}/0")
-    assert target.capabilities == frozenset()
+    assert target.capabilities == frozenset({"standalone"})
     assert target.started_by_us is False
     assert target.harness is None
 
@@ -36,15 +36,15 @@ def test_url_target_proves_auth_and_replica_for_app_and_admin_users_alike(
 ) -> None:
     group = local_redis_factory(tls=False, replica=True)
     target = url_target(group.url("app"))
-    assert target.capabilities == frozenset({"auth", "replica"})
+    assert target.capabilities == frozenset({"auth", "replica", "standalone"})
     admin = url_target(group.url("admin"))  # may run anything: still not a server we started
-    assert admin.capabilities == frozenset({"auth", "replica"})
+    assert admin.capabilities == frozenset({"auth", "replica", "standalone"})
 
 
 def test_admin_is_refused_on_a_target_the_run_did_not_start() -> None:
     with pytest.raises(ValueError, match=r"'admin' is only for a server this run started"):
         Target(name="url", url="redis://h:1/0", capabilities=frozenset({"admin"}))
-    with pytest.raises(ValueError, match=r"unknown 'teleport'; known: admin, auth, replica, tls"):
+    with pytest.raises(ValueError, match=r"known: admin, auth, cluster, replica, standalone, tls"):
         Target(name="url", url="redis://h:1/0", capabilities=frozenset({"teleport"}))
     ours = Target(
         name="docker", url="redis://h:1/0", capabilities=frozenset({"admin"}), started_by_us=True
@@ -55,7 +55,7 @@ def test_admin_is_refused_on_a_target_the_run_did_not_start() -> None:
 def test_url_target_over_tls_with_a_ca_file(local_redis_factory: LocalRedisFactory) -> None:
     group = local_redis_factory()  # TLS + AUTH, no replica
     target = url_target(group.url("app"), tls_ca_file=group.ca_file)
-    assert target.capabilities == frozenset({"tls", "auth"})
+    assert target.capabilities == frozenset({"tls", "auth", "standalone"})
     config = target.cache_config(key_prefix=f"{DEFAULT_KEY_PREFIX}x:")
     assert isinstance(config, CacheConfig)
     assert (config.tls, config.tls_ca_file, config.username) == (True, group.ca_file, "app")
@@ -234,7 +234,7 @@ def test_docker_target_runs_the_image_it_is_given(
     assert container.command == [server, "--requirepass", password]
     assert container.password == password  # testcontainers' readiness PING authenticates
     assert target.url == f"redis://:{password}@127.0.0.1:49153/0"
-    assert target.capabilities == frozenset({"admin", "auth"})
+    assert target.capabilities == frozenset({"admin", "auth", "standalone"})
     assert password not in repr(target)
     stop_docker_target(target)
     assert container.state == "stopped"

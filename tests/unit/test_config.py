@@ -130,3 +130,29 @@ def test_a_bare_query_item_is_counted_not_shown() -> None:
         CacheConfig.from_url("redis://cache:6379/0?s3cr3tT0ken")
     assert "s3cr3tT0ken" not in str(info.value)
     assert "1 given" in str(info.value)
+
+
+def test_cluster_setting_from_env_and_a_configuration_endpoint_url() -> None:
+    assert CacheConfig().cluster is False
+    config = CacheConfig.from_env(
+        {
+            "REDIS_CLUSTER": "true",
+            "REDIS_URL": f"rediss://app:{PASSWORD}@clustercfg.example.cache.amazonaws.com:6379",
+        }
+    )
+    assert config.cluster is True
+    assert config.tls is True
+    assert config.host == "clustercfg.example.cache.amazonaws.com"
+    assert config.username == "app"
+    assert PASSWORD not in repr(config)
+    assert CacheConfig.from_url("rediss://cfg.example:7000", cluster=True).cluster is True
+
+
+def test_cluster_setting_errors_name_the_variable() -> None:
+    with pytest.raises(ConfigurationError, match=r"^REDIS_CLUSTER"):
+        CacheConfig.from_env({"REDIS_CLUSTER": "sometimes"})
+    # A Redis Cluster has one database: a db other than 0 is refused, naming where it came from.
+    with pytest.raises(ConfigurationError, match=r"^REDIS_URL.*cluster mode"):
+        CacheConfig.from_env({"REDIS_CLUSTER": "1", "REDIS_URL": "redis://cfg:6379/3"})
+    with pytest.raises(ConfigurationError, match=r"^db.*cluster mode"):
+        CacheConfig(cluster=True, db=2)

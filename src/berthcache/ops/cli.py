@@ -575,7 +575,7 @@ def conformance(
         typer.Option(
             "--target",
             metavar="TARGET",
-            help="local, docker, url or stack. Default (the plugin decides): stack with "
+            help="local, docker, url, stack or cluster. Default (the plugin decides): stack with "
             "--stack/--outputs, url with --redis-url or $REDIS_URL, else local: a Redis 7 "
             "group this run starts.",
         ),

@@ -39,6 +39,7 @@ from berthcache.testing._server import (
     ACLUser,
     HarnessError,
     RedisServer,
+    RedisServerStartError,
     free_port,
     wait_for,
 )
@@ -47,6 +48,8 @@ __all__ = ["SLOTS", "LocalCluster", "Shard", "iter_keys_in_slot"]
 
 #: Hash slots of a Redis Cluster.
 SLOTS = 16384
+#: Starts tried when a port picked as free was taken before a node could bind it.
+_START_ATTEMPTS = 3
 
 
 class Shard:
@@ -197,13 +200,23 @@ class LocalCluster:
         if self.shards:
             return
         began = time.monotonic()
-        self.directory = Path(tempfile.mkdtemp(prefix="berthcache-cluster-", dir=self._base_dir))
-        register_for_cleanup(self, owner=True)
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            self.directory = Path(
+                tempfile.mkdtemp(prefix="berthcache-cluster-", dir=self._base_dir)
+            )
+            register_for_cleanup(self, owner=True)
+            try:
+                self._start()
+                break
+            except RedisServerStartError as exc:
+                self.close()
+                # A free port (a node's, or its bus port) taken by another process between
+                # picking it and binding it: start over on new ports, a bounded number of times.
+                if attempt == _START_ATTEMPTS or "Address already in use" not in str(exc):
+                    raise
+            except BaseException:
+                self.close()
+                raise
         self.started_in = time.monotonic() - began
 
     def _start(self) -> None:

@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from berthcache import CacheConfig, masked_url
+from berthcache.testing._cluster import LocalCluster
 from berthcache.testing._harness import LocalRedis
 
 __all__ = [
@@ -34,12 +35,16 @@ __all__ = [
     "probe_capabilities",
 ]
 
-TargetName = Literal["local", "docker", "url", "stack"]
-TARGET_NAMES: tuple[TargetName, ...] = ("local", "docker", "url", "stack")
+TargetName = Literal["local", "docker", "url", "stack", "cluster"]
+TARGET_NAMES: tuple[TargetName, ...] = ("local", "docker", "url", "stack", "cluster")
 #: What a test may require with ``@pytest.mark.requires(...)``: ``admin`` (this run started the
 #: server and may reconfigure, flush or restart it: local, docker), ``replica`` (a connected
-#: replica), ``tls`` (TLS in transit), ``auth`` (a password is required). See the plugin's docs.
-CAPABILITIES: frozenset[str] = frozenset({"admin", "replica", "tls", "auth"})
+#: replica), ``tls`` (TLS in transit), ``auth`` (a password is required), ``cluster`` (a Redis
+#: Cluster: clients run in cluster mode), ``standalone`` (one primary — a server or replication
+#: group: the seed's key formats, the harness's failover). See the plugin's docs.
+CAPABILITIES: frozenset[str] = frozenset(
+    {"admin", "replica", "tls", "auth", "cluster", "standalone"}
+)
 
 
 class UsageError(ValueError):
@@ -64,6 +69,8 @@ class Target:
     capabilities: frozenset[str] = frozenset()
     started_by_us: bool = False
     harness: LocalRedis | None = None
+    #: The local Redis Cluster of the ``cluster`` target (its nodes, failover, slot migration).
+    cluster: LocalCluster | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.capabilities) - CAPABILITIES)
@@ -100,6 +107,8 @@ class Target:
         """A :class:`~berthcache.CacheConfig` for this target; ``overrides`` win."""
         if self.tls_ca_file is not None:
             overrides.setdefault("tls_ca_file", self.tls_ca_file)
+        if "cluster" in self.capabilities:
+            overrides.setdefault("cluster", True)
         return CacheConfig.from_url(self.url, **overrides)
 
     def client(self, **kwargs: Any) -> redis.Redis:
@@ -123,7 +132,8 @@ class Target:
 
 
 def probe_capabilities(target: Target) -> frozenset[str]:
-    """What the endpoint proves it has: ``tls``, ``auth``, ``replica`` — never ``admin`` (only a
+    """What the endpoint proves it has: ``tls``, ``auth``, ``replica``, ``cluster`` or
+    ``standalone`` (``INFO cluster``) — never ``admin`` (only a
     server this run started has that). Read-only probes (PING, INFO replication); nothing is
     written or changed, and nothing on the forbidden list (CONFIG, KEYS, FLUSH*, DEBUG) is sent."""
     config = target.cache_config()
@@ -149,6 +159,11 @@ def probe_capabilities(target: Target) -> frozenset[str]:
             info = {}
         if info.get("role") == "master" and int(info.get("connected_slaves", 0)) > 0:
             caps.add("replica")
+        try:
+            enabled = str(client.info("cluster").get("cluster_enabled", 0)) == "1"
+        except redis.RedisError:
+            enabled = False
+        caps.add("cluster" if enabled else "standalone")
     finally:
         client.close()
     return frozenset(caps)

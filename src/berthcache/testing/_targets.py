@@ -6,13 +6,13 @@
 of deciding themselves);
 :func:`check_prerequisites` says before any test runs what the chosen target lacks on this
 machine; :func:`open_target` then builds the chosen :class:`~berthcache.testing._target.Target`
-with the builder registered for its name in :data:`TARGET_BUILDERS` (``local``, ``docker``, ``url``,
-``stack``) and takes it down again at the end. The ``stack`` builder lives in ``_stack`` (it
-reads the deployed group through the ops helpers) and is imported only when that target is
-chosen, so the plugin loads without the ``ops`` extra.
+with the builder registered for its name in :data:`TARGET_BUILDERS` (``local``, ``docker``,
+``url``, ``stack``, ``cluster``) and takes it down again at the end. The ``stack`` builder
+lives in ``_stack`` (it reads the deployed group through the ops helpers) and is imported only
+when that target is chosen, so the plugin loads without the ``ops`` extra.
 
-Import direction: ``plugin`` -> ``_targets`` -> {``_target``, ``_harness``, ``_server``,
-``_cleanup``}; ``_targets`` -> ``_stack`` (lazily) -> ``_target``.
+Import direction: ``plugin`` -> ``_targets`` -> {``_target``, ``_harness``, ``_cluster``,
+``_server``, ``_cleanup``}; ``_targets`` -> ``_stack`` (lazily) -> ``_target``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from berthcache.testing._cleanup import register_for_cleanup, unregister_for_cleanup
+from berthcache.testing._cluster import LocalCluster
 from berthcache.testing._harness import LocalRedis
 from berthcache.testing._server import RedisServerNotFoundError, find_redis_server
 from berthcache.testing._target import (
@@ -50,6 +51,7 @@ __all__ = [
     "check_prerequisites",
     "choose_target",
     "choose_target_from_args",
+    "cluster_target",
     "docker_server_command",
     "docker_target",
     "local_target",
@@ -251,14 +253,14 @@ class TargetOptions:
 def check_prerequisites(choice: TargetChoice, options: TargetOptions) -> None:
     """Raise :class:`UsageError` when the chosen target cannot be had on this machine, so a run
     stops once, before its first test, saying what to install — instead of every test erroring.
-    Only the ``local`` target needs something here: a ``redis-server`` >= 7."""
-    if choice.name != "local":
+    Only the ``local`` and ``cluster`` targets need something here: a ``redis-server`` >= 7."""
+    if choice.name not in ("local", "cluster"):
         return
     try:
         find_redis_server(options.redis_server)
     except RedisServerNotFoundError as exc:
         raise UsageError(
-            f"the local target needs redis-server >= 7: {exc}; or test another target: "
+            f"the {choice.name} target needs redis-server >= 7: {exc}; or test another target: "
             "--redis-url URL (or REDIS_URL), --stack NAME, --target docker"
         ) from None
 
@@ -280,9 +282,30 @@ def local_target(
         name="local",
         url=harness.url("app"),
         tls_ca_file=harness.ca_file,
-        capabilities=frozenset({"admin", "replica", "tls", "auth"}),
+        capabilities=frozenset({"admin", "replica", "tls", "auth", "standalone"}),
         started_by_us=True,
         harness=harness,
+    )
+
+
+def cluster_target(
+    *,
+    binary: str | None = None,
+    maxmemory_policy: str = "allkeys-lru",
+    base_dir: Path | None = None,
+) -> Target:
+    """Start a :class:`LocalCluster` (3 primaries x 1 replica, TLS, ACL users; the app user of
+    cluster mode) — it stands in for ElastiCache cluster mode and Serverless, which speak the
+    same protocol. The caller closes ``target.cluster``."""
+    cluster = LocalCluster(binary=binary, maxmemory_policy=maxmemory_policy, base_dir=base_dir)
+    cluster.start()
+    return Target(
+        name="cluster",
+        url=cluster.url("app"),
+        tls_ca_file=cluster.ca_file,
+        capabilities=frozenset({"tls", "auth", "cluster"}),
+        started_by_us=True,
+        cluster=cluster,
     )
 
 
@@ -337,7 +360,7 @@ def docker_target(
     target = Target(
         name="docker",
         url=f"redis://:{password}@{host}:{port}/0",
-        capabilities=frozenset({"admin", "auth"}),
+        capabilities=frozenset({"admin", "auth", "standalone"}),
         started_by_us=True,
     )
     _CONTAINERS[id(target)] = container
@@ -386,6 +409,16 @@ def _local(choice: TargetChoice, options: TargetOptions) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
+def _cluster(choice: TargetChoice, options: TargetOptions) -> Iterator[Target]:
+    target = cluster_target(binary=options.redis_server, maxmemory_policy=options.maxmemory_policy)
+    assert target.cluster is not None
+    try:
+        yield target
+    finally:
+        target.cluster.close()
+
+
+@contextlib.contextmanager
 def _url(choice: TargetChoice, options: TargetOptions) -> Iterator[Target]:
     if choice.url is None:
         raise UsageError("the url target needs an endpoint: pass --redis-url URL or set REDIS_URL")
@@ -416,6 +449,7 @@ TARGET_BUILDERS: Mapping[TargetName, TargetBuilder] = {
     "docker": _docker,
     "url": _url,
     "stack": _stack,
+    "cluster": _cluster,
 }
 
 

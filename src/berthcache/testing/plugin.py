@@ -83,7 +83,19 @@ unless the target has every one it names:
 ``tls``
     TLS in transit: ``local``, ``stack``, ``url`` with ``rediss://``.
 ``auth``
-    The server requires a password: ``local``, ``docker``, ``stack``, ``url`` with a password.
+    The server requires a password: ``local``, ``docker``, ``stack``, ``url`` with a password,
+    ``cluster``.
+``cluster``
+    A Redis Cluster; clients run in cluster mode (``cluster=True``): the ``cluster`` target — 3
+    local primaries x 1 replica, TLS, ACL users — standing in for ElastiCache cluster mode and
+    Serverless (the same protocol). Its ``redis_target.cluster`` can fail a shard over and
+    migrate slots. It has no ``admin`` (no single server to reconfigure) and no ``replica`` (the
+    replication group's failover tests). A ``url`` or ``stack`` endpoint with
+    ``cluster_enabled:1`` (``INFO cluster``) has it too.
+``standalone``
+    One primary — a server or a replication group, not a cluster: ``local``, ``docker``, and a
+    ``url`` / ``stack`` endpoint without cluster mode. Tests of the seed's exact key formats
+    (which cluster mode hash-tags, docs/contract.md C8, C9) need it.
 """
 
 from __future__ import annotations
@@ -101,6 +113,7 @@ import redis
 
 from berthcache import DEFAULT_KEY_PREFIX, AsyncCache, Cache, CacheConfig
 from berthcache.acl import glob_escape
+from berthcache.testing._cluster import LocalCluster
 from berthcache.testing._harness import LocalRedis
 from berthcache.testing._server import RedisServer, RedisServerNotFoundError, find_redis_server
 from berthcache.testing._target import CAPABILITIES, Target, UsageError
@@ -133,7 +146,7 @@ _REDIS_URL_NOTE = (
 )
 
 _OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("--target", "target", "where to run: local (default), docker, url or stack"),
+    ("--target", "target", "where to run: local (default), docker, url, stack or cluster"),
     ("--redis-url", "redis_url", "redis:// or rediss:// endpoint for the url target"),
     ("--tls-ca", "tls_ca", "CA file to verify the url or stack target's TLS certificate"),
     ("--stack", "stack", "Pulumi stack of the stack target (read with `pulumi stack output`)"),
@@ -441,6 +454,8 @@ def delete_namespace(target: Target, namespace: str, *, batch: int = 500) -> int
         raise ValueError(f"refusing to delete outside a test namespace: {namespace!r}")
     pattern = glob_escape(namespace) + "*"
     deleted = 0
+    if target.cluster is not None:
+        return _delete_namespace_in_cluster(target.cluster, pattern)
     client = target.harness.admin_client() if target.harness is not None else target.client()
     try:
         keys: list[bytes] = []
@@ -453,4 +468,20 @@ def delete_namespace(target: Target, namespace: str, *, batch: int = 500) -> int
             deleted += int(client.unlink(*keys))
     finally:
         client.close()
+    return deleted
+
+
+def _delete_namespace_in_cluster(cluster: LocalCluster, pattern: str) -> int:
+    """Every primary's keys under ``pattern``, scanned there by the admin user and unlinked one
+    key a command (keys of one node may still live in different slots)."""
+    deleted = 0
+    for shard in cluster.shards:
+        client = cluster.admin_client(shard.primary)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for key in client.scan_iter(match=pattern, count=1000):
+                pipe.unlink(key)
+            deleted += sum(int(n) for n in pipe.execute())
+        finally:
+            client.close()
     return deleted
