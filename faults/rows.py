@@ -25,6 +25,7 @@ from typing import Any
 
 from berthcache import DEFAULT_KEY_PREFIX, AsyncCache, Cache
 from berthcache.testing import LocalRedis, make_tls_files
+from berthcache.testing._cluster import LocalCluster
 from faults.load import Load, run_tasks, run_threads
 
 __all__ = ["FULL", "ROWS", "SHORT", "Plan", "Row", "process_usage", "run_rows"]
@@ -45,12 +46,21 @@ class Plan:
     threads: int = 8
     tasks: int = 64
     bad_config_calls: int = 25  # per client, for wrong password / wrong CA
+    slots: int = 16  # slots the cluster migration row moves, one after another
 
 
 #: The cut outlasts the default 5 s socket timeout, so callers see what a partition costs.
 FULL = Plan(warmup=2.0, after=3.0, down=2.0, pause=5.0, cut=8.0, oom=3.0, soak=60.0)
 SHORT = Plan(
-    warmup=0.4, after=0.8, down=0.5, pause=2.0, cut=1.5, oom=0.8, soak=10.0, bad_config_calls=5
+    warmup=0.4,
+    after=0.8,
+    down=0.5,
+    pause=2.0,
+    cut=1.5,
+    oom=0.8,
+    soak=10.0,
+    bad_config_calls=5,
+    slots=2,
 )
 #: Safety margin on top of a row's phases before its clients are told to stop regardless.
 ROW_MARGIN = 60.0
@@ -274,6 +284,73 @@ def failover(plan: Plan, *, planned: bool) -> Row:
     return row
 
 
+def _cluster_lost(cluster: LocalCluster, load: Load) -> int:
+    """Acknowledged writes the cluster (whichever shard serves each key now) does not hold."""
+    admin = cluster.cluster_client("admin")
+    lost = 0
+    try:
+        for client, stats in enumerate(load.stats):
+            seqs = stats.acked
+            for start in range(0, len(seqs), 1000):
+                chunk = seqs[start : start + 1000]
+                keys = [DEFAULT_KEY_PREFIX + load.key(client, seq) for seq in chunk]
+                for seq, got in zip(chunk, admin.mget_nonatomic(keys), strict=True):
+                    if got != load.value(client, seq).encode():
+                        lost += 1
+    finally:
+        admin.close()
+    return lost
+
+
+def _cluster_row(row_id: str, title: str, plan: Plan, fault: Callable[[LocalCluster], None]) -> Row:
+    """8 threads on one cluster-mode ``Cache`` (``cluster=True``) against a local Redis Cluster
+    (3 primaries x 1 replica, TLS, ACL users); ``fault`` runs once the load is warm."""
+    load = Load(row_id, plan.threads)
+    row = Row(row_id, title, _clients(load, False))
+    with _measured(row), LocalCluster(maxmemory="512mb") as cluster:
+
+        def schedule() -> None:
+            _phase(load, plan.warmup)
+            load.marks.fault_start = time.monotonic()
+            fault(cluster)
+            load.marks.fault_end = time.monotonic()
+            _phase(load, plan.after)
+
+        def factory() -> Cache:
+            return Cache.from_url(cluster.url("app"), tls_ca_file=cluster.ca_file, cluster=True)
+
+        run_threads(factory, load, schedule, limit=ROW_MARGIN + 120.0)
+        row.take(load)
+        row.lost = _cluster_lost(cluster, load)
+    return row
+
+
+def cluster_failover(plan: Plan) -> Row:
+    """A planned failover of one shard (``CLUSTER FAILOVER`` on its replica) under load."""
+    return _cluster_row(
+        "cluster-failover",
+        "cluster mode: planned shard failover (CLUSTER FAILOVER)",
+        plan,
+        lambda cluster: cluster.failover(0),
+    )
+
+
+def cluster_migration(plan: Plan) -> Row:
+    """Live resharding: slots of shard 0 move to shard 1 with their keys while written to
+    (SETSLOT IMPORTING / MIGRATING, MIGRATE, SETSLOT NODE: callers see ASK, then MOVED)."""
+
+    def migrate(cluster: LocalCluster) -> None:
+        for slot in range(plan.slots):  # shard 0's first slots, each holding keys being written
+            cluster.migrate_slot(slot, 1)
+
+    return _cluster_row(
+        "cluster-migration",
+        f"cluster mode: live migration of {plan.slots} slots under load",
+        plan,
+        migrate,
+    )
+
+
 def network_cut(plan: Plan) -> Row:
     """Nothing passes the endpoint for ``cut`` s (timeouts, not resets), then it heals."""
     load = Load("cut", plan.threads)
@@ -371,6 +448,8 @@ ROWS: dict[str, Callable[[Plan], Row]] = {
     "pause": pause_primary,
     "planned-failover": lambda plan: failover(plan, planned=True),
     "unplanned-failover": lambda plan: failover(plan, planned=False),
+    "cluster-failover": cluster_failover,
+    "cluster-migration": cluster_migration,
     "network-cut": network_cut,
     "oom-noeviction": lambda plan: out_of_memory(plan, policy="noeviction"),
     "oom-allkeys-lru": lambda plan: out_of_memory(plan, policy="allkeys-lru"),

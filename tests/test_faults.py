@@ -34,6 +34,17 @@ def test_every_row_ran_under_load(rows: dict[str, Row]) -> None:
     assert idle == [], render_table(list(rows.values()))
 
 
+@pytest.mark.parametrize("row_id", ["cluster-failover", "cluster-migration"])
+def test_planned_cluster_operations_lose_nothing_and_fail_no_caller(
+    rows: dict[str, Row], row_id: str
+) -> None:
+    """A shard failover and a live slot migration: MOVED / ASK followed, no error, no loss."""
+    row = rows[row_id]
+    assert row.errors == {}, row
+    assert row.acked > 0
+    assert row.lost == 0, row
+
+
 def test_planned_failover_loses_no_acknowledged_write(rows: dict[str, Row]) -> None:
     row = rows["planned-failover"]
     assert row.acked >= SHORT.threads
