@@ -673,7 +673,16 @@ def main(argv: list[str] | None = None) -> int:
         default=10_000,
         help="concurrent callers of the memory figure (default 10000; 0 skips it)",
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the workloads in cluster mode: a local Redis Cluster against one node",
+    )
     args = parser.parse_args(argv)
+    if args.cluster:
+        from benchmarks import cluster
+
+        return cluster.main(args.ops, args.rounds, as_json=args.json)
     if args.ops < CONCURRENCY or args.rounds < 1 or args.callers < 0:
         parser.error(f"--ops must be at least {CONCURRENCY}, --rounds at least 1, --callers >= 0")
 

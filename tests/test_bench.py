@@ -176,3 +176,23 @@ def test_bad_knobs_are_refused_naming_them(capsys: pytest.CaptureFixture[str]) -
         bench.main(["--ops", "10"])
     assert exit_info.value.code == 2
     assert "--ops must be at least 64" in capsys.readouterr().err
+
+
+def test_the_cluster_run_times_every_workload_on_a_cluster_and_on_one_node() -> None:
+    """``./scripts/bench --cluster``: both twins on a local Redis Cluster against one node."""
+    payload, out, _ = _run_bench("--cluster", "--ops", "128", "--rounds", "1")
+    assert set(payload["workloads"]) == {
+        "ping",
+        "set_get",
+        "session_set_get",
+        "rate_limit_check",
+        "api_cache_get_async64",
+    }
+    for workload, figures in payload["workloads"].items():
+        expected = {"cluster_async", "single_async"}
+        if workload != "api_cache_get_async64":
+            expected |= {"cluster_sync", "single_sync"}
+        assert set(figures) == expected
+        assert all(_positive(v) for v in figures.values()), figures
+    assert payload["ratios"]["ping"]["sync"] > 0
+    assert "| workload | `Cache`, cluster | `Cache`, one node | ratio |" in out
