@@ -660,8 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ops",
         type=int,
-        default=2000,
-        help="operations per round (default 2000; 4x on the concurrent one)",
+        default=20_000,
+        help="operations per round (default 20000, about a second a side; 4x on the "
+        "concurrent one)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds per side (default 3)")
     which = parser.add_mutually_exclusive_group()
