@@ -3,16 +3,41 @@
 ``check_part`` turns a caller's id/name argument into a key part or raises
 :class:`InvalidKeyError` naming the argument; ``as_text`` reads a Redis reply as ``str`` whether
 or not the client decodes responses; ``glob_escape`` makes a key part a literal in a SCAN/ACL
-pattern (the public :mod:`berthcache.acl` re-exports it). No I/O; imports only the errors.
+pattern (the public :mod:`berthcache.acl` re-exports it); ``KeyMemo`` remembers the keys built
+for the argument pairs that come back request after request. No I/O; imports only the errors.
 """
 
 from __future__ import annotations
 
 from berthcache._exceptions import InvalidKeyError
 
-__all__ = ["as_text", "check_part", "glob_escape"]
+__all__ = ["KeyMemo", "as_text", "check_part", "glob_escape"]
 
 _GLOB_SPECIALS = frozenset("*?[]\\")
+
+
+class KeyMemo:
+    """Keys already built, by the arguments they were built from, at most ``size`` of them
+    (then it starts over): a hot endpoint or client is looked up, not validated and prefixed
+    again on every call. Callers memoize exact ``str`` / ``int`` arguments only, so a subclass
+    with its own ``__eq__`` / ``__hash__`` is always checked afresh."""
+
+    __slots__ = ("_keys", "_size")
+
+    def __init__(self, size: int = 4096) -> None:
+        self._keys: dict[tuple[object, ...], str] = {}
+        self._size = size
+
+    def get(self, args: tuple[object, ...]) -> str | None:
+        """The key built for ``args``, or None."""
+        return self._keys.get(args)
+
+    def remember(self, args: tuple[object, ...], key: str) -> str:
+        """Keep ``key`` for ``args``; returns ``key``."""
+        if len(self._keys) >= self._size:
+            self._keys.clear()
+        self._keys[args] = key
+        return key
 
 
 def as_text(value: str | bytes) -> str:

@@ -35,7 +35,7 @@ from berthcache._exceptions import (
     TLSError,
 )
 from berthcache._host import CacheHost
-from berthcache._parts import check_part
+from berthcache._parts import KeyMemo, check_part
 from berthcache._scripts import register_script
 from berthcache._ttl import to_seconds
 
@@ -45,8 +45,6 @@ __all__ = ["AsyncRateLimiter", "RateLimitResult", "RateLimiter", "normalize_ip"]
 _OUTAGES = (CacheUnavailableError, ReadOnlyError, OutOfMemoryError)
 #: The largest count INCR can reach (a signed 64-bit integer).
 _MAX_COUNT = 2**63 - 1
-#: How many (ip, endpoint) -> key translations a limiter remembers before starting over.
-_KEY_MEMO_SIZE = 4096
 
 logger = logging.getLogger("berthcache.ratelimit")
 
@@ -128,20 +126,18 @@ class _RateLimiterBase:
         # which the app user's allow-list does not grant).
         self._script: Any = register_script(cache._transport, "rate_limit.lua")
         self._window_arg = self.window * 1000  # the script's ARGV: the window in milliseconds
-        self._keys: dict[tuple[str, str], str] = {}
+        self._keys = KeyMemo()
 
     def _key(self, ip: str, endpoint: str) -> str:
         # The same (ip, endpoint) pairs come back request after request: remember their keys
-        # (validation, address parsing and prefixing done once), up to a bounded number.
+        # (validation, address parsing and prefixing done once).
         if type(ip) is not str or type(endpoint) is not str:  # memo only for exact str pairs
-            return self._cache.keys("ratelimit", normalize_ip(ip), check_part(endpoint, "endpoint"))
-        key = self._keys.get((ip, endpoint))
-        if key is None:
-            key = self._cache.keys("ratelimit", normalize_ip(ip), check_part(endpoint, "endpoint"))
-            if len(self._keys) >= _KEY_MEMO_SIZE:
-                self._keys.clear()
-            self._keys[(ip, endpoint)] = key
-        return key
+            return self._build_key(ip, endpoint)
+        pair = (ip, endpoint)
+        return self._keys.get(pair) or self._keys.remember(pair, self._build_key(ip, endpoint))
+
+    def _build_key(self, ip: str, endpoint: str) -> str:
+        return self._cache.keys("ratelimit", normalize_ip(ip), check_part(endpoint, "endpoint"))
 
     def _result(self, reply: Any) -> RateLimitResult:
         count, pttl = int(reply[0]), int(reply[1])

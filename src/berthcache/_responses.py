@@ -69,7 +69,7 @@ from berthcache._exceptions import (
     TLSError,
 )
 from berthcache._host import CacheHost
-from berthcache._parts import check_part
+from berthcache._parts import KeyMemo, check_part
 from berthcache._scripts import register_script
 from berthcache._transport import Args, raise_first_error
 from berthcache._ttl import MAX_TTL_SECONDS, TTL, TTLLike, to_seconds
@@ -91,8 +91,7 @@ _MISS: Any = object()
 _DOWN: Any = object()
 #: Server errors that mean "Redis cannot serve now" (TLSError, a configuration problem, excepted).
 _OUTAGES = (CacheUnavailableError, ReadOnlyError, OutOfMemoryError)
-#: Memoized entry keys (``_key``): at most this many (endpoint, user) pairs, then start over.
-_MEMO_SIZE = 4096
+#: Argument types whose entry keys are memoized (``_key``).
 _MEMO_TYPES = (str, int)
 _FIRST_DELAY = 0.01
 _MAX_DELAY = 0.2
@@ -228,7 +227,7 @@ class _ResponseCacheBase:
         self._release: Any = register_script(cache._transport, "release_lock.lua")
         self._sweep_script: Any = register_script(cache._transport, "invalidate_endpoint.lua")
         self._counter_lock = threading.Lock()
-        self._keys_seen: dict[tuple[str, str | int], str] = {}
+        self._keys_seen = KeyMemo()
         self._hits = 0
         self._misses = 0
         self._served_through = 0
@@ -318,17 +317,12 @@ class _ResponseCacheBase:
     def _key(self, endpoint: str, user_id: str | int) -> str:
         # A hot endpoint is read for the same users again and again: their keys are memoized
         # (exact str/int parts only, so a bool or a str subclass is still checked each time).
-        memo = (endpoint, user_id)
-        if type(endpoint) is str and type(user_id) in _MEMO_TYPES:
-            key = self._keys_seen.get(memo)
-            if key is not None:
-                return key
-        key = self._build_key(endpoint, user_id)
-        if type(endpoint) is str and type(user_id) in _MEMO_TYPES:
-            if len(self._keys_seen) >= _MEMO_SIZE:
-                self._keys_seen.clear()  # bounded: a scan over many users starts over
-            self._keys_seen[memo] = key
-        return key
+        if type(endpoint) is not str or type(user_id) not in _MEMO_TYPES:
+            return self._build_key(endpoint, user_id)
+        pair = (endpoint, user_id)
+        return self._keys_seen.get(pair) or self._keys_seen.remember(
+            pair, self._build_key(endpoint, user_id)
+        )
 
     def _build_key(self, endpoint: str, user_id: str | int) -> str:
         user = check_part(user_id, "user_id")

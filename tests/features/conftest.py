@@ -8,7 +8,6 @@ prefix under it, so tests never see each other's keys; the system Redis on 6379 
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -21,6 +20,7 @@ from berthcache._config import CacheConfig
 from berthcache.acl import app_user_access
 from berthcache.testing import ACLUser, RedisServer
 from berthcache.testing._server import free_port
+from tests.unit.support import app_user_config
 
 APP_PREFIX = "bc-feat:"
 APP_USER = ACLUser("app", secrets.token_hex(16), app_user_access(APP_PREFIX))
@@ -28,16 +28,7 @@ APP_USER = ACLUser("app", secrets.token_hex(16), app_user_access(APP_PREFIX))
 
 def _config(port: int, *, timeout: float = 2.0) -> CacheConfig:
     """Fail fast (no retries, short timeouts) under a fresh key prefix, as the app user."""
-    return CacheConfig(
-        host="127.0.0.1",
-        port=port,
-        username=APP_USER.name,
-        password=APP_USER.password,
-        key_prefix=f"{APP_PREFIX}{uuid.uuid4().hex[:8]}:",
-        connect_timeout=min(timeout, 1.0),
-        socket_timeout=timeout,
-        max_retries_per_request=0,
-    )
+    return app_user_config(port, APP_USER, APP_PREFIX, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

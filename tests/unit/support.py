@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 from berthcache._config import CacheConfig
-from berthcache.testing import RedisServer
+from berthcache.testing import ACLUser, RedisServer
 
-__all__ = ["config_for"]
+__all__ = ["app_user_config", "config_for"]
 
 
 def config_for(server: RedisServer, **overrides: Any) -> CacheConfig:
@@ -26,3 +26,18 @@ def config_for(server: RedisServer, **overrides: Any) -> CacheConfig:
         settings.update(tls=True, tls_ca_file=kwargs["ssl_ca_certs"])
     settings.update(overrides)
     return CacheConfig(**settings)
+
+
+def app_user_config(port: int, user: ACLUser, prefix: str, *, timeout: float = 2.0) -> CacheConfig:
+    """Settings that fail fast (no retries, short timeouts) as ``user`` on a plain server on
+    ``port``, under a fresh key prefix below ``prefix`` (the user's allow-listed prefix)."""
+    return CacheConfig(
+        host="127.0.0.1",
+        port=port,
+        username=user.name,
+        password=user.password,
+        key_prefix=f"{prefix}{uuid.uuid4().hex[:8]}:",
+        connect_timeout=min(timeout, 1.0),
+        socket_timeout=timeout,
+        max_retries_per_request=0,
+    )

@@ -9,7 +9,6 @@ thread and an async one on the loop, and both must behave the same.
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -19,22 +18,15 @@ import redis
 from berthcache import AsyncCache, Cache, CacheConfig
 from berthcache.acl import app_user_access
 from berthcache.testing import ACLUser, RedisServer, free_port
+from tests.unit.support import app_user_config
 
 APP_PREFIX = "bc-web:"
 APP_USER = ACLUser("app", secrets.token_hex(16), app_user_access(APP_PREFIX))
 
 
 def _config(port: int, *, timeout: float = 2.0) -> CacheConfig:
-    return CacheConfig(
-        host="127.0.0.1",
-        port=port,
-        username=APP_USER.name,
-        password=APP_USER.password,
-        key_prefix=f"{APP_PREFIX}{uuid.uuid4().hex[:8]}:",
-        connect_timeout=min(timeout, 1.0),
-        socket_timeout=timeout,
-        max_retries_per_request=0,
-    )
+    """Fail fast (no retries, short timeouts) under a fresh key prefix, as the app user."""
+    return app_user_config(port, APP_USER, APP_PREFIX, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
