@@ -464,8 +464,6 @@ class AsyncMultiplexer:
         """Send one command and return its reply; an error reply raises (redis-py classes)."""
         if args[0] in _OWN_CONNECTION:
             _refuse(args[0])
-        if budget is not None:
-            return await self._bounded(budget, _pack_one(args), 1, False)
         loop = asyncio.get_running_loop()
         links = self._links
         if loop is self._loop and links and self._size == 1:  # the hot path: one connection
@@ -476,11 +474,25 @@ class AsyncMultiplexer:
                 except TypeError:
                     data = _packed([args])  # names the bad argument
                 future = loop.create_future()
+                if budget is None:
+                    link.send(data, future, 1)
+                    try:
+                        return await future
+                    except _CONNECTION_ERRORS as error:
+                        return await self._retry(data, 1, False, error)
+                # _bounded's path, inlined: connected, room, so one attempt needs no more.
+                deadline = loop.time() + budget.seconds
+                self._expire_at(loop, deadline, future, budget)
                 link.send(data, future, 1)
                 try:
                     return await future
-                except _CONNECTION_ERRORS as error:
-                    return await self._retry(data, 1, False, error)
+                except (rex.ConnectionError, *_TIMEOUTS) as exc:
+                    failure = self._over(exc, budget, deadline - loop.time())
+                    if failure is exc:
+                        raise  # refused, reset: an answer in time
+                    raise failure from exc
+        if budget is not None:
+            return await self._bounded(budget, _pack_one(args), 1, False)
         return await self._attempts(_pack_one(args), 1, False)
 
     async def call_raw(self, args: Args, *, budget: Budget | None = None) -> Any:
@@ -633,10 +645,18 @@ class AsyncMultiplexer:
                 link.raw_owed += 1
             return await future
         except (rex.ConnectionError, *_TIMEOUTS) as exc:
-            self.events.error(exc)
-            if not isinstance(exc, _TIMEOUTS) and time.monotonic() - start < budget.seconds:
+            error = self._over(exc, budget, start + budget.seconds - time.monotonic())
+            if error is exc:
                 raise  # refused, reset: an answer in time
-            raise budget.exceeded() from exc
+            raise error from exc
+
+    def _over(self, exc: Exception, budget: Budget, left: float) -> Exception:
+        """What a budgeted call raises for ``exc``: the error itself when it came in time (a
+        refused or reset connection, ``left`` > 0), else the budget's "exceeded" error."""
+        self.events.error(exc)
+        if not isinstance(exc, _TIMEOUTS) and left > 0:
+            return exc
+        return budget.exceeded()
 
     def _expire_at(
         self,

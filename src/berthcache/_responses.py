@@ -548,7 +548,17 @@ class AsyncResponseCache(_ResponseCacheBase):
 
     async def get(self, endpoint: str, user_id: str | int) -> Any | None:
         """The cached response, or None on a miss."""
-        return self._answer(await self._read(self._key(endpoint, user_id)))
+        key = self._key(endpoint, user_id)
+        cache = self._cache
+        with cache._operation():  # _read and _answer, inlined: this is an API's hot path
+            raw = await cache._transport.call(("GET", key), budget=self.budget)
+        if raw is None:
+            self._count(False)
+            return None
+        value = cache._json.decode_json(raw, key=key)
+        with self._counter_lock:
+            self._hits += 1
+        return value
 
     async def set(
         self, endpoint: str, user_id: str | int, data: Any, ttl: TTLLike | None = None
