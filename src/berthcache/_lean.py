@@ -432,7 +432,10 @@ class LeanTransport:
         is returned, and a refused queued command (EXECABORT) raises."""
         if not commands:
             return []
-        packed = b"".join(_pack(args) for args in commands)
+        try:
+            packed = b"".join([_pack_command(args) for args in commands])
+        except TypeError:
+            packed = b"".join([_pack(args) for args in commands])  # names the bad argument
         count = len(commands)
         if transaction:
             packed = _MULTI + packed + _EXEC

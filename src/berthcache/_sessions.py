@@ -102,28 +102,43 @@ class _SessionBase:
         return self._index_key(match.group("user")) if match else None
 
     def _encode(self, data: Mapping[str, Any], key: str) -> str | bytes:
-        shown = _shown(key)
         if not isinstance(data, Mapping):
             raise SerializationError(
-                f"session data for key {shown!r} must be a mapping, got {type(data).__name__}"
+                f"session data for key {_shown(key)!r} must be a mapping, got {type(data).__name__}"
             )
-        return self._cache._json.encode_json(data if type(data) is dict else dict(data), key=shown)
+        value = data if type(data) is dict else dict(data)
+        codec = self._cache._json
+        try:
+            return codec.encode_json(value, key="")
+        except SerializationError:
+            # Named as shown (the id's secret part hidden) only when it fails: encoding again
+            # raises the same error, and the hot path skips building the shown key.
+            return codec.encode_json(value, key=_shown(key))
 
     def _decode(self, raw: str | bytes | None, key: str) -> dict[str, Any] | None:
         if raw is None:
             return None
-        shown = _shown(key)
-        value = self._cache._json.decode_json(raw, key=shown)
+        codec = self._cache._json
+        try:
+            value = codec.decode_json(raw, key="")
+        except SerializationError:
+            value = codec.decode_json(raw, key=_shown(key))  # raises again, the key as shown
         if not isinstance(value, dict):
-            raise SerializationError(f"value at key {shown!r} is not a session object")
+            raise SerializationError(f"value at key {_shown(key)!r} is not a session object")
         return value
 
     def _create_commands(
         self, user_id: str | int, data: Mapping[str, Any]
     ) -> tuple[str, list[Args]]:
         """A new session id of ``user_id`` and the transaction storing ``data`` under it."""
-        session_id = self._new_id(user_id)
-        key, index = self._key(session_id), self._index_key(user_id)
+        if self._cache.config.cluster:
+            session_id = self._new_id(user_id)
+            key, index = self._key(session_id), self._index_key(user_id)
+        else:  # _new_id, _key and _index_key in one go: the user id checked once
+            user = f"user-{check_part(user_id, 'user_id')}"
+            session_id = f"{user}-session-{_uuid4()}"
+            keys = self._cache.keys
+            key, index = keys("session", session_id), keys("session-index", user)
         ttl = self.ttl
         # The index lives as long as the longest-lived session in it: NX sets a first TTL,
         # GT only ever extends it.
