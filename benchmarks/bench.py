@@ -8,6 +8,8 @@ one run: the machine is shared and noisy.
 Sides (see docs/benchmarks.md):
   berthcache_sync   ``Cache`` (one thread, one call after another)
   berthcache_async  ``AsyncCache`` (a lone awaiting caller; 64 tasks on the concurrent workload)
+  berthcache_async_uvloop  the same 64 tasks on uvloop's event loop (what ``uvicorn[standard]``
+                    runs an API on); concurrent workload only, skipped when uvloop is missing
   raw_sync          ``redis.Redis`` with hiredis, the same Redis commands berthcache sends
   raw_async         ``redis.asyncio.Redis`` likewise
   ioredis           the seed's module on ioredis 5 (benchmarks/ioredis/, a node child process)
@@ -58,6 +60,7 @@ WORKLOADS = (*SEQUENTIAL, CONCURRENT)
 SIDES = (
     "berthcache_sync",
     "berthcache_async",
+    "berthcache_async_uvloop",
     "raw_sync",
     "raw_async",
     "ioredis",
@@ -382,9 +385,19 @@ def run_workloads(
     ``{workload: {side: ops/s}}``."""
     config, prefix = transport.config, transport.prefix
     results: dict[str, dict[str, float]] = {}
-    with asyncio.Runner() as runner, Cache(config) as cache:
+    uv_factory = _uvloop_factory()
+    with (
+        asyncio.Runner() as runner,
+        asyncio.Runner(loop_factory=uv_factory) as uv_runner,
+        Cache(config) as cache,
+    ):
         raw = redis.Redis(**transport.raw_kwargs)
         acache = runner.run(_make_async_cache(config.replace(max_connections=CONCURRENCY)))
+        uv_cache = (
+            uv_runner.run(_make_async_cache(config.replace(max_connections=CONCURRENCY)))
+            if uv_factory is not None
+            else None
+        )
         araw = aredis.Redis(**transport.raw_kwargs, max_connections=CONCURRENCY)
         try:
             runner.run(acache.responses.set(API_ENDPOINT, API_USER, API_PAYLOAD))
@@ -394,6 +407,9 @@ def run_workloads(
                 "raw_sync": raw_sync(raw, prefix),
                 "raw_async": raw_async(runner, araw, prefix),
             }
+            if uv_cache is not None:
+                on_uvloop = berthcache_async(uv_runner, uv_cache)
+                by_side["berthcache_async_uvloop"] = {CONCURRENT: on_uvloop[CONCURRENT]}
             if node is not None:
                 by_side |= ioredis_sides(node)
             for workload in WORKLOADS:
@@ -407,7 +423,22 @@ def run_workloads(
             raw.close()
             runner.run(araw.aclose())
             runner.run(acache.close())
+            if uv_cache is not None:
+                uv_runner.run(uv_cache.close())
     return results
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory (a dev dependency), or None where it is not installed."""
+    try:
+        import uvloop
+    except ImportError:
+        print(
+            "uvloop is not installed: the berthcache_async_uvloop side is skipped",
+            file=sys.stderr,
+        )
+        return None
+    return uvloop.new_event_loop
 
 
 async def _make_async_cache(config: CacheConfig) -> AsyncCache:
@@ -503,6 +534,9 @@ def ratios(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float | 
             "berthcache/ioredis": _ratio(ours, ioredis),
             "berthcache/raw": _ratio(ours, raw),
             "berthcache_async/ioredis": _ratio(figures.get("berthcache_async"), ioredis),
+            "berthcache_async_uvloop/ioredis": _ratio(
+                figures.get("berthcache_async_uvloop"), ioredis
+            ),
             "berthcache_async/raw_async": _ratio(
                 figures.get("berthcache_async"), figures.get("raw_async")
             ),
@@ -531,12 +565,12 @@ def _cell(value: float | None, width: int, fmt: str = ",.0f") -> str:
 
 
 def print_table(title: str, results: dict[str, dict[str, float]]) -> None:
-    short = ("bc sync", "bc async", "raw sync", "raw async", "ioredis", "ioredis AP")
+    short = ("bc sync", "bc async", "bc uvloop", "raw sync", "raw async", "ioredis", "ioredis AP")
     print(f"\n{title} (ops/s, medians)")
     print(
         f"{'workload':<24}"
         + "".join(f"{s:>11}" for s in short)
-        + f"{'bc/ioredis':>12}{'bc/raw':>8}{'async/io':>10}"
+        + f"{'bc/ioredis':>12}{'bc/raw':>8}{'async/io':>10}{'uvloop/io':>11}"
     )
     for workload, figures in results.items():
         r = ratios({workload: figures})[workload]
@@ -546,6 +580,7 @@ def print_table(title: str, results: dict[str, dict[str, float]]) -> None:
             + _cell(r["berthcache/ioredis"], 12, ".2f")
             + _cell(r["berthcache/raw"], 8, ".2f")
             + _cell(r["berthcache_async/ioredis"], 10, ".2f")
+            + _cell(r["berthcache_async_uvloop/ioredis"], 11, ".2f")
         )
 
 
@@ -591,9 +626,9 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{title}, ops/s (medians of {payload['settings']['rounds']} rounds):",
             "",
             "| workload | ioredis (seed) | ioredis auto-pipelining | raw redis-py | "
-            "raw redis.asyncio | `Cache` | `AsyncCache` | berthcache / ioredis | "
-            "berthcache / raw | goal |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "raw redis.asyncio | `Cache` | `AsyncCache` | `AsyncCache` on uvloop | "
+            "berthcache / ioredis | on uvloop / ioredis | berthcache / raw | goal |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         tag = "tls" if key == "workloads_tls" else "plain"
         for name in (name for name in WORKLOADS if name in payload[key]):
@@ -603,7 +638,9 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"{_md(row.get('ioredis_autopipelining'))} | {_md(row.get('raw_sync'))} | "
                 f"{_md(row.get('raw_async'))} | {_md(row.get('berthcache_sync'))} | "
                 f"{_md(row.get('berthcache_async'))} | "
+                f"{_md(row.get('berthcache_async_uvloop'))} | "
                 f"**{_md(r['berthcache/ioredis'], '.2f')}** | "
+                f"{_md(r.get('berthcache_async_uvloop/ioredis'), '.2f')} | "
                 f"{_md(r['berthcache/raw'], '.2f')} | {GOALS.get(name, '-')} |"
             )
         lines.append("")
