@@ -38,12 +38,18 @@ def check_close_timeout(timeout: float) -> float:
 
 class Lifecycle:
     """Open/closed state, in-flight count and close callbacks of one cache, shared by every
-    thread and task that uses it (one lock; asyncio waiters are woken thread-safely)."""
+    thread and task that uses it (one lock; asyncio waiters are woken thread-safely).
+
+    Calls in flight are counted without the lock — one item each in ``_calls`` (a list's
+    append and pop are atomic) — because every command pays for that count. A call joins
+    before it looks at ``_closed`` and ``close()`` sets ``_closed`` before it counts, so a call
+    either sees the cache closed and leaves, or is counted and waited for.
+    """
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._inflight = 0
+        self._calls: list[None] = []  # one item per call in flight
         self._closed = False
         self._close_callbacks: list[Callable[[], Any]] = []
         self._idle_waiters: list[Callable[[], None]] = []
@@ -57,18 +63,17 @@ class Lifecycle:
     @property
     def inflight(self) -> int:
         """Calls running now (for the close-timeout warning)."""
-        return self._inflight
+        return len(self._calls)
 
     def check_open(self) -> None:
         """Raise CacheClosedError once closing has started."""
         if self._closed:
             raise CacheClosedError(CLOSED_MESSAGE)
 
-    def _leave(self) -> None:
-        """One call finished: wake ``close()`` when it waits for the last one."""
+    def _settle(self) -> None:
+        """A call left a closing cache: wake ``close()`` when that was the last one."""
         with self._lock:
-            self._inflight -= 1
-            if self._inflight or not self._closed:
+            if self._calls:
                 return
             self._idle.notify_all()
             waiters = list(self._idle_waiters)
@@ -102,7 +107,7 @@ class Lifecycle:
     def wait_idle_blocking(self, timeout: float) -> bool:
         """Block until no call is in flight; False when ``timeout`` seconds passed first."""
         with self._lock:
-            return self._idle.wait_for(lambda: self._inflight == 0, timeout=timeout)
+            return self._idle.wait_for(lambda: not self._calls, timeout=timeout)
 
     async def wait_idle(self, limit: float) -> bool:
         """Await until no call is in flight; False when ``limit`` seconds passed first.
@@ -117,7 +122,7 @@ class Lifecycle:
             loop.call_soon_threadsafe(idle.set)
 
         with self._lock:
-            if self._inflight == 0:
+            if not self._calls:
                 return True
             self._idle_waiters.append(wake)
         try:
@@ -133,7 +138,7 @@ class Lifecycle:
         """Say that ``close()`` stopped waiting for calls still in flight."""
         logger.warning(
             "close(): %d call(s) still in flight after %.1f s; closing connections anyway",
-            self._inflight,
+            len(self._calls),
             timeout,
         )
 
@@ -154,11 +159,13 @@ class Operation:
         self._secrets = tuple(s for s in secrets if s)
 
     def __enter__(self) -> None:
-        lifecycle = self._lifecycle  # inlined Lifecycle._enter: this runs on every command
-        with lifecycle._lock:
-            if lifecycle._closed:
-                raise CacheClosedError(CLOSED_MESSAGE)
-            lifecycle._inflight += 1
+        lifecycle = self._lifecycle  # this runs on every command: no lock (see Lifecycle)
+        calls = lifecycle._calls
+        calls.append(None)
+        if lifecycle._closed:
+            calls.pop()
+            lifecycle._settle()
+            raise CacheClosedError(CLOSED_MESSAGE)
 
     def __exit__(
         self,
@@ -166,7 +173,10 @@ class Operation:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        self._lifecycle._leave()
+        lifecycle = self._lifecycle
+        lifecycle._calls.pop()
+        if lifecycle._closed:
+            lifecycle._settle()
         if exc is not None:
             error = to_cache_error(exc, secrets=self._secrets)
             if error is not None and error is not exc:

@@ -552,12 +552,13 @@ class AsyncResponseCache(_ResponseCacheBase):
         cache = self._cache
         with cache._operation():  # _read and _answer, inlined: this is an API's hot path
             raw = await cache._transport.call(("GET", key), budget=self.budget)
+        # The counters without their lock: an AsyncCache runs on one event loop (its
+        # transport refuses another), so every count of this twin comes from one thread.
         if raw is None:
-            self._count(False)
+            self._misses += 1
             return None
         value = cache._json.decode_json(raw, key=key)
-        with self._counter_lock:
-            self._hits += 1
+        self._hits += 1
         return value
 
     async def set(
