@@ -141,11 +141,13 @@ class _RateLimiterBase:
 
     def _result(self, reply: Any) -> RateLimitResult:
         count, pttl = int(reply[0]), int(reply[1])
+        limit = self.limit
+        # Positional, no max(): one is built per request (keywords cost a third more).
         return RateLimitResult(
-            allowed=count <= self.limit,
-            limit=self.limit,
-            remaining=max(0, self.limit - count),
-            reset_after=max(pttl, 0) / 1000.0,
+            count <= limit,
+            limit,
+            limit - count if count < limit else 0,
+            pttl / 1000.0 if pttl > 0 else 0.0,
         )
 
     def _unavailable(self, endpoint: str, exc: CacheServerError) -> RateLimitResult:
