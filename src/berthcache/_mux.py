@@ -65,6 +65,8 @@ _parse_error = BaseParser.parse_error
 #: Errors of a dead connection or an overdue reply: the ones the retry policy may retry.
 _CONNECTION_ERRORS = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError)
 _TIMEOUTS = (rex.TimeoutError, TimeoutError)
+#: Budgeted calls whose deadlines fall within this many seconds share one expiry entry.
+_EXPIRY_BUCKET = 0.001
 #: Commands that would change or hold the shared connection for everyone on it: they need a
 #: connection of their own (``cache.redis``). MULTI/EXEC go through ``batch(transaction=True)``.
 _OWN_CONNECTION = frozenset(
@@ -449,8 +451,11 @@ class AsyncMultiplexer:
         self._closed = False
         self._observer: Callable[[bytes], None] | None = None
         #: Budgeted calls in flight per budget length, oldest first, and each length's timer.
-        self._expiries: dict[float, collections.deque[tuple[float, Any, Budget]]] = {}
-        self._expiry_timers: dict[float, asyncio.TimerHandle] = {}
+        #: Per budget length (ms): (when due, the futures sharing it, budget), oldest first.
+        self._expiries: dict[
+            int, collections.deque[tuple[float, list[asyncio.Future[Any]], Budget]]
+        ] = {}
+        self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
 
     def __repr__(self) -> str:
         return (
@@ -670,34 +675,43 @@ class AsyncMultiplexer:
         One timer per budget length, not one per call (a TimerHandle made and cancelled per
         call cost about a third of a budgeted GET): calls of one budget length expire in the
         order they were made, so each length keeps a FIFO of its calls in flight and one timer
-        for the oldest. Answered calls leave from the front as new ones join at the back.
+        for the oldest. Calls of one budget whose deadlines fall within ``_EXPIRY_BUCKET`` of
+        the first one's share one entry, due at the end of that span (a call may so fail up to
+        a millisecond after its deadline, as a timer's own latency may — never before it):
+        joining one is a list append, the common case when many tasks call at once. Answered
+        entries leave from the front as new ones join.
         """
-        length = budget.seconds
-        queue = self._expiries.get(length)
-        if queue is None:
-            queue = self._expiries[length] = collections.deque()
-        while queue and queue[0][1].done():
+        key = budget.ms
+        queue = self._expiries.get(key)
+        if queue:
+            last = queue[-1]
+            if deadline <= last[0] and last[2] is budget:
+                last[1].append(future)
+                return
+        elif queue is None:
+            queue = self._expiries[key] = collections.deque()
+        while queue and _all_done(queue[0][1]):
             queue.popleft()
-        queue.append((deadline, future, budget))
-        if length not in self._expiry_timers:
-            self._expiry_timers[length] = loop.call_at(deadline, self._expire_due, loop, length)
+        queue.append((deadline + _EXPIRY_BUCKET, [future], budget))
+        if key not in self._expiry_timers:
+            self._expiry_timers[key] = loop.call_at(queue[0][0], self._expire_due, loop, key)
 
-    def _expire_due(self, loop: asyncio.AbstractEventLoop, length: float) -> None:
+    def _expire_due(self, loop: asyncio.AbstractEventLoop, key: int) -> None:
         """The timer of one budget length: fail what is overdue, wait for the next oldest."""
-        del self._expiry_timers[length]
-        queue = self._expiries[length]
+        del self._expiry_timers[key]
+        queue = self._expiries[key]
         now = loop.time()
         while queue:
-            deadline, future, budget = queue[0]
-            if not future.done():
-                if deadline > now:
-                    self._expiry_timers[length] = loop.call_at(
-                        deadline, self._expire_due, loop, length
-                    )
+            deadline, futures, budget = queue[0]
+            if deadline > now:
+                if not _all_done(futures):
+                    self._expiry_timers[key] = loop.call_at(deadline, self._expire_due, loop, key)
                     return
-                _expire(future, budget)
+            else:
+                for future in futures:
+                    _expire(future, budget)
             queue.popleft()
-        del self._expiries[length]  # every call of this length answered or expired
+        del self._expiries[key]  # every call of this length answered or expired
 
     async def _link(self, count: int) -> _Link:
         """A live connection with room for ``count`` more commands (connecting or waiting)."""
@@ -828,6 +842,10 @@ def _pack_one(args: Args) -> bytes:
         return _pack(args)  # type: ignore[no-any-return]
     except TypeError:
         return _packed([args])
+
+
+def _all_done(futures: list[asyncio.Future[Any]]) -> bool:
+    return all(future.done() for future in futures)
 
 
 def _expire(future: asyncio.Future[Any], budget: Budget) -> None:

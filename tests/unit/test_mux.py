@@ -32,6 +32,8 @@ from berthcache.testing._server import ACLUser, app_user_rules, free_port, wait_
 from tests.unit.support import config_for
 
 SLACK = 0.15
+#: How early a loop's timer may fire by perf_counter's clock (uvloop: millisecond ticks).
+CLOCK_TICK = 0.005
 SECRET = "mux-s3cr3t-never-shown"
 
 
@@ -264,8 +266,40 @@ async def test_each_budget_length_expires_on_time_whatever_is_queued_before_it(
         assert 0.6 <= took_long <= 0.6 + SLACK
         assert await mux.call(("GET", key), budget=short) == "v"  # in step after the pause
         # Answered calls leave their queues: nothing in flight is remembered.
-        assert all(f.done() for q in mux._expiries.values() for _, f, _ in q)
-        assert len(mux._expiries[short.seconds]) <= 1
+        assert all(f.done() for q in mux._expiries.values() for _, fs, _ in q for f in fs)
+        assert len(mux._expiries[short.ms]) <= 1
+
+
+@pytest.mark.asyncio
+async def test_many_callers_of_one_budget_each_fail_at_their_deadline_never_before(
+    server_factory: Callable[..., RedisServer],
+) -> None:
+    """Calls of one budget made together share an expiry entry: each still fails no earlier
+    than its own deadline (by the loop's clock) and within the timer's slack after it, and
+    none is forgotten."""
+    server = server_factory()
+    config = config_for(server)
+    key = f"{config.key_prefix}k"
+    budget = Budget(200, "response_cache_timeout_ms")
+    async with opened(config) as (mux, _):
+        await mux.call(("SET", key, "v"))
+
+        async def timed(delay: float) -> float:
+            await asyncio.sleep(delay)  # spread the calls over a few ms: several entries
+            start = time.perf_counter()
+            with pytest.raises(BudgetExceededError, match="response_cache_timeout_ms"):
+                await mux.call(("GET", key), budget=budget)
+            return time.perf_counter() - start
+
+        with paused(server):
+            took = await asyncio.gather(*(timed(i * 0.0005) for i in range(64)))
+        # uvloop's clock and timers tick in milliseconds (libuv's cached loop time): there a
+        # timer may fire a few ms before a perf_counter measurement says it is due.
+        assert min(took) >= 0.2 - CLOCK_TICK
+        assert max(took) <= 0.2 + SLACK
+        replies = await asyncio.gather(*(mux.call(("GET", key), budget=budget) for _ in range(64)))
+        assert replies == ["v"] * 64  # in step after the pause
+        assert all(f.done() for q in mux._expiries.values() for _, fs, _ in q for f in fs)
 
 
 @pytest.mark.asyncio
