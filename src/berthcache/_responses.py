@@ -552,8 +552,9 @@ class AsyncResponseCache(_ResponseCacheBase):
         cache = self._cache
         with cache._operation():  # _read and _answer, inlined: this is an API's hot path
             raw = await cache._transport.call(("GET", key), budget=self.budget)
-        # The counters without their lock: an AsyncCache runs on one event loop (its
-        # transport refuses another), so every count of this twin comes from one thread.
+        # The counters without their lock: an AsyncCache, like any asyncio object, is used
+        # from its event loop's thread (its transport refuses a second loop — per node in
+        # cluster mode), so every count of this twin comes from one thread.
         if raw is None:
             self._misses += 1
             return None

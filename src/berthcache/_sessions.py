@@ -34,6 +34,8 @@ _SESSION_ID = re.compile(
     r"^user-(?P<user>.+)-session-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
 _MAX_WATCH_RETRIES = 16
+#: A decode that failed (a stored JSON value may be anything, None included).
+_FAILED: Any = object()
 # A session key up to its secret part: whoever holds a session id holds the session (a bearer
 # token), so messages show "{prefix}session:user-42-session-…" — or "{prefix}session:…" for an
 # id not made by create().
@@ -111,9 +113,11 @@ class _SessionBase:
         try:
             return codec.encode_json(value, key="")
         except SerializationError:
-            # Named as shown (the id's secret part hidden) only when it fails: encoding again
-            # raises the same error, and the hot path skips building the shown key.
-            return codec.encode_json(value, key=_shown(key))
+            pass
+        # Named as shown (the id's secret part hidden) only when it fails: encoding again
+        # (outside the handler: one error in the traceback) raises the same error of a
+        # deterministic serializer, and the hot path skips building the shown key.
+        return codec.encode_json(value, key=_shown(key))
 
     def _decode(self, raw: str | bytes | None, key: str) -> dict[str, Any] | None:
         if raw is None:
@@ -122,7 +126,9 @@ class _SessionBase:
         try:
             value = codec.decode_json(raw, key="")
         except SerializationError:
-            value = codec.decode_json(raw, key=_shown(key))  # raises again, the key as shown
+            value = _FAILED
+        if value is _FAILED:  # again, outside the handler: raises naming the key as shown
+            value = codec.decode_json(raw, key=_shown(key))
         if not isinstance(value, dict):
             raise SerializationError(f"value at key {_shown(key)!r} is not a session object")
         return value

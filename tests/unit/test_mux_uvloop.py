@@ -11,6 +11,10 @@ import pytest
 
 from tests.unit.test_mux import *  # noqa: F403  # the same tests, collected here once more
 
+# Not loop tests (they make their own standard loops): run once, in test_mux.py.
+del test_another_event_loop_gets_a_clear_error  # noqa: F821
+del test_the_settings_name_themselves  # noqa: F821
+
 uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed (a dev dependency)")
 
 # pytest-asyncio >= 1.x prefers its pytest_asyncio_loop_factories hook, which older releases
