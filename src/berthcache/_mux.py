@@ -65,6 +65,7 @@ _parse_error = BaseParser.parse_error
 #: Errors of a dead connection or an overdue reply: the ones the retry policy may retry.
 _CONNECTION_ERRORS = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError)
 _TIMEOUTS = (rex.TimeoutError, TimeoutError)
+_Future = asyncio.Future
 #: Budgeted calls whose deadlines fall within this many seconds share one expiry entry.
 _EXPIRY_BUCKET = 0.001
 #: Commands that would change or hold the shared connection for everyone on it: they need a
@@ -478,7 +479,7 @@ class AsyncMultiplexer:
                     data = _pack(args)
                 except TypeError:
                     data = _packed([args])  # names the bad argument
-                future = loop.create_future()
+                future: asyncio.Future[Any] = _Future(loop=loop)  # loop.create_future(), inlined
                 if budget is None:
                     link.send(data, future, 1)
                     try:
@@ -486,7 +487,7 @@ class AsyncMultiplexer:
                     except _CONNECTION_ERRORS as error:
                         return await self._retry(data, 1, False, error)
                 # _bounded's path, inlined: connected, room, so one attempt needs no more.
-                deadline = loop.time() + budget.seconds
+                deadline = loop.time() + budget.ms / 1000.0
                 self._expire_at(loop, deadline, future, budget)
                 link.send(data, future, 1)
                 try:
