@@ -15,6 +15,7 @@ client (pure config parsing, a constant) or about one twin's own idiom (``async 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Generator, Sequence
@@ -28,10 +29,36 @@ from berthcache import CacheConfig
 from .support import CLIENT_KINDS, AnyCache, CacheFactory, aw, make_cache
 
 NOT_TWINNED = "not_twinned"
+#: What ``--event-loop`` takes.
+EVENT_LOOPS = ("asyncio", "uvloop")
 _KIND = "client_kind"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--event-loop",
+        dest="berthcache_event_loop",
+        choices=EVENT_LOOPS,
+        default="asyncio",
+        help="the event loop the tests run on (the async twin's calls): asyncio's own "
+        "(default) or uvloop's, what uvicorn[standard] serves an API on",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("berthcache_event_loop", default="asyncio") == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise pytest.UsageError(
+                "--event-loop uvloop: uvloop is not installed (pip install uvloop; "
+                "it is a dev dependency of berthcache)"
+            ) from None
+    # pytest-asyncio >= 1.x prefers its loop-factory hook, which the releases pyproject.toml
+    # admits (>= 0.24) lack; the policy fixture below works on both.
+    config.addinivalue_line(
+        "filterwarnings", 'ignore:Overriding the "event_loop_policy" fixture is deprecated'
+    )
     # Also registered by berthcache.testing.clauses; repeated here so --strict-markers holds
     # when the suite runs without that plugin.
     config.addinivalue_line("markers", "clause(id, ...): the contract clause(s) a test proves")
@@ -119,6 +146,39 @@ def _kind(item: pytest.Function) -> str | None:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """The loops pytest-asyncio runs the tests on (``--event-loop``)."""
+    if request.config.getoption("berthcache_event_loop") == "uvloop":
+        import uvloop
+
+        policy: asyncio.AbstractEventLoopPolicy = uvloop.EventLoopPolicy()
+        return policy
+    return asyncio.get_event_loop_policy()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    loop = config.getoption("berthcache_event_loop")
+    if loop == "uvloop":
+        return "event loop: uvloop (the AsyncCache tests only: Cache does not run on a loop)"
+    return f"event loop: {loop}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On uvloop only the async twin's tests run: the sync twin never touches the loop, so
+    running it again there would prove nothing."""
+    if config.getoption("berthcache_event_loop") != "uvloop":
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        on_sync = isinstance(item, pytest.Function) and _kind(item) == "sync"
+        (dropped if on_sync else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture
