@@ -6,8 +6,6 @@ connects — and then waits for an answer that never comes, as with a hung or pa
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,13 +28,8 @@ class HangingRedis:
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """SIGSTOP the server for the block; SIGCONT whatever happens."""
-        pid = self.server.pid
-        assert pid is not None, "the server is not running"
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with self.server.paused():
             yield
-        finally:
-            os.kill(pid, signal.SIGCONT)
 
 
 @contextlib.contextmanager

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import redis.exceptions
 
@@ -34,8 +34,7 @@ _SESSION_ID = re.compile(
     r"^user-(?P<user>.+)-session-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
 _MAX_WATCH_RETRIES = 16
-#: A decode that failed (a stored JSON value may be anything, None included).
-_FAILED: Any = object()
+T = TypeVar("T")
 # A session key up to its secret part: whoever holds a session id holds the session (a bearer
 # token), so messages show "{prefix}session:user-42-session-…" — or "{prefix}session:…" for an
 # id not made by create().
@@ -50,6 +49,17 @@ def _uuid4() -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _naming_key_as_shown(convert: Callable[..., T], value: Any, key: str) -> T:
+    """``convert(value, key=...)`` (the codec's encode or decode), its error naming ``key`` as
+    shown. The shown key is built only when it fails: converting again — outside the handler,
+    so the traceback holds one error — raises the same error of a deterministic serializer."""
+    try:
+        return convert(value, key="")
+    except SerializationError:
+        pass
+    return convert(value, key=_shown(key))
 
 
 def _shown(key: str) -> str:
@@ -109,26 +119,12 @@ class _SessionBase:
                 f"session data for key {_shown(key)!r} must be a mapping, got {type(data).__name__}"
             )
         value = data if type(data) is dict else dict(data)
-        codec = self._cache._json
-        try:
-            return codec.encode_json(value, key="")
-        except SerializationError:
-            pass
-        # Named as shown (the id's secret part hidden) only when it fails: encoding again
-        # (outside the handler: one error in the traceback) raises the same error of a
-        # deterministic serializer, and the hot path skips building the shown key.
-        return codec.encode_json(value, key=_shown(key))
+        return _naming_key_as_shown(self._cache._json.encode_json, value, key)
 
     def _decode(self, raw: str | bytes | None, key: str) -> dict[str, Any] | None:
         if raw is None:
             return None
-        codec = self._cache._json
-        try:
-            value = codec.decode_json(raw, key="")
-        except SerializationError:
-            value = _FAILED
-        if value is _FAILED:  # again, outside the handler: raises naming the key as shown
-            value = codec.decode_json(raw, key=_shown(key))
+        value = _naming_key_as_shown(self._cache._json.decode_json, raw, key)
         if not isinstance(value, dict):
             raise SerializationError(f"value at key {_shown(key)!r} is not a session object")
         return value

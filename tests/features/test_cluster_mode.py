@@ -26,17 +26,6 @@ from berthcache._cluster_transport import (
 from berthcache._config import CacheConfig
 from berthcache._exceptions import CacheError
 from berthcache.testing._cluster import LocalCluster
-from berthcache.testing._server import find_redis_server
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    try:
-        find_redis_server()
-    except Exception as exc:  # pragma: no cover - the README's commands install it
-        pytest.skip(f"needs redis-server >= 7: {exc}")
-    with LocalCluster() as group:
-        yield group
 
 
 @pytest.fixture

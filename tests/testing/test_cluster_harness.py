@@ -3,8 +3,6 @@ its prefix, planned shard failover and live slot migration without losing acknow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 from redis.backoff import NoBackoff
@@ -13,19 +11,8 @@ from redis.retry import Retry
 
 from berthcache import DEFAULT_KEY_PREFIX
 from berthcache.testing._cluster import SLOTS, LocalCluster, _key_slot, iter_keys_in_slot
-from berthcache.testing._server import find_redis_server
 
 ONCE = Retry(NoBackoff(), 0)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    try:
-        find_redis_server()
-    except Exception as exc:  # pragma: no cover - the README's commands install it
-        pytest.skip(f"needs redis-server >= 7: {exc}")
-    with LocalCluster() as group:
-        yield group
 
 
 def test_three_shards_of_primary_and_replica_ready_within_five_seconds(

@@ -5,9 +5,6 @@ ordinary command path keeps its retries."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import socket
 import threading
 import time
@@ -28,18 +25,6 @@ from berthcache.testing import RedisServer, serve_asgi
 from tests.unit.support import config_for
 
 SLACK = 0.1
-
-
-@contextlib.contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    """SIGSTOP ``server`` for the block (it accepts TCP but never answers); SIGCONT always."""
-    pid = server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -116,7 +101,7 @@ def test_waiting_for_a_free_connection_counts_against_the_budget(
             status = cache.check_health()
             results.append((status, time.perf_counter() - start))
 
-        with paused(server):
+        with server.paused():
             threads = [threading.Thread(target=check) for _ in range(2)]
             for t in threads:
                 t.start()
@@ -138,7 +123,7 @@ def test_a_timed_out_connection_is_never_reused_out_of_step(
     with Cache(config_for(server)) as cache:
         limiter = RateLimiter(cache, timeout_ms=100, fail_open=True)
         assert limiter.check("192.0.2.1", "a").remaining == 99
-        with paused(server):
+        with server.paused():
             assert limiter.check("192.0.2.1", "b").allowed  # failed open, reply still owed
             assert cache.check_health().healthy is False
         for n in range(1, 6):
@@ -155,7 +140,7 @@ def test_the_ordinary_command_path_keeps_its_retries(
     config = config_for(server, socket_timeout=0.3, max_retries_per_request=1)
     with Cache(config) as cache:
         cache.set("k", "v")
-        with paused(server):
+        with server.paused():
             start = time.perf_counter()
             with pytest.raises(CacheUnavailableError):
                 cache.get("k")
@@ -169,7 +154,7 @@ async def test_async_budget_exceeded_is_a_cache_unavailable_error(
     server = server_factory()
     async with AsyncCache(config_for(server, response_cache_timeout_ms=200)) as cache:
         await cache.responses.set("e", 1, {"a": 1})
-        with paused(server):
+        with server.paused():
             start = time.perf_counter()
             with pytest.raises(BudgetExceededError, match="200 ms"):
                 await cache.responses.get("e", 1)

@@ -26,19 +26,8 @@ from berthcache._cluster_transport import (
 from berthcache._config import CacheConfig
 from berthcache._events import ConnectionEvents
 from berthcache.testing._cluster import LocalCluster, iter_keys_in_slot
-from berthcache.testing._server import find_redis_server
 
 P = DEFAULT_KEY_PREFIX
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    try:
-        find_redis_server()
-    except Exception as exc:  # pragma: no cover - the README's commands install it
-        pytest.skip(f"needs redis-server >= 7: {exc}")
-    with LocalCluster() as group:
-        yield group
 
 
 def _config(cluster: LocalCluster, **overrides: Any) -> CacheConfig:

@@ -52,18 +52,6 @@ def transport(config: CacheConfig) -> Iterator[tuple[LeanTransport, Recorder]]:
         lean.close()
 
 
-@contextlib.contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    """SIGSTOP ``server`` for the block (it accepts TCP but never answers); SIGCONT always."""
-    pid = server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
 def wait_until_blocked(config: CacheConfig, clients: int = 1, timeout: float = 5.0) -> None:
     """Return once ``clients`` connections are blocked in a command on the server (BLPOP)."""
     with redis.Redis(**_kwargs(config)) as admin:
@@ -316,7 +304,7 @@ def test_a_timed_out_connection_is_dropped_never_reused_out_of_step(
     config = config_for(server, socket_timeout=0.3, retry_strategy="none")
     with transport(config) as (lean, recorder):
         assert lean.call(("PING",)) == "PONG"
-        with paused(server):
+        with server.paused():
             start = time.perf_counter()
             with pytest.raises(rex.TimeoutError):
                 lean.call(("ECHO", "late"))
@@ -438,7 +426,7 @@ def test_a_budget_bounds_a_call_to_a_paused_server_and_the_connection_is_dropped
     budget = Budget(200, "health_timeout_ms")
     with transport(config_for(server)) as (lean, recorder):
         lean.call(("PING",))
-        with paused(server):
+        with server.paused():
             start = time.perf_counter()
             with pytest.raises(BudgetExceededError, match="200 ms"):
                 lean.call(("ECHO", "late"), budget=budget)
@@ -623,7 +611,7 @@ def test_a_hung_server_is_bounded_even_while_signals_arrive(
         with transport(config) as (lean, _):
             assert lean.call(("PING",)) == "PONG"
             for budget in (None, Budget(300, "health_timeout_ms")):
-                with paused(server):
+                with server.paused():
                     signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)
                     start = time.perf_counter()
                     try:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import socket
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -56,18 +54,6 @@ async def opened(config: CacheConfig) -> AsyncIterator[tuple[AsyncMultiplexer, l
         yield mux, seen
     finally:
         await mux.aclose()
-
-
-@contextlib.contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    """SIGSTOP ``server`` for the block (it accepts TCP but answers nothing); SIGCONT always."""
-    pid = server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 async def until(check: Callable[[], bool], within: float = 5.0) -> None:
@@ -228,7 +214,7 @@ async def test_a_budget_fails_that_caller_only_and_the_connection_stays_in_step(
     async with opened(config) as (mux, seen):
         await mux.batch([("SET", a, "A"), ("SET", b, "B")])
         budget = Budget(200, "rate_limit_timeout_ms")
-        with paused(server):
+        with server.paused():
             start = time.perf_counter()
             with pytest.raises(BudgetExceededError, match="200 ms"):
                 await mux.call(("GET", a), budget=budget)
@@ -258,7 +244,7 @@ async def test_each_budget_length_expires_on_time_whatever_is_queued_before_it(
                 await mux.call(("GET", key), budget=budget)
             return time.perf_counter() - start
 
-        with paused(server):
+        with server.paused():
             first = asyncio.create_task(timed(long))
             await until(lambda: bool(mux._links) and mux._links[0].owed == 1)
             took_short, took_long = await asyncio.gather(timed(short), first)
@@ -291,7 +277,7 @@ async def test_many_callers_of_one_budget_each_fail_at_their_deadline_never_befo
                 await mux.call(("GET", key), budget=budget)
             return time.perf_counter() - start
 
-        with paused(server):
+        with server.paused():
             took = await asyncio.gather(*(timed(i * 0.0005) for i in range(64)))
         # uvloop's clock and timers tick in milliseconds (libuv's cached loop time): there a
         # timer may fire a few ms before a perf_counter measurement says it is due.
@@ -311,7 +297,7 @@ async def test_an_overdue_reply_kills_the_connection_and_retries_follow_the_poli
     key = f"{config.key_prefix}k"
     async with opened(config) as (mux, seen):
         await mux.call(("SET", key, "v"))
-        with paused(server):
+        with server.paused():
             start = time.perf_counter()
             with pytest.raises(rex.TimeoutError):
                 await mux.call(("GET", key))
@@ -619,7 +605,7 @@ async def test_queued_commands_are_bounded_and_callers_wait_their_turn(
     key = f"{config.key_prefix}n"
     async with opened(config) as (mux, _):
         await mux.call(("PING",))
-        with paused(server):
+        with server.paused():
             calls = [asyncio.ensure_future(mux.call(("INCR", key))) for _ in range(100)]
             await until(lambda: len(mux._space_waiters) == 92)
             assert mux._links[0].owed == 8
@@ -701,7 +687,7 @@ async def test_a_woken_waiter_cancelled_before_it_runs_passes_the_room_on(
             tasks["second"].cancel()  # woken by this reply, cancelled before it runs
             return reply
 
-        with paused(server):
+        with server.paused():
             tasks["first"] = asyncio.create_task(first())
             await until(lambda: bool(mux._links) and mux._links[0].owed == 1)
             tasks["second"] = asyncio.create_task(mux.call(("PING",)))
@@ -723,7 +709,7 @@ async def test_close_stops_a_connect_in_progress_and_no_event_follows_end(
     for name in ("connect", "ready", "error", "close", "end"):
         events.on(name, lambda *_, name=name, **__: seen.append(name))
     mux = AsyncMultiplexer(config, events)
-    with paused(server):  # accepts TCP, never answers the handshake
+    with server.paused():  # accepts TCP, never answers the handshake
         with pytest.raises(BudgetExceededError):
             await mux.call(("PING",), budget=Budget(100, "health_timeout_ms"))
         await mux.aclose(timeout=0.5)

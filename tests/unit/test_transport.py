@@ -8,11 +8,8 @@ a new transport joins the contract by being added to ``SYNC`` or ``ASYNC`` below
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -71,18 +68,6 @@ class Driver:
 
     def names(self) -> list[str]:
         return [event.name for event in self.seen]
-
-
-@contextlib.contextmanager
-def paused(server: RedisServer) -> Iterator[None]:
-    """SIGSTOP ``server`` for the block (it accepts TCP but never answers); SIGCONT always."""
-    pid = server.pid
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 @pytest_asyncio.fixture(params=KINDS, ids=lambda kind: kind.__name__)
@@ -211,7 +196,7 @@ async def test_a_budget_bounds_the_whole_call_and_the_connection_stays_in_step(
     n = key(driver, "count")
     try:
         assert await driver.call("INCRBY", n, 1, budget=budget) == 1
-        with paused(server):
+        with server.paused():
             start = time.perf_counter()
             with pytest.raises(BudgetExceededError, match="200 ms"):
                 await driver.call("INCRBY", n, 1, budget=budget)

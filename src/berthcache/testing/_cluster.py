@@ -24,8 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
@@ -40,6 +39,7 @@ from berthcache.testing._server import (
     HarnessError,
     RedisServer,
     RedisServerStartError,
+    StartedInWith,
     free_port,
     wait_for,
 )
@@ -71,7 +71,7 @@ def _slot_ranges(shards: int) -> list[tuple[int, int]]:
     return [(round(i * per), round((i + 1) * per) - 1) for i in range(shards)]
 
 
-class LocalCluster:
+class LocalCluster(StartedInWith):
     """``primaries`` shards of one primary and ``replicas`` replicas each, on loopback.
 
     ``tls=False`` serves plain TCP; ``auth=False`` runs without passwords or ACL users. The app
@@ -182,18 +182,6 @@ class LocalCluster:
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> None:
         """Start every node, form the cluster, return once it serves every slot."""

@@ -29,8 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import redis
@@ -46,6 +45,7 @@ from berthcache.testing._server import (
     ACLUser,
     HarnessError,
     RedisServer,
+    StartedInWith,
     app_user_rules,
     wait_for,
 )
@@ -53,7 +53,7 @@ from berthcache.testing._server import (
 __all__ = ["LocalRedis"]
 
 
-class LocalRedis:
+class LocalRedis(StartedInWith):
     """Primary (+ replica) + endpoint proxy, started by ``start()`` / ``with``.
 
     ``tls=False`` serves plain TCP, ``auth=False`` runs without passwords or ACL users,
@@ -169,18 +169,6 @@ class LocalRedis:
         return f"<LocalRedis endpoint={host}:{port} primary={self.primary!r}>"
 
     # -- lifecycle -------------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> None:
         """Start primary, replica (waiting for its link to be up) and the endpoint proxy."""
@@ -391,21 +379,8 @@ class LocalRedis:
         """SIGSTOP ``server`` (default: the primary) for the ``with`` block, SIGCONT after — also
         when the block raises or is interrupted. A stopped server accepts connections (the
         kernel completes the handshake) but answers nothing, as a hung node does."""
-        target = server or self.primary
-        pid = target.pid
-        if pid is None:
-            raise HarnessError(f"{target!r} is not running; nothing to pause")
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            wait_for(
-                lambda: True if _is_stopped(pid) else None,
-                timeout=5.0,
-                what=f"{target!r} to stop after SIGSTOP",
-            )
+        with (server or self.primary).paused() as target:
             yield target
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
 
     @contextlib.contextmanager
     def network_cut(self) -> Iterator[None]:
@@ -416,13 +391,3 @@ class LocalRedis:
             yield
         finally:
             self.proxy.heal()
-
-
-def _is_stopped(pid: int) -> bool:
-    """True once the kernel has stopped the process (``State: T`` in ``/proc``; elsewhere the
-    signal is trusted)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:  # gone, or no /proc
-        return True
-    return "\nState:\tT" in status

@@ -17,6 +17,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -129,6 +130,16 @@ def find_redis_server(binary: str | None = None) -> tuple[str, tuple[int, ...]]:
     return path, version
 
 
+def _is_stopped(pid: int) -> bool:
+    """True once the kernel has stopped the process (``State: T`` in ``/proc``; elsewhere the
+    signal is trusted)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # gone, or no /proc
+        return True
+    return "\nState:\tT" in status
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (the kernel's pick)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -161,7 +172,30 @@ def wait_for(
 # -- the server ----------------------------------------------------------------------------------
 
 
-class RedisServer:
+class StartedInWith:
+    """``with thing:`` starts it and closes it afterwards, whatever happens (the local servers
+    and groups of this harness; each defines ``start`` and ``close``)."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(StartedInWith):
     """A ``redis-server`` >= 7 process on a free port, configured through a file.
 
     TLS-only when ``tls`` is given (``port 0`` + ``tls-port``), plain TCP otherwise; AUTH when
@@ -227,6 +261,27 @@ class RedisServer:
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[Self]:
+        """SIGSTOP the server for the ``with`` block (once the kernel has stopped it), SIGCONT
+        after — also when the block raises or is interrupted. A stopped server accepts
+        connections (the kernel completes the handshake) but answers nothing, as a hung node
+        does."""
+        pid = self.pid
+        if pid is None:
+            raise HarnessError(f"{self!r} is not running; nothing to pause")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: True if _is_stopped(pid) else None,
+                timeout=5.0,
+                what=f"{self!r} to stop after SIGSTOP",
+            )
+            yield self
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     @property
     def password(self) -> str | None:
         """The default user's password (``requirepass``), or ``None`` without AUTH."""
@@ -283,18 +338,6 @@ class RedisServer:
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> None:
         """Start the process and return once it answers ``PING`` (or raise with its log tail)."""
