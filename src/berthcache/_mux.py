@@ -14,8 +14,10 @@ is (numbers in docs/benchmarks.md):
   future per read — and commands are written as ``hiredis.pack_command`` bytes. Replies are
   decoded as UTF-8 with ``surrogateescape``: text as a strict decode gives it, any other bytes
   kept losslessly (``get_bytes`` re-encodes them, ``get`` refuses them).
-* **Coalesced writes.** A command is appended to the connection's out-buffer; the first of a
-  tick schedules one flush with ``call_soon`` (a lone caller pays one loop iteration).
+* **Coalesced writes.** A lone caller's command is written at once. Otherwise commands are
+  appended to the connection's out-buffer: the first of a tick schedules one flush with
+  ``call_soon``, and every ``flush_at`` (32) sends are written without waiting for it, so
+  Redis works on a burst's first commands while the tick's other callers still run.
 * **Timeouts without a timer per call.** One ``call_at`` handle per connection watches the
   oldest command still owed a reply: overdue past ``socket_timeout``, the connection is declared
   dead (every caller on it fails with a retryable TimeoutError). A call with a ``Budget`` gets
@@ -210,6 +212,11 @@ class _Link(asyncio.Protocol):
     #: Write at once when the connection is idle and its last write carried one command (a
     #: sequential caller); otherwise flush once per loop tick. Measured in benchmarks/mux_micro.
     eager = True
+    #: Within a tick, write as soon as this many sends wait (a batch is one send, never split):
+    #: Redis starts on them while the tick's other callers still run, where one write per tick
+    #: left it idle until the tick ended, then the client idle while it answered (64 concurrent
+    #: gets: 1.25-1.33x plain, 0.99-1.05x TLS; benchmarks.md).
+    flush_at = 32
 
     def __init__(self, mux: AsyncMultiplexer, connection: Any, loop: asyncio.AbstractEventLoop):
         self.mux = mux
@@ -252,8 +259,11 @@ class _Link(asyncio.Protocol):
         self.pending.append(entry)
         idle = not self.owed
         self.owed += count
-        self.out.append(data)
+        out = self.out
+        out.append(data)
         if self.flush_scheduled:
+            if len(out) >= self.flush_at:
+                self.write_out()
             return
         if idle and self.solo and self.eager:
             self.flush()  # a lone caller: write now, not one loop iteration later
@@ -263,6 +273,9 @@ class _Link(asyncio.Protocol):
 
     def flush(self) -> None:
         self.flush_scheduled = False
+        self.write_out()
+
+    def write_out(self) -> None:
         if not self.out or not self.alive:
             return
         self.solo = len(self.out) == 1

@@ -116,6 +116,40 @@ async def test_concurrent_callers_share_one_connection_and_each_gets_its_own_rep
 
 
 @pytest.mark.asyncio
+async def test_a_burst_goes_out_in_chunks_redis_can_start_on_and_a_batch_never_splits(
+    config: CacheConfig,
+) -> None:
+    """100 callers in one tick: written in chunks of at most 32 commands (``flush_at``: Redis
+    starts on the first while the rest are still being queued), each caller its own reply; a
+    pipeline of 100 commands queued among them is still one write."""
+    marker = config.key_prefix.encode()
+    async with opened(config) as (mux, _):
+        await mux.call(("PING",))  # connected: the burst is all that is written below
+        writes: list[bytes] = []
+        mux.observe_writes(writes.append)
+        keys = [f"{config.key_prefix}burst:{i}" for i in range(100)]
+        batch = [("INCR", f"{config.key_prefix}burst:batch")] * 100
+        replies = await asyncio.gather(
+            *(mux.call(("SET", k, i)) for i, k in enumerate(keys[:50])),
+            mux.batch(batch),
+            *(mux.call(("SET", k, i)) for i, k in enumerate(keys[50:], 50)),
+        )
+        assert replies[:50] == ["OK"] * 50
+        assert replies[51:] == ["OK"] * 50
+        assert replies[50] == list(range(1, 101))
+        in_batch = [w.count(b"burst:batch") for w in writes]
+        singles = [w.count(marker) - n for w, n in zip(writes, in_batch, strict=True)]
+        assert max(in_batch) == 100, f"the pipeline went out in one write: {in_batch}"
+        assert sum(in_batch) == 100, in_batch
+        assert sum(singles) == 100, singles
+        assert max(singles) <= 32, f"written in chunks of at most 32, not per tick: {singles}"
+        assert len(writes) >= 4, singles
+        assert await asyncio.gather(*(mux.call(("GET", k)) for k in keys)) == [
+            str(i) for i in range(100)
+        ]
+
+
+@pytest.mark.asyncio
 async def test_more_connections_when_asked_and_a_batch_never_splits(
     redis_server: RedisServer,
 ) -> None:
