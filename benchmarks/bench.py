@@ -65,7 +65,12 @@ SIDES = (
     "raw_async",
     "ioredis",
     "ioredis_autopipelining",
+    "ioredis_same_commands",
 )
+#: The workloads where berthcache sends other commands than the seed (its guarantees: a
+#: session index written atomically with the session, an atomic counter that says when its
+#: window ends): the ioredis side runs them a second time with berthcache's commands.
+SAME_COMMANDS = ("session_set_get", "rate_limit_check")
 #: The time budgets (issue 8) raised from 250-1000 ms, so a stall of the shared machine fails
 #: no round (a fail-open rate-limit check would even count as a fast one); what a budget costs
 #: per call does not depend on its length.
@@ -304,16 +309,22 @@ def raw_async(runner: asyncio.Runner, raw: aredis.Redis, prefix: str) -> dict[st
 
 def ioredis_sides(node: ioredis_side.IoredisSide) -> dict[str, dict[str, Timed]]:
     """The seed's module in node. Auto-pipelining (off in the seed) only on the concurrent
-    workload: a lone caller has nothing to pipeline, so there it could only add a tick."""
+    workload: a lone caller has nothing to pipeline, so there it could only add a tick. And,
+    for context, ioredis sending berthcache's commands where they differ from the seed's."""
 
-    def timed(workload: str, auto_pipelining: bool = False) -> Timed:
+    def timed(workload: str, auto_pipelining: bool = False, same: bool = False) -> Timed:
         return lambda ops: node.ops_per_s(
-            workload, ops, auto_pipelining=auto_pipelining, concurrency=CONCURRENCY
+            workload,
+            ops,
+            auto_pipelining=auto_pipelining,
+            concurrency=CONCURRENCY,
+            same_commands=same,
         )
 
     return {
         "ioredis": {name: timed(name) for name in WORKLOADS},
         "ioredis_autopipelining": {CONCURRENT: timed(CONCURRENT, auto_pipelining=True)},
+        "ioredis_same_commands": {name: timed(name, same=True) for name in SAME_COMMANDS},
     }
 
 
@@ -500,6 +511,7 @@ def node_side(
         password=transport.password,
         prefix=transport.prefix,
         ca_file=transport.ca_file,
+        rate_limit_script=rate_limit_script(),
     )
     if reason is not None and reason not in skipped:
         skipped.append(reason)
@@ -540,6 +552,7 @@ def ratios(results: dict[str, dict[str, float]]) -> dict[str, dict[str, float | 
             "berthcache_async/raw_async": _ratio(
                 figures.get("berthcache_async"), figures.get("raw_async")
             ),
+            "berthcache/ioredis_same_commands": _ratio(ours, figures.get("ioredis_same_commands")),
         }
     return out
 
@@ -565,12 +578,21 @@ def _cell(value: float | None, width: int, fmt: str = ",.0f") -> str:
 
 
 def print_table(title: str, results: dict[str, dict[str, float]]) -> None:
-    short = ("bc sync", "bc async", "bc uvloop", "raw sync", "raw async", "ioredis", "ioredis AP")
+    short = (
+        "bc sync",
+        "bc async",
+        "bc uvloop",
+        "raw sync",
+        "raw async",
+        "ioredis",
+        "ioredis AP",
+        "io same",
+    )
     print(f"\n{title} (ops/s, medians)")
     print(
         f"{'workload':<24}"
         + "".join(f"{s:>11}" for s in short)
-        + f"{'bc/ioredis':>12}{'bc/raw':>8}{'async/io':>10}{'uvloop/io':>11}"
+        + f"{'bc/ioredis':>12}{'bc/raw':>8}{'async/io':>10}{'uvloop/io':>11}{'bc/io same':>12}"
     )
     for workload, figures in results.items():
         r = ratios({workload: figures})[workload]
@@ -581,6 +603,7 @@ def print_table(title: str, results: dict[str, dict[str, float]]) -> None:
             + _cell(r["berthcache/raw"], 8, ".2f")
             + _cell(r["berthcache_async/ioredis"], 10, ".2f")
             + _cell(r["berthcache_async_uvloop/ioredis"], 11, ".2f")
+            + _cell(r["berthcache/ioredis_same_commands"], 12, ".2f")
         )
 
 
@@ -627,8 +650,9 @@ def markdown(payload: dict[str, Any]) -> str:
             "",
             "| workload | ioredis (seed) | ioredis auto-pipelining | raw redis-py | "
             "raw redis.asyncio | `Cache` | `AsyncCache` | `AsyncCache` on uvloop | "
-            "berthcache / ioredis | on uvloop / ioredis | berthcache / raw | goal |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "berthcache / ioredis | on uvloop / ioredis | berthcache / raw | goal | "
+            "ioredis, berthcache's commands | berthcache / that |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
         ]
         tag = "tls" if key == "workloads_tls" else "plain"
         for name in (name for name in WORKLOADS if name in payload[key]):
@@ -641,7 +665,9 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"{_md(row.get('berthcache_async_uvloop'))} | "
                 f"**{_md(r['berthcache/ioredis'], '.2f')}** | "
                 f"{_md(r.get('berthcache_async_uvloop/ioredis'), '.2f')} | "
-                f"{_md(r['berthcache/raw'], '.2f')} | {GOALS.get(name, '-')} |"
+                f"{_md(r['berthcache/raw'], '.2f')} | {GOALS.get(name, '-')} | "
+                f"{_md(row.get('ioredis_same_commands'))} | "
+                f"{_md(r.get('berthcache/ioredis_same_commands'), '.2f')} |"
             )
         lines.append("")
     if "memory" in payload:

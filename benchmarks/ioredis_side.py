@@ -60,9 +60,17 @@ class IoredisSide:
         return reply
 
     def ops_per_s(
-        self, workload: str, ops: int, *, auto_pipelining: bool = False, concurrency: int = 64
+        self,
+        workload: str,
+        ops: int,
+        *,
+        auto_pipelining: bool = False,
+        concurrency: int = 64,
+        same_commands: bool = False,
     ) -> float:
-        """Run ``workload`` once in node and return its operations per second."""
+        """Run ``workload`` once in node and return its operations per second;
+        ``same_commands``: the commands berthcache sends instead of the seed's (sessions and
+        rate limit)."""
         reply = self.request(
             {
                 "op": "run",
@@ -70,6 +78,7 @@ class IoredisSide:
                 "ops": ops,
                 "autoPipelining": auto_pipelining,
                 "concurrency": concurrency,
+                "sameCommands": same_commands,
             }
         )
         seconds = float(reply["seconds"])
@@ -105,7 +114,13 @@ def unavailable() -> str | None:
 
 
 def start(
-    *, host: str, port: int, password: str | None, prefix: str, ca_file: str | None
+    *,
+    host: str,
+    port: int,
+    password: str | None,
+    prefix: str,
+    ca_file: str | None,
+    rate_limit_script: str | None = None,
 ) -> tuple[IoredisSide | None, str | None]:
     """Start ``node bench.js`` connected to the server: ``(side, None)`` or ``(None, reason)``."""
     reason = unavailable()
@@ -131,6 +146,7 @@ def start(
                 "password": password,
                 "prefix": prefix,
                 "caFile": ca_file,
+                "rateLimitScript": rate_limit_script,
             }
         )
     except (IoredisError, ValueError) as exc:

@@ -6,6 +6,7 @@ the numbers themselves are not checked, only that each side produced one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -76,6 +77,9 @@ def test_every_workload_has_berthcache_raw_and_ioredis_figures(
             assert row["ioredis"] is None
     if NO_IOREDIS is None:
         assert _positive(payload[key][bench.CONCURRENT]["ioredis_autopipelining"])
+        same = {name for name, row in payload[key].items() if "ioredis_same_commands" in row}
+        assert same == set(bench.SAME_COMMANDS)
+        assert all(_positive(payload[key][name]["ioredis_same_commands"]) for name in same)
 
 
 def test_ratios_are_printed_and_in_the_json(full_run: tuple[dict[str, Any], str, str]) -> None:
@@ -87,6 +91,11 @@ def test_ratios_are_printed_and_in_the_json(full_run: tuple[dict[str, Any], str,
             if NO_IOREDIS is None:
                 expected = row["berthcache"] / row["ioredis"]
                 assert ratio["berthcache/ioredis"] == pytest.approx(expected, 0.01)
+                if name in bench.SAME_COMMANDS:
+                    expected = row["berthcache"] / row["ioredis_same_commands"]
+                    assert ratio["berthcache/ioredis_same_commands"] == pytest.approx(
+                        expected, 0.01
+                    )
     assert "bc/ioredis" in stdout
     assert "bc/raw" in stdout
     assert "plain TCP (ops/s" in stdout
@@ -167,6 +176,49 @@ def test_the_seed_module_writes_the_seeds_keys_over_tls(tls_server: RedisServer)
         counter = f"{prefix}ratelimit:10.0.0.0:/api/clients"
         assert client.get(counter) == "1"
         assert 0 < client.ttl(counter) <= 60
+    finally:
+        client.close()
+
+
+@needs_ioredis
+def test_the_same_commands_side_sends_berthcaches_commands(tls_server: RedisServer) -> None:
+    """The context column: ioredis writing what berthcache writes — the session in the user's
+    index (which expires no sooner than the session), the counter with its window, through
+    berthcache's own Lua script (the server's script cache holds exactly that script)."""
+    assert tls_server.tls is not None
+    prefix = "berthcare:bench-same:"
+    side, reason = ioredis_side.start(
+        host=tls_server.host,
+        port=tls_server.port,
+        password="bench-secret",
+        prefix=prefix,
+        ca_file=str(tls_server.tls.ca_file),
+        rate_limit_script=bench.rate_limit_script(),
+    )
+    assert side is not None, reason
+    try:
+        assert side.ops_per_s("session_set_get", 2, same_commands=True) > 0
+        assert side.ops_per_s("rate_limit_check", 2, same_commands=True) > 0
+    finally:
+        side.close()
+    client = tls_server.client(user=None, decode_responses=True)
+    try:
+        [session_key] = [str(key) for key in client.keys(f"{prefix}session:*")]
+        session_id = session_key.removeprefix(f"{prefix}session:")
+        assert session_id.startswith("user-0-session-")
+        assert json.loads(str(client.get(session_key))) == bench.SESSION_DATA
+        index = f"{prefix}session-index:user-0"
+        assert client.smembers(index) == {session_id}
+        assert client.ttl(index) >= client.ttl(session_key) > 604_700
+        counters = sorted(str(key) for key in client.keys(f"{prefix}ratelimit:*"))
+        assert counters == [
+            f"{prefix}ratelimit:10.0.0.0:/api/clients",
+            f"{prefix}ratelimit:10.0.1.1:/api/clients",
+        ]
+        assert [client.get(c) for c in counters] == ["1", "1"]
+        assert all(59_000 < client.pttl(c) <= 60_000 for c in counters)
+        sha = hashlib.sha1(bench.rate_limit_script().encode(), usedforsecurity=False).hexdigest()
+        assert client.script_exists(sha) == [True]
     finally:
         client.close()
 

@@ -5,7 +5,8 @@
  *
  *   -> {"op": "config", "host": ..., "port": ..., "password": ..., "caFile": ..., "prefix": ...}
  *   <- {"ok": true, "ioredis": "5.11.1", "node": "v20..."}
- *   -> {"op": "run", "workload": "ping", "ops": 4000, "autoPipelining": false, "concurrency": 64}
+ *   -> {"op": "run", "workload": "ping", "ops": 4000, "autoPipelining": false, "concurrency": 64,
+ *       "sameCommands": false}
  *   <- {"ok": true, "ops": 4000, "seconds": 0.41}
  *   -> {"op": "memory", "callers": 10000, "rounds": 3}
  *   <- {"ok": true, "callers": 10000, "ops_per_s": ..., "rss_delta": ..., "heap_delta": ...}
@@ -13,21 +14,29 @@
  * The password arrives on stdin, never on the command line. Errors answer {"ok": false, "error"}.
  */
 const readline = require('node:readline');
-const { SeedCache, createClient } = require('./cache');
+const { SeedCache, SameCommandsCache, createClient } = require('./cache');
 
 const SESSION_DATA = { role: 'nurse', name: 'Ada', unit: '3B', shift: 'night' };
 let config = null;
 const caches = new Map();
 
-async function cacheFor(autoPipelining) {
-  const mode = autoPipelining ? 'autopipelining' : 'default';
+/** The seed's module (one client per auto-pipelining mode), or with ``sameCommands`` the
+ * commands berthcache sends, on a client of its own (config.rateLimitScript: its Lua). */
+async function cacheFor(autoPipelining, sameCommands = false) {
+  const mode = `${autoPipelining ? 'autopipelining' : 'default'}${sameCommands ? '-same' : ''}`;
   if (!caches.has(mode)) {
+    if (sameCommands && !config.rateLimitScript) throw new Error('no rateLimitScript in config');
     const redis = createClient({ ...config, autoPipelining });
     await new Promise((resolve, reject) => {
       redis.once('ready', resolve);
       redis.once('error', reject);
     });
-    caches.set(mode, new SeedCache(redis, config.prefix));
+    caches.set(
+      mode,
+      sameCommands
+        ? new SameCommandsCache(redis, config.prefix, config.rateLimitScript)
+        : new SeedCache(redis, config.prefix),
+    );
   }
   return caches.get(mode);
 }
@@ -79,7 +88,7 @@ const WORKLOADS = {
 async function run(message) {
   const workload = WORKLOADS[message.workload];
   if (!workload) throw new Error(`unknown workload ${message.workload}`);
-  const cache = await cacheFor(Boolean(message.autoPipelining));
+  const cache = await cacheFor(Boolean(message.autoPipelining), Boolean(message.sameCommands));
   const start = process.hrtime.bigint();
   const ops = await workload(cache, message.ops, message.concurrency || 64);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;

@@ -105,4 +105,45 @@ class SeedCache {
   }
 }
 
-module.exports = { SeedCache, createClient, SESSION_TTL, API_TTL };
+/**
+ * Not the seed: the commands berthcache sends for the same two calls, on the same ioredis
+ * client, so the benchmark can show which part of a gap is the client and which the work.
+ *   sessions     MULTI SET EX + SADD {prefix}session-index:user-{id} + EXPIRE NX + EXPIRE GT
+ *                EXEC, then GET + JSON.parse
+ *   rate limit   EVALSHA of berthcache's rate_limit.lua (EVAL on NOSCRIPT: ioredis's
+ *                defineCommand): count and expiry atomically, and the time left
+ */
+class SameCommandsCache extends SeedCache {
+  constructor(redis, prefix, rateLimitScript) {
+    super(redis, prefix);
+    redis.defineCommand('berthcacheRateLimit', { numberOfKeys: 1, lua: rateLimitScript });
+  }
+
+  async createSession(userId, data) {
+    const user = `user-${userId}`;
+    const sessionId = `${user}-session-${crypto.randomUUID()}`;
+    const key = this.key('session', sessionId);
+    const index = this.key('session-index', user);
+    const replies = await this.redis
+      .multi()
+      .set(key, JSON.stringify(data), 'EX', SESSION_TTL)
+      .sadd(index, sessionId)
+      .expire(index, SESSION_TTL, 'NX')
+      .expire(index, SESSION_TTL, 'GT')
+      .exec();
+    for (const [error] of replies) if (error) throw error;
+    return sessionId;
+  }
+
+  async checkRateLimit(ip, endpoint) {
+    const key = this.key('ratelimit', ip, endpoint);
+    const [count, pttl] = await this.redis.berthcacheRateLimit(key, RATE_WINDOW * 1000);
+    return {
+      allowed: count <= RATE_LIMIT,
+      remaining: Math.max(0, RATE_LIMIT - count),
+      resetAfter: pttl > 0 ? pttl / 1000 : 0,
+    };
+  }
+}
+
+module.exports = { SeedCache, SameCommandsCache, createClient, SESSION_TTL, API_TTL };
