@@ -135,7 +135,7 @@ async def measure(
         return task_mux.call(args)
 
     async def ticked(get: Loop, loads: Callable[[str], Any], tasks: int) -> float:
-        _Link.eager = False  # every write waits for the end of the loop tick
+        _Link.eager = False  # no lone caller's write at once: the end of the tick, or 32 sends
         try:
             return await _rate(get, loads, tasks, seconds)
         finally:

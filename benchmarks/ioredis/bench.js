@@ -3,7 +3,8 @@
  * Driven by benchmarks/ioredis_side.py over stdin/stdout, one JSON object per line, so the
  * Python benchmark can alternate rounds between this process and its own sides on one server.
  *
- *   -> {"op": "config", "host": ..., "port": ..., "password": ..., "caFile": ..., "prefix": ...}
+ *   -> {"op": "config", "host": ..., "port": ..., "password": ..., "caFile": ..., "prefix": ...,
+ *       "rateLimitScript": "<berthcache's rate_limit.lua, for sameCommands>"}
  *   <- {"ok": true, "ioredis": "5.11.1", "node": "v20..."}
  *   -> {"op": "run", "workload": "ping", "ops": 4000, "autoPipelining": false, "concurrency": 64,
  *       "sameCommands": false}

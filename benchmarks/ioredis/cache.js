@@ -106,8 +106,8 @@ class SeedCache {
 }
 
 /**
- * Not the seed: the commands berthcache sends for the same two calls, on the same ioredis
- * client, so the benchmark can show which part of a gap is the client and which the work.
+ * Not the seed: the commands berthcache sends for the same two calls, on an ioredis client
+ * with the seed's options, so the benchmark can show which part of a gap is the client and which the work.
  *   sessions     MULTI SET EX + SADD {prefix}session-index:user-{id} + EXPIRE NX + EXPIRE GT
  *                EXEC, then GET + JSON.parse
  *   rate limit   EVALSHA of berthcache's rate_limit.lua (EVAL on NOSCRIPT: ioredis's

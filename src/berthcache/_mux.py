@@ -1,10 +1,10 @@
 """``AsyncMultiplexer``: the asyncio transport — many tasks, one connection, replies in order.
 
 Every caller of one event loop writes its command into the same connection without waiting for
-the replies of the others (as ioredis does): the commands of one loop tick go out in one
-``write()``, and the replies, read by ``hiredis``, are handed to the callers in the order the
-commands were sent (a deque of futures). No pool checkout per command. Why each piece is as it
-is (numbers in docs/benchmarks.md):
+the replies of the others (as ioredis does): the commands of one loop tick go out together (a
+``write()`` every 32 sends, one for the rest at the end of the tick), and the replies, read by
+``hiredis``, are handed to the callers in the order the commands were sent (a deque of futures).
+No pool checkout per command. Why each piece is as it is (numbers in docs/benchmarks.md):
 
 * **Handshake on redis-py.** A connection starts as redis-py's asyncio connection
   (``AsyncEventConnection`` / ``AsyncEventSSLConnection``): TCP or TLS, AUTH with the user and
@@ -210,12 +210,13 @@ class _Link(asyncio.Protocol):
     """One multiplexed connection: the out-buffer, the replies owed, the overdue timer."""
 
     #: Write at once when the connection is idle and its last write carried one command (a
-    #: sequential caller); otherwise flush once per loop tick. Measured in benchmarks/mux_micro.
+    #: sequential caller); otherwise at the end of the loop tick (or every ``flush_at`` sends).
+    #: Measured in benchmarks/mux_micro.
     eager = True
     #: Within a tick, write as soon as this many sends wait (a batch is one send, never split):
     #: Redis starts on them while the tick's other callers still run, where one write per tick
     #: left it idle until the tick ended, then the client idle while it answered (64 concurrent
-    #: gets: 1.25-1.33x plain, 0.99-1.05x TLS; benchmarks.md).
+    #: gets: 1.13-1.33x plain, 0.99-1.05x TLS; benchmarks.md).
     flush_at = 32
 
     def __init__(self, mux: AsyncMultiplexer, connection: Any, loop: asyncio.AbstractEventLoop):
@@ -556,8 +557,9 @@ class AsyncMultiplexer:
         return result  # type: ignore[no-any-return]
 
     def observe_writes(self, observer: Callable[[bytes], None] | None) -> None:
-        """A testing seam: call ``observer(data)`` after each write to the socket (one per
-        flush: the commands of one loop tick, or one lone call); ``None`` stops. The hot path
+        """A testing seam: call ``observer(data)`` after each write to the socket (the
+        commands of one loop tick, up to ``_Link.flush_at`` sends each, or one lone call);
+        ``None`` stops. The hot path
         checks one attribute."""
         self._observer = observer
 
