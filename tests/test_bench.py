@@ -144,19 +144,27 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer
         yield server
 
 
+def _node_side(
+    server: RedisServer, prefix: str, rate_limit_script: str | None = None
+) -> tuple[ioredis_side.IoredisSide | None, str | None]:
+    """The ioredis child connected over TLS to ``server`` under ``prefix``."""
+    assert server.tls is not None
+    return ioredis_side.start(
+        host=server.host,
+        port=server.port,
+        password="bench-secret",
+        prefix=prefix,
+        ca_file=str(server.tls.ca_file),
+        rate_limit_script=rate_limit_script,
+    )
+
+
 @needs_ioredis
 def test_the_seed_module_writes_the_seeds_keys_over_tls(tls_server: RedisServer) -> None:
     """Sessions: SETEX 7 days under session:user-{id}-session-{uuid}; rate limit: INCR, then
     EXPIRE 60 on the first hit — command for command what the seed sends."""
-    assert tls_server.tls is not None
     prefix = "berthcare:bench-test:"
-    side, reason = ioredis_side.start(
-        host=tls_server.host,
-        port=tls_server.port,
-        password="bench-secret",
-        prefix=prefix,
-        ca_file=str(tls_server.tls.ca_file),
-    )
+    side, reason = _node_side(tls_server, prefix)
     assert side is not None, reason
     try:
         assert side.versions["ioredis"].startswith("5.")
@@ -184,17 +192,9 @@ def test_the_same_commands_side_sends_berthcaches_commands(tls_server: RedisServ
     """The context column: ioredis writing what berthcache writes — the session in the user's
     index (which expires no sooner than the session), the counter with its window set by
     berthcache's own Lua script (EVALSHA/EVAL, PEXPIRE inside it: never the seed's EXPIRE)."""
-    assert tls_server.tls is not None
     prefix = "berthcare:bench-same:"
     client = tls_server.client(user=None, decode_responses=True)
-    side, reason = ioredis_side.start(
-        host=tls_server.host,
-        port=tls_server.port,
-        password="bench-secret",
-        prefix=prefix,
-        ca_file=str(tls_server.tls.ca_file),
-        rate_limit_script=bench.rate_limit_script(),
-    )
+    side, reason = _node_side(tls_server, prefix, rate_limit_script=bench.rate_limit_script())
     try:
         assert side is not None, reason
         client.config_resetstat()
