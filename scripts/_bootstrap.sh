@@ -52,3 +52,26 @@ ensure_redis_server() {
         exit 2
     fi
 }
+
+# ioredis into benchmarks/ioredis/node_modules (npm ci from the committed lock file) when node and
+# npm are on PATH and the lock file changed; without them (or when npm fails) the ioredis side of
+# the benchmark, and its tests, are skipped with a one-line reason.
+ensure_ioredis() {
+    local dir="$ROOT/benchmarks/ioredis" want stamp
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        return 0 # the benchmark prints the one-line skip
+    fi
+    stamp="$dir/node_modules/.berthcache-installed"
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    _bc_log "installing ioredis into benchmarks/ioredis/node_modules (npm ci)"
+    # Bounded: a registry that does not answer must not hold up a test run.
+    if (cd "$dir" && timeout 300 npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+        echo "$want" >"$stamp"
+    else
+        rm -rf "$dir/node_modules" # no half-installed ioredis: skipped, not failing
+        _bc_log "npm ci failed in benchmarks/ioredis: the ioredis side will be skipped"
+    fi
+}
