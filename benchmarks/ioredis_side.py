@@ -109,7 +109,10 @@ def unavailable() -> str | None:
     if shutil.which("node") is None:
         return "node not found on PATH"
     if not (IOREDIS_DIR / "node_modules" / "ioredis" / "package.json").is_file():
-        return "ioredis not installed (run `npm ci` in benchmarks/ioredis; ./scripts/bench does)"
+        return (
+            "ioredis not installed (run `npm ci` in benchmarks/ioredis; ./scripts/bench and "
+            "./scripts/test do)"
+        )
     return None
 
 
