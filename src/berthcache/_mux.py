@@ -465,8 +465,8 @@ class AsyncMultiplexer:
         self._closing_tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._observer: Callable[[bytes], None] | None = None
-        #: Budgeted calls in flight per budget length, oldest first, and each length's timer.
-        #: Per budget length (ms): (when due, the futures sharing it, budget), oldest first.
+        #: Budgeted calls in flight per budget length (ms), oldest first — (when due, the
+        #: futures sharing that entry, budget) — and each length's timer.
         self._expiries: dict[
             int, collections.deque[tuple[float, list[asyncio.Future[Any]], Budget]]
         ] = {}
@@ -559,8 +559,7 @@ class AsyncMultiplexer:
     def observe_writes(self, observer: Callable[[bytes], None] | None) -> None:
         """A testing seam: call ``observer(data)`` after each write to the socket (the
         commands of one loop tick, up to ``_Link.flush_at`` sends each, or one lone call);
-        ``None`` stops. The hot path
-        checks one attribute."""
+        ``None`` stops. The hot path checks one attribute."""
         self._observer = observer
 
     async def aclose(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
